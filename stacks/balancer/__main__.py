@@ -1,0 +1,63 @@
+"""`python -m stacks.balancer --replica NAME=URL ... --policy p2c --port P`
+
+Runs one balancer process until SIGINT or SIGTERM, then drains briefly and exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+
+from stacks.balancer.policies import POLICIES
+from stacks.balancer.server import Balancer, BalancerConfig
+
+
+def parse_args(argv: list[str]) -> BalancerConfig:
+    parser = argparse.ArgumentParser(prog="python -m stacks.balancer", description=__doc__)
+    parser.add_argument("--replica", action="append", required=True, metavar="NAME=URL",
+                        help="a replica, e.g. replica-0=http://127.0.0.1:8001 (repeat)")
+    parser.add_argument("--policy", default="round_robin", choices=sorted(POLICIES))
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--upstream-timeout-s", type=float, default=600.0)
+    args = parser.parse_args(argv)
+    replicas: dict[str, str] = {}
+    for item in args.replica:
+        name, sep, url = item.partition("=")
+        if not sep or not name or not url:
+            parser.error(f"--replica wants NAME=URL, got {item!r}")
+        if name in replicas:
+            parser.error(f"replica name {name!r} given twice")
+        replicas[name] = url
+    return BalancerConfig(
+        replicas=replicas, policy=args.policy, host=args.host, port=args.port,
+        seed=args.seed, upstream_timeout_s=args.upstream_timeout_s,
+    )
+
+
+async def run(config: BalancerConfig) -> None:
+    balancer = Balancer(config)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, balancer.should_exit.set)
+    await balancer.serve()
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        config = parse_args(sys.argv[1:] if argv is None else argv)
+    except ValueError as exc:
+        sys.exit(f"balancer: {exc}")
+    try:
+        import uvloop
+    except ImportError:  # the plain asyncio loop works, only slower
+        asyncio.run(run(config))
+    else:
+        uvloop.run(run(config))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,66 @@
+"""Prometheus metrics of one balancer process, on its own registry.
+
+Label children are cached per (replica, status) so the data path does one dict lookup and one
+increment per request, not a label resolution.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+# Upstream latency of LLM calls runs from milliseconds (a /v1/models call) to minutes (a long
+# generation): buckets cover both ends.
+LATENCY_BUCKETS_S = (
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
+)
+
+
+class BalancerMetrics:
+    content_type = CONTENT_TYPE_LATEST
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self._requests = Counter(
+            "balancer_requests",
+            "Requests answered, by replica that served and HTTP status sent to the client.",
+            ["replica", "status"],
+            registry=self.registry,
+        )
+        self._inflight = Gauge(
+            "balancer_inflight_requests",
+            "Requests sent to a replica and not yet answered.",
+            ["replica"],
+            registry=self.registry,
+        )
+        self._latency = Histogram(
+            "balancer_upstream_latency_seconds",
+            "Time from picking a replica to the end of its answer.",
+            ["replica"],
+            buckets=LATENCY_BUCKETS_S,
+            registry=self.registry,
+        )
+        self._request_children: dict[tuple[str, int], Counter] = {}
+        self._inflight_children: dict[str, Gauge] = {}
+        self._latency_children: dict[str, Histogram] = {}
+
+    def add_replica(self, replica: str) -> None:
+        self._inflight_children[replica] = self._inflight.labels(replica=replica)
+        self._latency_children[replica] = self._latency.labels(replica=replica)
+        self._inflight_children[replica].set(0)
+
+    def set_inflight(self, replica: str, count: int) -> None:
+        self._inflight_children[replica].set(count)
+
+    def observe(self, replica: str, status: int, latency_s: float | None) -> None:
+        key = (replica, status)
+        child = self._request_children.get(key)
+        if child is None:
+            child = self._requests.labels(replica=replica, status=str(status))
+            self._request_children[key] = child
+        child.inc()
+        if latency_s is not None:
+            self._latency_children[replica].observe(latency_s)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,174 @@
+"""The balancer process: replicas, a policy, and the server lifecycle.
+
+Lifecycle as in uvicorn: `startup` binds the socket, `main_loop` waits for `should_exit`,
+`shutdown` stops accepting, waits briefly for in-flight exchanges and closes upstream pools.
+`Balancer` is the proxy's `Router`: it answers `/health` and `/metrics` itself, picks a replica
+for each `/v1/...` request with the policy, and keeps each replica's in-flight count around the
+upstream call (the count policies compare).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from stacks.balancer.errors import NoHealthyReplica, UpstreamTimeout, UpstreamUnavailable
+from stacks.balancer.metrics import BalancerMetrics
+from stacks.balancer.policies import ReplicaView, make_policy
+from stacks.balancer.proxy import ClientConnection, Exchange, Request
+from stacks.balancer.upstream import UpstreamConnection, UpstreamPool
+
+PROXIED_PREFIX = b"/v1/"
+NO_REPLICA = "none"
+
+
+@dataclass(slots=True)
+class Replica:
+    view: ReplicaView
+    pool: UpstreamPool
+    healthy: bool = True
+
+
+@dataclass(slots=True)
+class BalancerConfig:
+    replicas: dict[str, str]  # name -> base URL (http://host:port)
+    policy: str = "round_robin"
+    host: str = "127.0.0.1"
+    port: int = 8080
+    seed: int = 0
+    upstream_timeout_s: float = 600.0
+    shutdown_grace_s: float = 5.0
+
+
+def parse_replica_url(url: str) -> tuple[str, int]:
+    parts = urlsplit(url)
+    if parts.scheme != "http" or not parts.hostname or not parts.port:
+        raise ValueError(f"replica URL must look like http://HOST:PORT, got {url!r}")
+    return parts.hostname, parts.port
+
+
+class Balancer:
+    def __init__(self, config: BalancerConfig) -> None:
+        if not config.replicas:
+            raise ValueError("a balancer needs at least one replica")
+        self.config = config
+        self.policy = make_policy(config.policy, random.Random(config.seed))
+        self.metrics = BalancerMetrics()
+        self.replicas: dict[str, Replica] = {}
+        for name, url in config.replicas.items():
+            host, port = parse_replica_url(url)
+            self.replicas[name] = Replica(ReplicaView(name), UpstreamPool(host, port))
+            self.metrics.add_replica(name)
+        self._healthy_views = [r.view for r in self.replicas.values() if r.healthy]
+        self.should_exit = asyncio.Event()
+        self.inflight_total = 0
+        self._server: asyncio.Server | None = None
+        self._connections: set[asyncio.Task[None]] = set()
+
+    # lifecycle ----------------------------------------------------------------------------
+    async def serve(self) -> None:
+        await self.startup()
+        try:
+            await self.main_loop()
+        finally:
+            await self.shutdown()
+
+    async def startup(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: ClientConnection(self), self.config.host, self.config.port, backlog=4096
+        )
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None
+        return int(self._server.sockets[0].getsockname()[1])
+
+    async def main_loop(self) -> None:
+        await self.should_exit.wait()
+
+    async def shutdown(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        deadline = time.monotonic() + self.config.shutdown_grace_s
+        while self.inflight_total and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        for replica in self.replicas.values():
+            replica.pool.close()
+
+    # Router -------------------------------------------------------------------------------
+    def answer_locally(self, request: Request) -> tuple[int, bytes, bytes] | None:
+        path = request.path.split(b"?", 1)[0]
+        if path.startswith(PROXIED_PREFIX):
+            return None
+        if path == b"/health":
+            healthy = len(self._healthy_views)
+            body = json.dumps({"healthy_replicas": healthy, "replicas": len(self.replicas)})
+            return (200 if healthy else 503), b"application/json", body.encode()
+        if path == b"/metrics":
+            return 200, self.metrics.content_type.encode(), self.metrics.render()
+        message = {"error": {"message": f"no route for {path.decode(errors='replace')}",
+                             "type": "balancer_error", "code": 404}}
+        return 404, b"application/json", json.dumps(message).encode()
+
+    def dispatch(self, exchange: Exchange) -> None:
+        if not exchange.replica:
+            if not self._healthy_views:
+                exchange.fail(NoHealthyReplica("no healthy replica to send the request to"))
+                return
+            view = self.policy.choose(self._healthy_views)
+            exchange.replica = view.name
+            view.inflight += 1
+            self.inflight_total += 1
+            self.metrics.set_inflight(view.name, view.inflight)
+            loop = asyncio.get_running_loop()
+            exchange.timer = loop.call_later(
+                self.config.upstream_timeout_s, self._time_out, exchange
+            )
+        exchange.attempts += 1
+        pool = self.replicas[exchange.replica].pool
+        conn = pool.take_idle()
+        if conn is not None:
+            self._send(exchange, conn)
+        else:
+            task = asyncio.get_running_loop().create_task(self._connect_and_send(exchange, pool))
+            self._connections.add(task)
+            task.add_done_callback(self._connections.discard)
+
+    async def _connect_and_send(self, exchange: Exchange, pool: UpstreamPool) -> None:
+        try:
+            conn = await pool.connect()
+        except (OSError, TimeoutError) as exc:
+            exchange.fail(UpstreamUnavailable(f"replica {exchange.replica} unreachable: {exc}"))
+            return
+        if exchange.done:
+            pool.release(conn)
+            return
+        self._send(exchange, conn)
+
+    def _send(self, exchange: Exchange, conn: UpstreamConnection) -> None:
+        exchange.upstream = conn
+        conn.send(exchange.encode_request(conn.pool.host_header), exchange)
+
+    def _time_out(self, exchange: Exchange) -> None:
+        timeout = self.config.upstream_timeout_s
+        exchange.fail(UpstreamTimeout(f"replica {exchange.replica} gave no answer in {timeout}s"))
+
+    def finish(self, exchange: Exchange, status: int) -> None:
+        if exchange.timer is not None:
+            exchange.timer.cancel()
+            exchange.timer = None
+        replica = self.replicas.get(exchange.replica)
+        if replica is None:
+            self.metrics.observe(NO_REPLICA, status, None)
+            return
+        replica.view.inflight -= 1
+        self.inflight_total -= 1
+        self.metrics.set_inflight(replica.view.name, replica.view.inflight)
+        ok = status < 500
+        self.policy.on_done(replica.view.name, ok)
+        self.metrics.observe(replica.view.name, status, time.perf_counter() - exchange.started_s)

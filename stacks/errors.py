@@ -1,0 +1,23 @@
+"""Errors of the serving side.
+
+    StackError
+    ├── SpecError          a stack.yaml that does not validate (one line: file, field, allowed)
+    └── StackStartError    a replica or the balancer died or never became healthy
+        └── HealthTimeout  ... specifically: no /health 200 within the startup timeout
+"""
+
+
+class StackError(Exception):
+    """Anything that stops a stack from being described or brought up."""
+
+
+class SpecError(StackError):
+    pass
+
+
+class StackStartError(StackError):
+    pass
+
+
+class HealthTimeout(StackStartError):
+    pass

@@ -1,0 +1,150 @@
+"""Stack specs: the `stack.yaml` files under `stacks/`, validated with pydantic.
+
+A spec says what one serving stack is made of: the engine each replica runs (model, vLLM
+arguments, environment, API server processes), how many replicas, the balancer policy in front
+of them, how replicas are pinned to cores, and which ports to use. A bad spec fails with
+`SpecError`, one line naming the file, the field and what is allowed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from stacks.balancer.policies import POLICIES
+from stacks.errors import SpecError
+
+STACKS_DIR = Path(__file__).resolve().parent
+PROJECT_ROOT = STACKS_DIR.parent
+
+ArgValue = str | int | float | bool | None
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class EngineSpec(_Strict):
+    """What every replica runs: one vLLM OpenAI server over one model directory."""
+
+    model: str = Field(description="HF model directory, absolute or relative to the project root")
+    served_model_name: str | None = None
+    # vLLM CLI arguments without the leading dashes: `true` is a bare flag, `false` is the
+    # `--no-` form, `null` leaves vLLM's default; anything else becomes `--key value`.
+    args: dict[str, ArgValue] = Field(default_factory=dict)
+    env: dict[str, str] = Field(default_factory=dict)
+    api_server_count: int = Field(default=1, ge=1, le=64)
+
+    @field_validator("args")
+    @classmethod
+    def _args_are_bare_names(cls, args: dict[str, ArgValue]) -> dict[str, ArgValue]:
+        for key in args:
+            if key.startswith("-") or not key or " " in key:
+                raise ValueError(f"argument names go without dashes or spaces, got {key!r}")
+            if key in ("model", "port", "host", "api-server-count", "served-model-name"):
+                raise ValueError(f"{key!r} is set by the launcher; use the spec field instead")
+        return args
+
+    def model_path(self) -> Path:
+        path = Path(self.model).expanduser()
+        return path if path.is_absolute() else PROJECT_ROOT / path
+
+
+class BalancerSpec(_Strict):
+    policy: str = "round_robin"
+    host: str = "127.0.0.1"
+    seed: int = 0
+    upstream_timeout_s: float = Field(default=600.0, gt=0)
+
+    @field_validator("policy")
+    @classmethod
+    def _known_policy(cls, policy: str) -> str:
+        if policy not in POLICIES:
+            raise ValueError(f"unknown policy; allowed: {', '.join(POLICIES)}")
+        return policy
+
+
+class PortsSpec(_Strict):
+    # 0 means "any free port": replicas get free ports unless a base is given.
+    balancer: int = Field(default=0, ge=0, le=65535)
+    replica_base: int = Field(default=0, ge=0, le=65535)
+
+
+class CpuSpec(_Strict):
+    """Which cores each replica's inference threads are bound to.
+
+    `auto` gives replica i core i modulo the core count, so two replicas on two cores never fight
+    over one core; `none` leaves vLLM's own choice; an explicit list gives each replica a
+    `VLLM_CPU_OMP_THREADS_BIND` value ("0", "0-1", "2,3"...), reused round the list.
+    """
+
+    binding: Literal["auto", "none"] | list[str] = "auto"
+
+
+class StackSpec(_Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    description: str = ""
+    engine: EngineSpec
+    replicas: int = Field(default=1, ge=1, le=64)
+    balancer: BalancerSpec = Field(default_factory=BalancerSpec)
+    cpu: CpuSpec = Field(default_factory=CpuSpec)
+    ports: PortsSpec = Field(default_factory=PortsSpec)
+    startup_timeout_s: float = Field(default=300.0, gt=0)
+
+
+def resolve_stack_path(stack: str) -> Path:
+    """A stack is a name under `stacks/` or a path to a stack.yaml."""
+    candidate = Path(stack).expanduser()
+    if candidate.suffix in (".yaml", ".yml") or candidate.exists():
+        if candidate.is_dir():
+            candidate = candidate / "stack.yaml"
+        if not candidate.is_file():
+            raise SpecError(f"{candidate}: no such stack file")
+        return candidate
+    named = STACKS_DIR / stack / "stack.yaml"
+    if not named.is_file():
+        known = sorted(p.parent.name for p in STACKS_DIR.glob("*/stack.yaml"))
+        raise SpecError(f"unknown stack {stack!r}; known stacks: {', '.join(known)}, or a path")
+    return named
+
+
+def load_stack_spec(stack: str) -> StackSpec:
+    path = resolve_stack_path(stack)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise SpecError(f"{path}: not valid YAML: {exc}".replace("\n", " ")) from exc
+    if not isinstance(raw, dict):
+        raise SpecError(f"{path}: expected a mapping of stack fields at the top level")
+    try:
+        return StackSpec.model_validate(raw)
+    except ValidationError as exc:
+        raise SpecError(f"{path}: {describe_validation_error(exc)}") from exc
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """First error as `field.path: message (got value)` — one line a user can act on."""
+    first = exc.errors()[0]
+    field = ".".join(str(part) for part in first["loc"]) or "(top level)"
+    message = first["msg"]
+    if first["type"] == "extra_forbidden":
+        allowed = _fields_at(StackSpec, first["loc"][:-1])
+        message = f"unknown field; allowed: {', '.join(allowed)}"
+    shown = first.get("input")
+    got = f" (got {shown!r})" if shown is not None and not isinstance(shown, dict) else ""
+    more = f"; {len(exc.errors()) - 1} more error(s)" if len(exc.errors()) > 1 else ""
+    return f"{field}: {message}{got}{more}"
+
+
+def _fields_at(model: type[BaseModel], loc: tuple[int | str, ...]) -> list[str]:
+    """Field names of the nested model found by following `loc` down from `model`."""
+    for part in loc:
+        field = model.model_fields.get(str(part))
+        annotation = field.annotation if field else None
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return []
+        model = annotation
+    return list(model.model_fields)

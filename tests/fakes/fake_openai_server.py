@@ -1,0 +1,110 @@
+"""FAKE OpenAI-compatible server — a test double, never a stack's engine.
+
+`python -m tests.fakes.fake_openai_server --port P --name fake-0 [--latency-ms 5]
+[--chunk-delay-ms 50] [--fail-status 500] [--hang]`
+
+Answers `/health`, `/v1/models`, `/v1/completions` and `/v1/chat/completions` (streamed as
+server-sent events when the body says `"stream": true`, one event per `--chunk-delay-ms`), and
+stamps every answer with `x-replica-id: NAME` so tests can see who served.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+WORDS = ["fake", "token", "from", "the", "test", "double"]
+
+
+class FakeHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: FakeServer
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib signature
+        pass
+
+    def do_GET(self) -> None:
+        if self.path == "/health":
+            self._send_json(200, {})
+        elif self.path == "/v1/models":
+            self._send_json(200, {"object": "list", "data": [{"id": "fake", "object": "model"}]})
+        else:
+            self._send_json(404, {"error": "not found"})
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("content-length", 0))
+        body = json.loads(self.rfile.read(length) or b"{}")
+        options = self.server.options
+        if options.hang:
+            time.sleep(3600)
+        time.sleep(options.latency_ms / 1000)
+        if options.fail_status:
+            self._send_json(options.fail_status, {"error": "fake failure"})
+            return
+        n_tokens = int(body.get("max_tokens", 4))
+        if body.get("stream"):
+            self._stream(n_tokens, chat=self.path.endswith("chat/completions"))
+            return
+        text = " ".join(WORDS[i % len(WORDS)] for i in range(n_tokens))
+        self._send_json(200, {
+            "id": "cmpl-fake", "object": "text_completion", "model": "fake",
+            "choices": [{"index": 0, "text": text, "finish_reason": "length"}],
+            "usage": {"prompt_tokens": 3, "completion_tokens": n_tokens,
+                      "total_tokens": 3 + n_tokens},
+        })
+
+    def _stream(self, n_tokens: int, chat: bool) -> None:
+        self.send_response(200)
+        self.send_header("content-type", "text/event-stream")
+        self.send_header("transfer-encoding", "chunked")
+        self.send_header("x-replica-id", self.server.name)
+        self.end_headers()
+        for i in range(n_tokens):
+            word = WORDS[i % len(WORDS)]
+            choice = {"index": 0, "delta": {"content": word}} if chat else {"index": 0,
+                                                                              "text": word}
+            self._chunk(f"data: {json.dumps({'choices': [choice]})}\n\n".encode())
+            time.sleep(self.server.options.chunk_delay_ms / 1000)
+        self._chunk(b"data: [DONE]\n\n")
+        self.wfile.write(b"0\r\n\r\n")
+        self.wfile.flush()
+
+    def _chunk(self, data: bytes) -> None:
+        self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+        self.wfile.flush()
+
+    def _send_json(self, status: int, payload: object) -> None:
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(data)))
+        self.send_header("x-replica-id", self.server.name)
+        self.end_headers()
+        self.wfile.write(data)
+
+
+class FakeServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, port: int, name: str, options: argparse.Namespace) -> None:
+        super().__init__(("127.0.0.1", port), FakeHandler)
+        self.name = name
+        self.options = options
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--name", default="fake")
+    parser.add_argument("--latency-ms", type=float, default=0.0)
+    parser.add_argument("--chunk-delay-ms", type=float, default=0.0)
+    parser.add_argument("--fail-status", type=int, default=0)
+    parser.add_argument("--hang", action="store_true")
+    options = parser.parse_args()
+    FakeServer(options.port, options.name, options).serve_forever()
+
+
+if __name__ == "__main__":
+    main()
