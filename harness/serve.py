@@ -1,0 +1,68 @@
+"""Keeping a stack up for `harness up`: model check, log folder, and waiting for a signal.
+
+SIGINT and SIGTERM become KeyboardInterrupt, so Ctrl-C, `kill PID` and an exception all leave
+through the same `with Stack(...)` exit, which stops every process of the stack.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from types import FrameType
+
+from harness.errors import ModelMissing
+from harness.model import DEFAULT_MODEL_DIR, build_tiny_model
+from stacks.errors import StackStartError
+from stacks.launcher import Stack
+from stacks.spec import PROJECT_ROOT, StackSpec
+
+
+def default_log_dir(stack_name: str) -> Path:
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    return PROJECT_ROOT / "logs" / f"{stack_name}-{stamp}"
+
+
+def ensure_model(spec: StackSpec) -> Path:
+    """The spec's model directory; the embedded model is built on first use."""
+    path = spec.engine.model_path()
+    if (path / "config.json").is_file():
+        return path
+    if path.resolve() == DEFAULT_MODEL_DIR.resolve():
+        return build_tiny_model(path)
+    raise ModelMissing(f"stack {spec.name}: model directory {path} has no config.json; "
+                       "point engine.model at a Hugging Face model directory")
+
+
+@contextmanager
+def stop_signals_interrupt() -> Iterator[None]:
+    """SIGINT and SIGTERM raise KeyboardInterrupt, even where SIGINT came in ignored (a
+    background job of a non-interactive shell starts that way)."""
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def hold(stack: Stack, on_replica_lost: Callable[[str, int], None], poll_s: float = 1.0) -> None:
+    """Return only on KeyboardInterrupt (SIGINT/SIGTERM); raise if the balancer dies."""
+    lost: set[str] = set()
+    while True:
+        time.sleep(poll_s)
+        if stack.balancer is not None and (code := stack.balancer.process.poll()) is not None:
+            raise StackStartError(f"{stack.spec.name}/balancer exited with code {code}; "
+                                  f"see {stack.balancer.log_path}")
+        for replica in stack.replicas:
+            code = replica.process.poll()
+            if code is not None and replica.name not in lost:
+                lost.add(replica.name)
+                on_replica_lost(replica.name, code)

@@ -1,0 +1,199 @@
+"""How a stack spec becomes processes on this machine: vLLM replicas, then the balancer.
+
+    with Stack(spec, log_dir) as stack:      # replicas start in parallel, then the balancer
+        stack.endpoint                       # http://127.0.0.1:PORT, OpenAI-compatible
+
+Readiness is `/health` answering 200 within the spec's startup timeout. If a replica dies or
+times out, the error names it and shows the end of its log, and everything already started is
+stopped. `stop()` runs on every way out of the `with` block. Progress goes to an observer, so
+this module never prints.
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from stacks.errors import HealthTimeout, StackStartError
+from stacks.process import free_port, spawn, stop_trees, tail
+from stacks.spec import StackSpec
+
+HEALTH_POLL_S = 0.5
+VLLM_SERVER_MODULE = "vllm.entrypoints.openai.api_server"
+
+
+class StartObserver(Protocol):
+    def on_starting(self, name: str, log_path: Path) -> None: ...
+
+    def on_ready(self, name: str, elapsed_s: float) -> None: ...
+
+
+class QuietObserver:
+    def on_starting(self, name: str, log_path: Path) -> None:
+        pass
+
+    def on_ready(self, name: str, elapsed_s: float) -> None:
+        pass
+
+
+@dataclass(slots=True)
+class Member:
+    """One process of a running stack: a replica or the balancer."""
+
+    name: str
+    port: int
+    log_path: Path
+    process: subprocess.Popen[bytes]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+def replica_argv(spec: StackSpec, port: int) -> list[str]:
+    engine = spec.engine
+    argv = [sys.executable, "-m", VLLM_SERVER_MODULE, "--model", str(engine.model_path()),
+            "--host", "127.0.0.1", "--port", str(port)]
+    if engine.served_model_name:
+        argv += ["--served-model-name", engine.served_model_name]
+    if engine.api_server_count > 1:
+        argv += ["--api-server-count", str(engine.api_server_count)]
+    for key, value in engine.args.items():
+        if value is True:
+            argv.append(f"--{key}")
+        elif value is False:
+            argv.append(f"--no-{key}")
+        elif value is not None:
+            argv += [f"--{key}", str(value)]
+    return argv
+
+
+def replica_env(spec: StackSpec, index: int) -> dict[str, str]:
+    env = {**os.environ, **spec.engine.env}
+    binding = spec.cpu.binding
+    if binding == "auto":
+        env["VLLM_CPU_OMP_THREADS_BIND"] = str(index % (os.cpu_count() or 1))
+    elif isinstance(binding, list):
+        env["VLLM_CPU_OMP_THREADS_BIND"] = binding[index % len(binding)]
+    return env
+
+
+def balancer_argv(spec: StackSpec, replicas: list[Member], port: int) -> list[str]:
+    argv = [sys.executable, "-m", "stacks.balancer", "--policy", spec.balancer.policy,
+            "--host", spec.balancer.host, "--port", str(port),
+            "--seed", str(spec.balancer.seed),
+            "--upstream-timeout-s", str(spec.balancer.upstream_timeout_s)]
+    for replica in replicas:
+        argv += ["--replica", f"{replica.name}={replica.url}"]
+    return argv
+
+
+def health_ok(port: int, timeout_s: float = 2.0) -> bool:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout_s)
+    try:
+        connection.request("GET", "/health")
+        return connection.getresponse().status == 200
+    except OSError:
+        return False
+    finally:
+        connection.close()
+
+
+class Stack:
+    """A running stack: replicas and balancer, stopped together."""
+
+    def __init__(self, spec: StackSpec, log_dir: Path, port: int | None = None) -> None:
+        self.spec = spec
+        self.log_dir = Path(log_dir)
+        self.observer: StartObserver = QuietObserver()
+        self.port = port if port is not None else spec.ports.balancer
+        self.replicas: list[Member] = []
+        self.balancer: Member | None = None
+
+    @property
+    def endpoint(self) -> str:
+        if self.balancer is None:
+            raise StackStartError(f"stack {self.spec.name} is not running")
+        return f"http://{self.spec.balancer.host}:{self.balancer.port}"
+
+    def __enter__(self) -> Stack:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def start(self, observer: StartObserver | None = None) -> str:
+        if self.balancer is not None or self.replicas:
+            raise StackStartError(f"stack {self.spec.name} is already started")
+        self.observer = observer or QuietObserver()
+        model = self.spec.engine.model_path()
+        if not (model / "config.json").is_file():
+            raise StackStartError(f"stack {self.spec.name}: model directory {model} has no "
+                                  "config.json (build the embedded one with `harness model build`)")
+        try:
+            for index in range(self.spec.replicas):
+                self.replicas.append(self._start_replica(index))
+            self._wait_healthy(self.replicas)
+            self.balancer = self._start_balancer()
+            self._wait_healthy([self.balancer])
+        except BaseException:
+            self.stop()
+            raise
+        return self.endpoint
+
+    def _start_replica(self, index: int) -> Member:
+        base = self.spec.ports.replica_base
+        port = base + index if base else free_port()
+        name = f"replica-{index}"
+        log_path = self.log_dir / f"{name}.log"
+        process = spawn(replica_argv(self.spec, port), log_path, replica_env(self.spec, index))
+        self.observer.on_starting(name, log_path)
+        return Member(name, port, log_path, process)
+
+    def _start_balancer(self) -> Member:
+        port = self.port or free_port(self.spec.balancer.host)
+        log_path = self.log_dir / "balancer.log"
+        argv = balancer_argv(self.spec, self.replicas, port)
+        process = spawn(argv, log_path)
+        self.observer.on_starting("balancer", log_path)
+        return Member("balancer", port, log_path, process)
+
+    def _wait_healthy(self, members: list[Member]) -> None:
+        started = time.monotonic()
+        deadline = started + self.spec.startup_timeout_s
+        waiting = list(members)
+        while waiting:
+            for member in list(waiting):
+                code = member.process.poll()
+                if code is not None:
+                    raise StackStartError(
+                        f"{self.spec.name}/{member.name} exited with code {code} while starting; "
+                        f"last lines of {member.log_path}:\n{tail(member.log_path)}"
+                    )
+                if health_ok(member.port):
+                    waiting.remove(member)
+                    self.observer.on_ready(member.name, time.monotonic() - started)
+            if waiting and time.monotonic() > deadline:
+                member = waiting[0]
+                raise HealthTimeout(
+                    f"{self.spec.name}/{member.name} not healthy after "
+                    f"{self.spec.startup_timeout_s:.0f}s; last lines of {member.log_path}:\n"
+                    f"{tail(member.log_path)}"
+                )
+            if waiting:
+                time.sleep(HEALTH_POLL_S)
+
+    def stop(self) -> None:
+        """Balancer first (no new work reaches replicas), then every replica, each whole tree."""
+        if self.balancer is not None:
+            stop_trees([self.balancer.process])
+        stop_trees([replica.process for replica in self.replicas])
+        self.balancer = None
+        self.replicas = []

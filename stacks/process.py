@@ -1,0 +1,100 @@
+"""Child processes of a stack: spawned from argv lists, each in its own process group, logged
+to a file, and stopped with their whole tree.
+
+A vLLM replica is three or more processes (API server, EngineCore, workers, extra API servers);
+signalling the group reaches them all, and descendants found before signalling are killed too,
+in case one left the group.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections import deque
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import psutil
+
+
+def spawn(argv: Sequence[str], log_path: Path, env: Mapping[str, str] | None = None) -> \
+        subprocess.Popen[bytes]:
+    """Start `argv` (never a shell string) in a new session, stdout and stderr to `log_path`."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("ab") as log:
+        return subprocess.Popen(
+            list(argv),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=dict(env) if env is not None else None,
+            start_new_session=True,
+        )
+
+
+def stop_trees(processes: Sequence[subprocess.Popen[bytes]], grace_s: float = 10.0) -> None:
+    """SIGTERM each process group, wait up to `grace_s` for all, then SIGKILL what is left."""
+    descendants: list[psutil.Process] = []
+    for process in processes:
+        try:
+            descendants += psutil.Process(process.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            pass
+    for process in processes:
+        _signal_group(process.pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    for process in processes:
+        try:
+            process.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            pass
+    _, alive = psutil.wait_procs(_alive(descendants), timeout=max(0.5, deadline - time.monotonic()))
+    for process in processes:
+        _signal_group(process.pid, signal.SIGKILL)
+    for leftover in alive:
+        try:
+            leftover.kill()
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(_alive(descendants), timeout=5)
+    for process in processes:
+        if process.poll() is None:
+            process.kill()
+        process.wait(timeout=5)
+
+
+def _alive(processes: list[psutil.Process]) -> list[psutil.Process]:
+    alive = []
+    for proc in processes:
+        try:
+            if proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE:
+                alive.append(proc)
+        except psutil.NoSuchProcess:
+            pass
+    return alive
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nobody listens on right now (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def tail(path: Path, lines: int = 20) -> str:
+    """The last `lines` lines of a log file, for error messages."""
+    try:
+        with path.open("rb") as handle:
+            return b"".join(deque(handle, maxlen=lines)).decode(errors="replace").rstrip()
+    except OSError:
+        return "(no log written)"
