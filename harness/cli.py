@@ -16,6 +16,7 @@ from rich.console import Console
 
 from harness.errors import HarnessError
 from harness.model import DEFAULT_MODEL_DIR, TinyModelConfig, build_tiny_model
+from harness.probe import probe
 from harness.progress import StartProgress
 from harness.serve import default_log_dir, ensure_model, hold, stop_signals_interrupt
 from stacks.errors import StackError
@@ -45,6 +46,9 @@ def up(
     port: Annotated[int | None, typer.Option(min=1, max=65535, help="balancer port")] = None,
     replicas: Annotated[int | None, typer.Option(min=1, help="override the replica count")] = None,
     log_dir: Annotated[Path | None, typer.Option(help="where replica logs go")] = None,
+    once: Annotated[bool, typer.Option(
+        "--once", help="send one completion and one streamed chat, print them, take it down",
+    )] = False,
 ) -> None:
     """Bring a stack up, print its endpoint, and keep it up until Ctrl-C or SIGTERM."""
     with user_errors(), stop_signals_interrupt():
@@ -58,6 +62,9 @@ def up(
             with StartProgress(spec.name) as progress:
                 running.start(progress)
             typer.echo(f"endpoint: {running.endpoint}")
+            if once:
+                show_probe(running.endpoint, spec.engine.served_model_name or spec.engine.model)
+                return
             hold(running, lambda name, code: err.print(
                 f"[yellow]warning:[/yellow] {spec.name}/{name} exited with code {code}; "
                 f"see {logs / (name + '.log')}"))
@@ -65,6 +72,13 @@ def up(
             err.print(f"{spec.name}: stopping")
         finally:
             running.stop()
+
+
+def show_probe(endpoint: str, model: str) -> None:
+    for answer in probe(endpoint, model):
+        streamed = f", {answer.events} events streamed" if answer.events else ""
+        err.print(f"{answer.path} via {answer.upstream} in {answer.elapsed_s * 1000:.0f} ms"
+                  f"{streamed}: {answer.text!r}", highlight=False)
 
 
 @model_app.command("build")
@@ -75,3 +89,7 @@ def model_build(
     """Build the embedded tiny Llama model (deterministic: same seed, same bytes)."""
     path = build_tiny_model(out, TinyModelConfig(seed=seed))
     typer.echo(f"model: {path}")
+
+
+if __name__ == "__main__":
+    app()

@@ -11,10 +11,12 @@ from collections.abc import Iterator
 
 NAMES = ["Alex", "Sam", "Priya", "Jordan", "Mei", "Lucas", "Fatima", "Noah", "Elena", "Kenji",
          "Olivia", "Diego", "Hannah", "Omar", "Grace", "Ivan", "Chloe", "Mateo", "Aisha", "Leo"]
-TOPICS = ["the quarterly report", "our team meeting", "the project deadline", "the budget review",
-          "the client presentation", "next week's launch", "the hiring plan", "the design draft",
-          "the travel schedule", "the product roadmap", "the contract renewal", "the survey results",
-          "the onboarding guide", "the marketing campaign", "the server migration"]
+TOPICS = [
+    "the quarterly report", "our team meeting", "the project deadline", "the budget review",
+    "the client presentation", "next week's launch", "the hiring plan", "the design draft",
+    "the travel schedule", "the product roadmap", "the contract renewal", "the survey results",
+    "the onboarding guide", "the marketing campaign", "the server migration",
+]
 DAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "tomorrow", "next week",
         "this afternoon", "the end of the month"]
 ACTIONS = ["review", "send", "update", "finish", "discuss", "share", "confirm", "reschedule",
@@ -60,7 +62,8 @@ def sentence(rng: random.Random) -> str:
     if pattern == 5:
         return f"Thanks for your help with {topic}, {name}."
     if pattern == 6:
-        return f"{name} {coined(rng)} from {coined(rng)} {rng.choice(SUFFIXES)} asked about {topic}."
+        company = f"{coined(rng)} {rng.choice(SUFFIXES)}"
+        return f"{name} {coined(rng)} from {company} asked about {topic}."
     if pattern == 7:
         return f"The {coined(rng)} rollout moved to {day}, so we should {action} {topic} first."
     return f"I met {name} {coined(rng)} in {coined(rng)} to {action} {topic}."

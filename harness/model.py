@@ -44,6 +44,16 @@ class TinyModelConfig:
     corpus_documents: int = 20_000
     init_std: float = 0.02
 
+    def __post_init__(self) -> None:
+        sizes = (self.vocab_size, self.hidden_size, self.intermediate_size, self.num_layers,
+                 self.num_heads, self.num_kv_heads, self.corpus_documents)
+        if min(sizes) < 1:
+            raise ValueError(f"model sizes must be positive: {self}")
+        if self.hidden_size % self.num_heads or self.num_heads % self.num_kv_heads:
+            raise ValueError("hidden_size must be a multiple of num_heads, and num_heads of "
+                             f"num_kv_heads; got {self.hidden_size}, {self.num_heads}, "
+                             f"{self.num_kv_heads}")
+
 
 def build_tiny_model(out: Path, config: TinyModelConfig | None = None) -> Path:
     """Write the model directory at `out`, replacing what is there only once the build is done."""
@@ -88,7 +98,11 @@ def _write_tokenizer(directory: Path, config: TinyModelConfig) -> dict[str, int]
         model_max_length=config.max_position_embeddings,
     )
     wrapped.save_pretrained(str(directory))
-    ids = {token: tokenizer.token_to_id(token) for token in SPECIAL_TOKENS}
+    ids: dict[str, int] = {}
+    for token in SPECIAL_TOKENS:
+        token_id = tokenizer.token_to_id(token)
+        assert token_id is not None, f"special token {token} missing after training"
+        ids[token] = token_id
     # The embedding table is sized from the trained vocabulary, so every id the model can emit
     # decodes to text.
     ids["vocab_size"] = tokenizer.get_vocab_size()

@@ -8,6 +8,7 @@ in case one left the group.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -39,26 +40,20 @@ def stop_trees(processes: Sequence[subprocess.Popen[bytes]], grace_s: float = 10
     """SIGTERM each process group, wait up to `grace_s` for all, then SIGKILL what is left."""
     descendants: list[psutil.Process] = []
     for process in processes:
-        try:
+        with contextlib.suppress(psutil.NoSuchProcess):
             descendants += psutil.Process(process.pid).children(recursive=True)
-        except psutil.NoSuchProcess:
-            pass
     for process in processes:
         _signal_group(process.pid, signal.SIGTERM)
     deadline = time.monotonic() + grace_s
     for process in processes:
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             process.wait(timeout=max(0.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            pass
     _, alive = psutil.wait_procs(_alive(descendants), timeout=max(0.5, deadline - time.monotonic()))
     for process in processes:
         _signal_group(process.pid, signal.SIGKILL)
     for leftover in alive:
-        try:
+        with contextlib.suppress(psutil.NoSuchProcess):
             leftover.kill()
-        except psutil.NoSuchProcess:
-            pass
     psutil.wait_procs(_alive(descendants), timeout=5)
     for process in processes:
         if process.poll() is None:
@@ -78,10 +73,8 @@ def _alive(processes: list[psutil.Process]) -> list[psutil.Process]:
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def free_port(host: str = "127.0.0.1") -> int:

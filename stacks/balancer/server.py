@@ -10,6 +10,7 @@ upstream call (the count policies compare).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import random
 import time
@@ -68,6 +69,7 @@ class Balancer:
         self.inflight_total = 0
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
+        self._draining: asyncio.Event | None = None  # set once the last exchange finishes
 
     # lifecycle ----------------------------------------------------------------------------
     async def serve(self) -> None:
@@ -94,9 +96,11 @@ class Balancer:
     async def shutdown(self) -> None:
         if self._server is not None:
             self._server.close()
-        deadline = time.monotonic() + self.config.shutdown_grace_s
-        while self.inflight_total and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
+        if self.inflight_total:
+            self._draining = asyncio.Event()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.config.shutdown_grace_s):
+                    await self._draining.wait()
         for replica in self.replicas.values():
             replica.pool.close()
 
@@ -168,6 +172,8 @@ class Balancer:
             return
         replica.view.inflight -= 1
         self.inflight_total -= 1
+        if self._draining is not None and not self.inflight_total:
+            self._draining.set()
         self.metrics.set_inflight(replica.view.name, replica.view.inflight)
         ok = status < 500
         self.policy.on_done(replica.view.name, ok)

