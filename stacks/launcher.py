@@ -74,11 +74,20 @@ def replica_argv(spec: StackSpec, port: int) -> list[str]:
     return argv
 
 
+def auto_binding(index: int, replicas: int, cores: list[int]) -> str:
+    """An equal, disjoint share of the cores for replica `index` (wrapping if there are more
+    replicas than cores): on 2 cores, replica 0 gets core 0 and replica 1 core 1."""
+    share = max(1, len(cores) // replicas)
+    first = (index * share) % len(cores)
+    return ",".join(str(core) for core in cores[first:first + share])
+
+
 def replica_env(spec: StackSpec, index: int) -> dict[str, str]:
     env = {**os.environ, **spec.engine.env}
     binding = spec.cpu.binding
     if binding == "auto":
-        env["VLLM_CPU_OMP_THREADS_BIND"] = str(index % (os.cpu_count() or 1))
+        cores = sorted(os.sched_getaffinity(0))
+        env["VLLM_CPU_OMP_THREADS_BIND"] = auto_binding(index, spec.replicas, cores)
     elif isinstance(binding, list):
         env["VLLM_CPU_OMP_THREADS_BIND"] = binding[index % len(binding)]
     return env

@@ -76,8 +76,9 @@ class PortsSpec(_Strict):
 class CpuSpec(_Strict):
     """Which cores each replica's inference threads are bound to.
 
-    `auto` gives replica i core i modulo the core count, so two replicas on two cores never fight
-    over one core; `none` leaves vLLM's own choice; an explicit list gives each replica a
+    `auto` splits the cores this process may use into equal, disjoint shares, one per replica
+    (on 2 cores: replica 0 on core 0, replica 1 on core 1), so replicas never fight over a
+    core; `none` leaves vLLM's own choice; an explicit list gives each replica a
     `VLLM_CPU_OMP_THREADS_BIND` value ("0", "0-1", "2,3"...), reused round the list.
     """
 

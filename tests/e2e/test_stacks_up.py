@@ -1,7 +1,7 @@
 """Each stack brought up by `harness up` with real vLLM on the embedded model.
 
-Through the balancer: a completion and a streamed chat completion; after SIGINT, no process of
-the stack is left.
+Through the balancer: a completion and a streamed chat completion; after SIGINT (or SIGTERM), no
+process of the stack is left.
 """
 
 from __future__ import annotations
@@ -45,9 +45,10 @@ def alive(pids: set[int]) -> set[int]:
             and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE}
 
 
-@pytest.mark.parametrize("stack", ["diy", "optimized"])
-def test_harness_up_serves_through_the_balancer_and_sigint_stops_all(
-        stack: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("stack", "stop_signal"), [
+    ("diy", signal.SIGINT), ("optimized", signal.SIGTERM)])
+def test_harness_up_serves_through_the_balancer_and_a_signal_stops_all(
+        stack: str, stop_signal: signal.Signals, tmp_path: Path) -> None:
     port = free_port()
     log = tmp_path / "harness.err"
     with log.open("w") as stderr:
@@ -78,7 +79,7 @@ def test_harness_up_serves_through_the_balancer_and_sigint_stops_all(
         chunks = [json.loads(event) for event in events[:-1]]
         assert chunks[-1]["choices"][0]["finish_reason"] == "length"
 
-        os.kill(harness.pid, signal.SIGINT)
+        os.kill(harness.pid, stop_signal)
         assert harness.wait(timeout=60) == 0
         deadline = time.monotonic() + 10
         while alive(pids) and time.monotonic() < deadline:

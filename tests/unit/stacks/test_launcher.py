@@ -26,15 +26,25 @@ def test_one_api_server_is_vllm_default_and_not_passed() -> None:
     assert "--api-server-count" not in replica_argv(spec(), port=1)
 
 
-@pytest.mark.parametrize(("binding", "expected"), [
-    ("auto", ["0", "1"]),
-    (["0-1", "2-3"], ["0-1", "2-3"]),
+@pytest.mark.parametrize(("cores", "replicas", "expected"), [
+    ([0, 1], 2, ["0", "1"]),
+    ([0, 1, 2, 3, 4, 5, 6, 7], 2, ["0,1,2,3", "4,5,6,7"]),
+    ([2, 3, 5], 3, ["2", "3", "5"]),
+    ([0, 1], 3, ["0", "1", "0"]),
 ])
-def test_each_replica_gets_its_own_cores(binding: object, expected: list[str],
-                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("os.cpu_count", lambda: 2)
-    stack = spec(cpu={"binding": binding})
-    assert [replica_env(stack, i)["VLLM_CPU_OMP_THREADS_BIND"] for i in (0, 1)] == expected
+def test_auto_binding_gives_each_replica_its_own_cores(
+        cores: list[int], replicas: int, expected: list[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(cores))
+    stack = spec(replicas=replicas, cpu={"binding": "auto"})
+    bound = [replica_env(stack, i)["VLLM_CPU_OMP_THREADS_BIND"] for i in range(replicas)]
+    assert bound == expected
+
+
+def test_explicit_binding_is_used_round_the_list() -> None:
+    stack = spec(replicas=3, cpu={"binding": ["0-1", "2-3"]})
+    bound = [replica_env(stack, i)["VLLM_CPU_OMP_THREADS_BIND"] for i in range(3)]
+    assert bound == ["0-1", "2-3", "0-1"]
 
 
 def test_binding_none_leaves_vllm_to_choose(monkeypatch: pytest.MonkeyPatch) -> None:
