@@ -45,28 +45,26 @@ def coined(rng: random.Random) -> str:
     return "".join(rng.choice(SYLLABLES) for _ in range(rng.randint(2, 4))).capitalize()
 
 
+SENTENCES = [
+    "Could you {action} {topic} by {day}?",
+    "I wanted to follow up on {topic} before {day}.",
+    "{name} will {action} {topic} and send an update {day}.",
+    "Please let me know if you have any questions about {topic}.",
+    "We need to {action} {topic} as soon as possible.",
+    "Thanks for your help with {topic}, {name}.",
+    "{name} {surname} from {company} asked about {topic}.",
+    "The {codename} rollout moved to {day}, so we should {action} {topic} first.",
+    "I met {name} {surname} in {place} to {action} {topic}.",
+]
+
+
 def sentence(rng: random.Random) -> str:
-    pattern = rng.randrange(9)
-    topic, day, action = rng.choice(TOPICS), rng.choice(DAYS), rng.choice(ACTIONS)
-    name = rng.choice(NAMES)
-    if pattern == 0:
-        return f"Could you {action} {topic} by {day}?"
-    if pattern == 1:
-        return f"I wanted to follow up on {topic} before {day}."
-    if pattern == 2:
-        return f"{name} will {action} {topic} and send an update {day}."
-    if pattern == 3:
-        return f"Please let me know if you have any questions about {topic}."
-    if pattern == 4:
-        return f"We need to {action} {topic} as soon as possible."
-    if pattern == 5:
-        return f"Thanks for your help with {topic}, {name}."
-    if pattern == 6:
-        company = f"{coined(rng)} {rng.choice(SUFFIXES)}"
-        return f"{name} {coined(rng)} from {company} asked about {topic}."
-    if pattern == 7:
-        return f"The {coined(rng)} rollout moved to {day}, so we should {action} {topic} first."
-    return f"I met {name} {coined(rng)} in {coined(rng)} to {action} {topic}."
+    template = rng.choice(SENTENCES)
+    return template.format(
+        action=rng.choice(ACTIONS), topic=rng.choice(TOPICS), day=rng.choice(DAYS),
+        name=rng.choice(NAMES), surname=coined(rng), codename=coined(rng), place=coined(rng),
+        company=f"{coined(rng)} {rng.choice(SUFFIXES)}",
+    )
 
 
 def with_slip(rng: random.Random, text: str) -> str:

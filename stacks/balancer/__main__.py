@@ -11,7 +11,7 @@ import signal
 import sys
 
 from stacks.balancer.policies import POLICIES
-from stacks.balancer.server import Balancer, BalancerConfig
+from stacks.balancer.server import Balancer, BalancerConfig, parse_replica_url
 
 
 def parse_args(argv: list[str]) -> BalancerConfig:
@@ -31,6 +31,10 @@ def parse_args(argv: list[str]) -> BalancerConfig:
             parser.error(f"--replica wants NAME=URL, got {item!r}")
         if name in replicas:
             parser.error(f"replica name {name!r} given twice")
+        try:
+            parse_replica_url(url)
+        except ValueError as exc:
+            parser.error(str(exc))
         replicas[name] = url
     return BalancerConfig(
         replicas=replicas, policy=args.policy, host=args.host, port=args.port,
@@ -47,16 +51,17 @@ async def run(config: BalancerConfig) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    try:
-        config = parse_args(sys.argv[1:] if argv is None else argv)
-    except ValueError as exc:
-        sys.exit(f"balancer: {exc}")
+    config = parse_args(sys.argv[1:] if argv is None else argv)
     try:
         import uvloop
     except ImportError:  # the plain asyncio loop works, only slower
-        asyncio.run(run(config))
+        runner = asyncio.run
     else:
-        uvloop.run(run(config))
+        runner = uvloop.run
+    try:
+        runner(run(config))
+    except OSError as exc:  # most often: the port is taken
+        sys.exit(f"balancer: cannot listen on {config.host}:{config.port}: {exc}")
 
 
 if __name__ == "__main__":

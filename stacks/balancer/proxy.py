@@ -34,6 +34,7 @@ HOP_BY_HOP = frozenset(
         b"content-length", b"host",
     }
 )
+BODYLESS_STATUSES = frozenset({204, 304})
 REASONS = {status.value: status.phrase.encode() for status in HTTPStatus}
 
 
@@ -64,8 +65,8 @@ def encode_head(status: int, headers: list[tuple[bytes, bytes]], keep_alive: boo
 
 
 def error_body(status: int, message: str) -> bytes:
-    return json.dumps({"error": {"message": message, "type": "balancer_error", "code": status}})\
-        .encode()
+    payload = {"error": {"message": message, "type": "balancer_error", "code": status}}
+    return json.dumps(payload).encode()
 
 
 class Exchange:
@@ -111,9 +112,13 @@ class Exchange:
                 length = value
             elif lowered not in HOP_BY_HOP:
                 out.append((name, value))
-        self.chunked = length is None
-        out.append((b"content-length", length) if length is not None
-                   else (b"transfer-encoding", b"chunked"))
+        # 204 and 304 carry no body, so no framing; otherwise keep the replica's length, or
+        # re-chunk what it streams.
+        self.chunked = length is None and status not in BODYLESS_STATUSES
+        if length is not None:
+            out.append((b"content-length", length))
+        elif self.chunked:
+            out.append((b"transfer-encoding", b"chunked"))
         out.append((b"x-upstream", self.replica.encode()))
         self.head_sent = True
         self.client.write(encode_head(status, out, self.request.keep_alive))
@@ -157,7 +162,8 @@ class Exchange:
             return
         self.status = error.status
         self.client.router.finish(self, error.status)
-        self.client.send_simple(error.status, error_body(error.status, str(error)))
+        self.client.send_simple(error.status, error_body(error.status, str(error)),
+                                keep_alive=self.request.keep_alive)
         self.client.exchange_finished(self)
 
 
