@@ -65,9 +65,9 @@ def up(
             if once:
                 show_probe(running.endpoint, spec.engine.served_model_name or spec.engine.model)
                 return
-            hold(running, lambda name, code: err.print(
-                f"[yellow]warning:[/yellow] {spec.name}/{name} exited with code {code}; "
-                f"see {logs / (name + '.log')}"))
+            hold(running, lambda replica, code: err.print(
+                f"[yellow]warning:[/yellow] {spec.name}/{replica.name} exited with code {code}; "
+                f"see {replica.log_path}"))
         except KeyboardInterrupt:
             err.print(f"{spec.name}: stopping")
         finally:
@@ -77,8 +77,8 @@ def up(
 def show_probe(endpoint: str, model: str) -> None:
     for answer in probe(endpoint, model):
         streamed = f", {answer.events} events streamed" if answer.events else ""
-        err.print(f"{answer.path} via {answer.upstream} in {answer.elapsed_s * 1000:.0f} ms"
-                  f"{streamed}: {answer.text!r}", highlight=False)
+        err.print(f"{answer.path} via {answer.upstream}{streamed}: {answer.text!r}",
+                  highlight=False)
 
 
 @model_app.command("build")

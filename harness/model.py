@@ -62,9 +62,9 @@ def build_tiny_model(out: Path, config: TinyModelConfig | None = None) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
     try:
-        ids = _write_tokenizer(staging, config)
-        _write_configs(staging, config, ids)
-        _write_weights(staging, config, ids["vocab_size"])
+        ids, vocab_size = _write_tokenizer(staging, config)
+        _write_configs(staging, config, ids, vocab_size)
+        _write_weights(staging, config, vocab_size)
         (staging / "build.json").write_text(json.dumps(asdict(config), indent=2, sort_keys=True))
         if out.exists():
             shutil.rmtree(out)
@@ -75,7 +75,8 @@ def build_tiny_model(out: Path, config: TinyModelConfig | None = None) -> Path:
     return out
 
 
-def _write_tokenizer(directory: Path, config: TinyModelConfig) -> dict[str, int]:
+def _write_tokenizer(directory: Path, config: TinyModelConfig) -> tuple[dict[str, int], int]:
+    """Train and save the tokenizer; returns the special tokens' ids and the vocabulary size."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -105,15 +106,15 @@ def _write_tokenizer(directory: Path, config: TinyModelConfig) -> dict[str, int]
         ids[token] = token_id
     # The embedding table is sized from the trained vocabulary, so every id the model can emit
     # decodes to text.
-    ids["vocab_size"] = tokenizer.get_vocab_size()
-    return ids
+    return ids, tokenizer.get_vocab_size()
 
 
-def _write_configs(directory: Path, config: TinyModelConfig, ids: dict[str, int]) -> None:
+def _write_configs(directory: Path, config: TinyModelConfig, ids: dict[str, int],
+                   vocab_size: int) -> None:
     from transformers import LlamaConfig
 
     llama = LlamaConfig(
-        vocab_size=ids["vocab_size"],
+        vocab_size=vocab_size,
         hidden_size=config.hidden_size,
         intermediate_size=config.intermediate_size,
         num_hidden_layers=config.num_layers,

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -22,14 +21,12 @@ class ProbeAnswer:
     upstream: str
     text: str
     events: int
-    elapsed_s: float
 
 
 def _post(endpoint: str, path: str, payload: dict[str, object], timeout_s: float) -> ProbeAnswer:
     parts = urlsplit(endpoint)
     connection = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port,
                                             timeout=timeout_s)
-    started = time.perf_counter()
     try:
         connection.request("POST", path, json.dumps(payload).encode(),
                            {"content-type": "application/json"})
@@ -42,16 +39,15 @@ def _post(endpoint: str, path: str, payload: dict[str, object], timeout_s: float
     if response.status != 200:
         raise HarnessError(f"{endpoint}{path} answered {response.status}: {body[:300]}")
     upstream = response.getheader("x-upstream", "?")
-    elapsed_s = time.perf_counter() - started
     if not payload.get("stream"):
-        return ProbeAnswer(path, upstream, json.loads(body)["choices"][0]["text"], 0, elapsed_s)
+        return ProbeAnswer(path, upstream, json.loads(body)["choices"][0]["text"], 0)
     pieces, events = [], 0
     for line in body.splitlines():
         if line.startswith("data: ") and line != "data: [DONE]":
             events += 1
             delta = json.loads(line[6:])["choices"][0].get("delta", {})
             pieces.append(delta.get("content") or "")
-    return ProbeAnswer(path, upstream, "".join(pieces), events, elapsed_s)
+    return ProbeAnswer(path, upstream, "".join(pieces), events)
 
 
 def probe(endpoint: str, model: str, timeout_s: float = 60.0) -> list[ProbeAnswer]:

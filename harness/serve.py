@@ -1,7 +1,7 @@
 """Keeping a stack up for `harness up`: model check, log folder, and waiting for a signal.
 
 SIGINT and SIGTERM become KeyboardInterrupt, so Ctrl-C, `kill PID` and an exception all leave
-through the same `with Stack(...)` exit, which stops every process of the stack.
+through the same `finally: stack.stop()`, which stops every process of the stack.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from types import FrameType
 from harness.errors import ModelMissing
 from harness.model import DEFAULT_MODEL_DIR, build_tiny_model
 from stacks.errors import StackStartError
-from stacks.launcher import Stack
+from stacks.launcher import Member, Stack
 from stacks.spec import PROJECT_ROOT, StackSpec
 
 
@@ -53,8 +53,9 @@ def stop_signals_interrupt() -> Iterator[None]:
             signal.signal(sig, handler)
 
 
-def hold(stack: Stack, on_replica_lost: Callable[[str, int], None], poll_s: float = 1.0) -> None:
-    """Return only on KeyboardInterrupt (SIGINT/SIGTERM); raise if the balancer dies."""
+def hold(stack: Stack, on_replica_lost: Callable[[Member, int], None],
+         poll_s: float = 1.0) -> None:
+    """Wait until KeyboardInterrupt (SIGINT/SIGTERM) ends it; raise if the balancer dies."""
     lost: set[str] = set()
     while True:
         time.sleep(poll_s)
@@ -65,4 +66,4 @@ def hold(stack: Stack, on_replica_lost: Callable[[str, int], None], poll_s: floa
             code = replica.process.poll()
             if code is not None and replica.name not in lost:
                 lost.add(replica.name)
-                on_replica_lost(replica.name, code)
+                on_replica_lost(replica, code)

@@ -19,12 +19,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
+from urllib.parse import urlsplit
 
 from stacks.errors import HealthTimeout, StackStartError
 from stacks.process import free_port, spawn, stop_trees, tail
 from stacks.spec import StackSpec
 
 HEALTH_POLL_S = 0.5
+REPLICA_HOST = "127.0.0.1"  # replicas are reached only through the balancer
 VLLM_SERVER_MODULE = "vllm.entrypoints.openai.api_server"
 
 
@@ -47,19 +49,20 @@ class Member:
     """One process of a running stack: a replica or the balancer."""
 
     name: str
+    host: str
     port: int
     log_path: Path
     process: subprocess.Popen[bytes]
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
 
 def replica_argv(spec: StackSpec, port: int) -> list[str]:
     engine = spec.engine
     argv = [sys.executable, "-m", VLLM_SERVER_MODULE, "--model", str(engine.model_path()),
-            "--host", "127.0.0.1", "--port", str(port)]
+            "--host", REPLICA_HOST, "--port", str(port)]
     if engine.served_model_name:
         argv += ["--served-model-name", engine.served_model_name]
     if engine.api_server_count > 1:
@@ -103,8 +106,11 @@ def balancer_argv(spec: StackSpec, replicas: list[Member], port: int) -> list[st
     return argv
 
 
-def health_ok(port: int, timeout_s: float = 2.0) -> bool:
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout_s)
+def health_ok(url: str, timeout_s: float = 2.0) -> bool:
+    """Whether `url`/health answers 200 right now."""
+    parts = urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname or REPLICA_HOST, parts.port,
+                                            timeout=timeout_s)
     try:
         connection.request("GET", "/health")
         return connection.getresponse().status == 200
@@ -129,7 +135,7 @@ class Stack:
     def endpoint(self) -> str:
         if self.balancer is None:
             raise StackStartError(f"stack {self.spec.name} is not running")
-        return f"http://{self.spec.balancer.host}:{self.balancer.port}"
+        return self.balancer.url
 
     def __enter__(self) -> Stack:
         self.start()
@@ -164,7 +170,7 @@ class Stack:
         log_path = self.log_dir / f"{name}.log"
         process = spawn(replica_argv(self.spec, port), log_path, replica_env(self.spec, index))
         self.observer.on_starting(name, log_path)
-        return Member(name, port, log_path, process)
+        return Member(name, REPLICA_HOST, port, log_path, process)
 
     def _start_balancer(self) -> Member:
         port = self.port or free_port(self.spec.balancer.host)
@@ -172,7 +178,7 @@ class Stack:
         argv = balancer_argv(self.spec, self.replicas, port)
         process = spawn(argv, log_path)
         self.observer.on_starting("balancer", log_path)
-        return Member("balancer", port, log_path, process)
+        return Member("balancer", self.spec.balancer.host, port, log_path, process)
 
     def _wait_healthy(self, members: list[Member]) -> None:
         started = time.monotonic()
@@ -186,7 +192,7 @@ class Stack:
                         f"{self.spec.name}/{member.name} exited with code {code} while starting; "
                         f"last lines of {member.log_path}:\n{tail(member.log_path)}"
                     )
-                if health_ok(member.port):
+                if health_ok(member.url):
                     waiting.remove(member)
                     self.observer.on_ready(member.name, time.monotonic() - started)
             if waiting and time.monotonic() > deadline:

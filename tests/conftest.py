@@ -8,9 +8,9 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
+from stacks.launcher import health_ok
 from stacks.process import free_port, spawn, stop_trees
 
 FAKE_SERVER = [sys.executable, "-m", "tests.fakes.fake_openai_server"]
@@ -20,11 +20,8 @@ def wait_healthy(url: str, process: subprocess.Popen[bytes], timeout_s: float = 
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         assert process.poll() is None, f"{url} exited with {process.returncode}"
-        try:
-            if httpx.get(f"{url}/health", timeout=1.0).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
+        if health_ok(url, timeout_s=1.0):
+            return
         time.sleep(0.05)
     raise AssertionError(f"{url} not healthy within {timeout_s}s")
 

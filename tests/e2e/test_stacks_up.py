@@ -20,6 +20,7 @@ import psutil
 import pytest
 
 from stacks.process import free_port, stop_trees
+from tests.processes import still_running
 
 pytestmark = pytest.mark.e2e
 HARNESS = [sys.executable, "-m", "harness.cli"]
@@ -38,11 +39,6 @@ def read_endpoint(harness: subprocess.Popen[str], log: Path) -> str:
 
 def stack_pids(root: psutil.Process) -> set[int]:
     return {p.pid for p in root.children(recursive=True)}
-
-
-def alive(pids: set[int]) -> set[int]:
-    return {pid for pid in pids if psutil.pid_exists(pid)
-            and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE}
 
 
 @pytest.mark.parametrize(("stack", "stop_signal"), [
@@ -82,9 +78,9 @@ def test_harness_up_serves_through_the_balancer_and_a_signal_stops_all(
         os.kill(harness.pid, stop_signal)
         assert harness.wait(timeout=60) == 0
         deadline = time.monotonic() + 10
-        while alive(pids) and time.monotonic() < deadline:
+        while still_running(pids) and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert alive(pids) == set()
+        assert still_running(pids) == set()
     finally:
         if harness.poll() is None:
             stop_trees([harness])  # type: ignore[list-item]

@@ -13,6 +13,7 @@ from stacks import launcher
 from stacks.errors import StackStartError
 from stacks.launcher import Stack
 from stacks.spec import StackSpec
+from tests.processes import still_running
 
 
 def fake_spec(tmp_path: Path, replicas: int = 2, timeout_s: float = 30) -> StackSpec:
@@ -44,11 +45,6 @@ def tree_pids(stack: Stack) -> list[int]:
     return pids
 
 
-def running(pids: list[int]) -> list[int]:
-    return [pid for pid in pids if psutil.pid_exists(pid)
-            and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE]
-
-
 @pytest.mark.usefixtures("fake_engine")
 def test_stack_serves_through_its_balancer_and_stops_clean(tmp_path: Path) -> None:
     with Stack(fake_spec(tmp_path), tmp_path / "logs") as stack:
@@ -57,7 +53,7 @@ def test_stack_serves_through_its_balancer_and_stops_clean(tmp_path: Path) -> No
                   .headers["x-upstream"] for _ in range(4)}
         assert served == {"replica-0", "replica-1"}
         assert (tmp_path / "logs" / "replica-1.log").exists()
-    assert running(pids) == []
+    assert still_running(pids) == set()
 
 
 @pytest.mark.usefixtures("fake_engine")
@@ -72,7 +68,7 @@ def test_exception_inside_the_block_still_stops_everything(tmp_path: Path) -> No
     with pytest.raises(RuntimeError, match="boom"):
         serve_then_fail()
     assert len(pids) == 3
-    assert running(pids) == []
+    assert still_running(pids) == set()
 
 
 def test_replica_that_dies_is_named_with_its_log_and_others_are_stopped(

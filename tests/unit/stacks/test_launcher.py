@@ -62,7 +62,8 @@ def test_balancer_argv_names_every_replica_and_the_policy() -> None:
 
     from stacks.launcher import Member
 
-    members = [Member(f"replica-{i}", 9000 + i, Path("x"), None) for i in range(2)]  # type: ignore[arg-type]
+    members = [Member(f"replica-{i}", "127.0.0.1", 9000 + i, Path("x"), None)  # type: ignore[arg-type]
+               for i in range(2)]
     argv = balancer_argv(spec(balancer={"policy": "p2c"}), members, port=8080)
     assert argv[argv.index("--policy") + 1] == "p2c"
     assert argv[argv.index("--port") + 1] == "8080"

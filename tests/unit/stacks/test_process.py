@@ -7,6 +7,7 @@ from pathlib import Path
 import psutil
 
 from stacks.process import spawn, stop_trees, tail
+from tests.processes import still_running
 
 # A test-double "replica": forks a child that sleeps, and a grandchild that escapes into its
 # own session (so a process-group kill alone would miss it), then sleeps itself.
@@ -32,13 +33,11 @@ def descendants_when_ready(pid: int, expected: int, timeout_s: float = 20.0) -> 
 def test_stop_trees_leaves_no_process_of_the_tree(tmp_path: Path) -> None:
     process = spawn([sys.executable, "-c", FORKING_CHILD], tmp_path / "child.log")
     tree = [process.pid, *descendants_when_ready(process.pid, expected=2)]
-    assert all(psutil.pid_exists(pid) for pid in tree)
+    assert still_running(tree) == set(tree)
 
     stop_trees([process], grace_s=2)
 
-    alive = [pid for pid in tree if psutil.pid_exists(pid)
-             and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE]
-    assert alive == []
+    assert still_running(tree) == set()
     assert process.returncode is not None
 
 

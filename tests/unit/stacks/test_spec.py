@@ -48,29 +48,18 @@ def test_unknown_field_names_file_field_and_what_is_allowed(tmp_path: Path) -> N
     assert "\n" not in message
 
 
-def test_unknown_nested_field_lists_that_section(tmp_path: Path) -> None:
-    path = write(tmp_path, VALID.replace("  model: models/tiny", "  model: m\n  gpus: 2"))
-    with pytest.raises(SpecError, match=r"engine\.gpus: unknown field; allowed: model, "):
-        load_stack_spec(path)
-
-
-def test_unknown_policy_lists_the_policies(tmp_path: Path) -> None:
-    path = write(tmp_path, VALID.replace("policy: p2c", "policy: fastest"))
-    with pytest.raises(SpecError, match=r"balancer\.policy: .*allowed: round_robin, random, "
-                                        r"least_inflight, p2c \(got 'fastest'\)"):
-        load_stack_spec(path)
-
-
-def test_out_of_range_replicas(tmp_path: Path) -> None:
-    path = write(tmp_path, VALID.replace("replicas: 2", "replicas: 0"))
-    with pytest.raises(SpecError, match=r"replicas: Input should be greater than or equal to 1"):
-        load_stack_spec(path)
-
-
-def test_launcher_owned_argument_is_refused(tmp_path: Path) -> None:
-    path = write(tmp_path, VALID.replace("dtype: bfloat16", "port: 9000"))
-    with pytest.raises(SpecError, match=r"engine\.args: .*'port' is set by the launcher"):
-        load_stack_spec(path)
+@pytest.mark.parametrize(("old", "new", "message"), [
+    ("  model: models/tiny", "  model: m\n  gpus: 2",
+     r"engine\.gpus: unknown field; allowed: model, "),
+    ("policy: p2c", "policy: fastest",
+     r"balancer\.policy: .*allowed: round_robin, random, least_inflight, p2c \(got 'fastest'\)"),
+    ("replicas: 2", "replicas: 0", r"replicas: Input should be greater than or equal to 1"),
+    ("dtype: bfloat16", "port: 9000", r"engine\.args: .*'port' is set by the launcher"),
+], ids=["unknown-nested-field", "unknown-policy", "replicas-out-of-range", "launcher-owned-arg"])
+def test_bad_field_is_named_with_what_is_allowed(tmp_path: Path, old: str, new: str,
+                                                 message: str) -> None:
+    with pytest.raises(SpecError, match=message):
+        load_stack_spec(write(tmp_path, VALID.replace(old, new)))
 
 
 def test_missing_engine(tmp_path: Path) -> None:
