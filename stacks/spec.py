@@ -126,14 +126,16 @@ def load_stack_spec(stack: str) -> StackSpec:
         raise SpecError(f"{path}: {describe_validation_error(exc)}") from exc
 
 
-def describe_validation_error(exc: ValidationError) -> str:
-    """First error as `field.path: message (got value)` — one line a user can act on."""
+def describe_validation_error(exc: ValidationError,
+                              model: type[BaseModel] | None = None) -> str:
+    """First error as `field.path: message (got value)` — one line a user can act on. An
+    unknown field lists the fields allowed there (of `model`, StackSpec by default)."""
     first = exc.errors()[0]
     field = ".".join(str(part) for part in first["loc"]) or "(top level)"
     message = first["msg"]
     if first["type"] == "extra_forbidden":
-        allowed = _fields_at(StackSpec, first["loc"][:-1])
-        message = f"unknown field; allowed: {', '.join(allowed)}"
+        allowed = _fields_at(model or StackSpec, first["loc"][:-1])
+        message = f"unknown field; allowed: {', '.join(allowed)}" if allowed else message
     shown = first.get("input")
     got = f" (got {shown!r})" if shown is not None and not isinstance(shown, dict) else ""
     more = f"; {len(exc.errors()) - 1} more error(s)" if len(exc.errors()) > 1 else ""

@@ -1,0 +1,252 @@
+"""Open-loop replay of a schedule inside Locust: senders, records, and when the test ends.
+
+Locust users here are a pool of senders. Each takes the next request of the schedule, sleeps
+until its send time (`anchor + offset_s`, an absolute deadline, so a slow answer never pushes
+later sends back) and sends it; a send is late only when every sender is busy, and that
+lateness is recorded (`sent_s - scheduled_s`), never hidden. The number of senders is the
+schedule's `max_in_flight`, set by `ScheduleShape`, which also ends the test once every request
+is recorded (each ends within its timeout, so none is dropped).
+
+Distributed (`--master` / `--worker`): worker k of N replays requests k, k+N, k+2N...; workers
+send their records to the master, which alone writes the records file. The anchor is one
+wall-clock instant (`--start-at`, or set by the master when the test starts) shared by all.
+
+Options (also from the environment): `--schedule` (HARNESS_SCHEDULE), `--records`
+(HARNESS_RECORDS), `--model` (HARNESS_MODEL; asked of `/v1/models` when empty), `--start-at`
+(HARNESS_START_AT, Unix seconds), `--api-key-env` (the name of a variable holding a bearer key).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import gevent
+from locust import FastHttpUser, LoadTestShape, constant, events
+from locust.env import Environment
+from locust.runners import MasterRunner, WorkerRunner
+
+from workloads.openai_client import PATHS, request_body, send_scheduled
+from workloads.records import FLUSH_INTERVAL_S, RecordFile
+
+WORKLOADS_DIR = Path(__file__).resolve().parent
+DEFAULT_SCHEDULE = WORKLOADS_DIR / "schedules" / "writing_assistant.jsonl"
+START_LEAD_S = 3.0  # test start to offset 0: senders spawn, workers receive the anchor
+DRAIN_GRACE_S = 10.0  # after the last timeout, before unrecorded requests are given up on
+IDLE_S = 0.5
+# gevent's loop waits in whole milliseconds (epoll), so a plain sleep wakes up to ~1 ms late.
+# Senders sleep until this close to their send time, then yield to the loop until it comes.
+SPIN_S = 0.002
+RECORDS_MESSAGE = "harness_records"
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    index: int
+    offset_s: float
+    max_tokens: int
+    prompt_tokens: int
+    prompt: str
+
+
+@events.init_command_line_parser.add_listener
+def add_arguments(parser: Any, **_: Any) -> None:
+    parser.add_argument("--schedule", env_var="HARNESS_SCHEDULE", default=str(DEFAULT_SCHEDULE),
+                        help="schedule file written by `harness schedule`")
+    parser.add_argument("--records", env_var="HARNESS_RECORDS", default="records.jsonl",
+                        help="records file to append (JSON lines)")
+    parser.add_argument("--model", env_var="HARNESS_MODEL", default="",
+                        help="model name to request; empty: the first of /v1/models")
+    parser.add_argument("--start-at", env_var="HARNESS_START_AT", type=float, default=0.0,
+                        help="Unix time of schedule offset 0; 0: a few seconds after start")
+    parser.add_argument("--api-key-env", env_var="HARNESS_API_KEY_ENV", default="",
+                        help="environment variable holding a bearer API key")
+
+
+def load_schedule(path: Path) -> tuple[dict[str, Any], list[Entry], str]:
+    data = path.read_bytes()
+    lines = data.decode("utf-8").splitlines()
+    header = json.loads(lines[0])
+    entries = [Entry(**json.loads(line)) for line in lines[1:] if line]
+    return header, entries, hashlib.sha256(data).hexdigest()
+
+
+def first_model(host: str, headers: dict[str, str]) -> str:
+    request = urllib.request.Request(f"{host.rstrip('/')}/v1/models", headers=headers)
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        return str(json.load(answer)["data"][0]["id"])
+
+
+class Replay:
+    """One process's share of the schedule, its clock, and where its records go."""
+
+    def __init__(self, environment: Environment) -> None:
+        self.environment = environment
+        self.options = environment.parsed_options
+        path = Path(self.options.schedule)
+        if not path.is_file():
+            raise SystemExit(f"schedule file {path} not found: write one with `harness schedule "
+                             "WORKLOAD --out FILE` and pass --schedule FILE")
+        self.header, self.entries, self.schedule_sha256 = load_schedule(path)
+        self.anchor_perf_s: float | None = None
+        self._queue: list[Entry] | None = None
+        self._next = 0
+        self._pending: list[list[Any]] = []  # a worker's records not yet sent to the master
+        self.file: RecordFile | None = None  # opened at test start, where the anchor is fixed
+        gevent.spawn(self._flush_forever)
+
+    # -- master or single process ---------------------------------------------------------
+    def on_test_start(self) -> None:
+        if not self.options.start_at:
+            self.options.start_at = time.time() + START_LEAD_S
+        if not self.options.model:
+            self.options.model = first_model(self.environment.host or "", self.headers())
+        self.file = RecordFile(Path(self.options.records),
+                               {"anchor_unix_s": self.options.start_at,
+                                "schedule_sha256": self.schedule_sha256})
+
+    def finished(self) -> bool:
+        if self.file is None or not self.options.start_at:
+            return False
+        if self.file.count >= len(self.entries):
+            return True
+        deadline = (self.options.start_at + self.header["last_offset_s"]
+                    + self.header["timeout_s"] + DRAIN_GRACE_S)
+        return time.time() > deadline
+
+    # -- every process that sends ---------------------------------------------------------
+    def headers(self) -> dict[str, str]:
+        headers = {"content-type": "application/json"}
+        if self.options.api_key_env:
+            headers["authorization"] = f"Bearer {os.environ[self.options.api_key_env]}"
+        return headers
+
+    def claim(self) -> Entry | None:
+        """The next request this process sends, or None when its share is done."""
+        if self._queue is None:
+            runner = self.environment.runner
+            index = getattr(runner, "worker_index", 0) if isinstance(runner, WorkerRunner) else 0
+            count = max(1, int(getattr(self.options, "expect_workers", 1) or 1)
+                        if isinstance(runner, WorkerRunner) else 1)
+            self._queue = self.entries[index::count]
+            start_at = self.options.start_at or time.time() + START_LEAD_S
+            self.anchor_perf_s = time.perf_counter() + (start_at - time.time())
+        if self._next >= len(self._queue):
+            return None
+        self._next += 1
+        return self._queue[self._next - 1]
+
+    def now_s(self) -> float:
+        assert self.anchor_perf_s is not None
+        return time.perf_counter() - self.anchor_perf_s
+
+    def record(self, row: list[Any]) -> None:
+        if self.file is not None:
+            self.file.add(row)
+        else:
+            self._pending.append(row)
+
+    def receive(self, message: Any, **_: Any) -> None:
+        """The master's handler for a worker's batch of records."""
+        if self.file is not None:
+            self.file.add_many(message.data)
+
+    def flush(self) -> None:
+        if self.file is not None:
+            self.file.flush()
+        elif self._pending and self.environment.runner is not None:
+            rows, self._pending = self._pending, []
+            self.environment.runner.send_message(RECORDS_MESSAGE, rows)
+
+    def _flush_forever(self) -> None:
+        while True:
+            gevent.sleep(FLUSH_INTERVAL_S)
+            self.flush()
+
+
+@events.init.add_listener
+def attach_replay(environment: Environment, **_: Any) -> None:
+    if environment.parsed_options is None:  # imported by a tool, not run by locust
+        return
+    replay = Replay(environment)
+    environment.replay = replay  # type: ignore[attr-defined]
+    if isinstance(environment.runner, MasterRunner):
+        environment.runner.register_message(RECORDS_MESSAGE, replay.receive)
+
+
+@events.test_start.add_listener
+def start_clock(environment: Environment, **_: Any) -> None:
+    if not isinstance(environment.runner, WorkerRunner):
+        environment.replay.on_test_start()  # type: ignore[attr-defined]
+
+
+@events.quitting.add_listener
+def flush_records(environment: Environment, **_: Any) -> None:
+    replay: Replay | None = getattr(environment, "replay", None)
+    if replay is not None:
+        replay.flush()
+        if replay.file is not None:
+            replay.file.close()
+
+
+def wait_until(now_s: Any, due_s: float) -> None:
+    """Sleep until `due_s` on the `now_s` clock, to within a few microseconds."""
+    delay_s = due_s - now_s()
+    if delay_s > SPIN_S:
+        gevent.sleep(delay_s - SPIN_S)
+    while now_s() < due_s:
+        gevent.sleep(0)
+
+
+class ScheduleShape(LoadTestShape):
+    """As many senders as the schedule allows in flight, until every request is recorded."""
+
+    abstract = False
+
+    def tick(self) -> tuple[int, float] | None:
+        replay: Replay = self.runner.environment.replay  # type: ignore[union-attr, attr-defined]
+        if replay.finished():
+            return None
+        senders = int(replay.header["max_in_flight"])
+        return senders, senders
+
+
+class ScheduledUser(FastHttpUser):
+    """A sender: takes the next scheduled request, waits for its time, sends, records."""
+
+    abstract = True
+    wait_time = constant(0)
+    # Socket timeouts stay out of the way: each request's total timeout (the schedule's
+    # timeout_s, from send to last byte) is what ends a slow request.
+    network_timeout = 3600.0
+    connection_timeout = 3600.0
+
+    def on_start(self) -> None:
+        self.replay: Replay = self.environment.replay  # type: ignore[attr-defined]
+        header = self.replay.header
+        self.path = PATHS[header["api"]]
+        self.request_headers = self.replay.headers()
+
+    def send_next(self) -> None:
+        entry = self.replay.claim()
+        if entry is None:
+            gevent.sleep(IDLE_S)  # share done; the shape ends the test once all are recorded
+            return
+        wait_until(self.replay.now_s, entry.offset_s)
+        header = self.replay.header
+        body = request_body(header["api"], self.replay.options.model, entry.prompt,
+                            entry.max_tokens, header["stream"], header["ignore_eos"])
+        sent_s = self.replay.now_s()
+        outcome = send_scheduled(self.client, self.path, body, self.request_headers,
+                                 header["stream"], header["timeout_s"], self.replay.now_s)
+        done_s = self.replay.now_s()
+        first_byte_s = None if outcome.first_byte_s is None else round(outcome.first_byte_s, 6)
+        self.replay.record([entry.index, entry.offset_s, round(sent_s, 6), first_byte_s,
+                            round(done_s, 6), outcome.status, outcome.ok, outcome.error,
+                            outcome.prompt_tokens, outcome.output_tokens, outcome.replica])
