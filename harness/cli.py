@@ -6,6 +6,7 @@ Errors the user can fix are printed as one line and exit with status 2.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,11 +18,15 @@ from rich.console import Console
 from harness.errors import HarnessError
 from harness.model import DEFAULT_MODEL_DIR, TinyModelConfig, build_tiny_model
 from harness.probe import probe
-from harness.progress import StartProgress
+from harness.progress import RunProgress, StartProgress
+from harness.report import comparison_table
+from harness.run import RunConfig, run_experiment
+from harness.schedule import build_schedule, load_tokenizer, write_schedule
 from harness.serve import default_log_dir, ensure_model, hold, stop_signals_interrupt
+from harness.workload import load_workload_spec
 from stacks.errors import StackError
 from stacks.launcher import Stack
-from stacks.spec import StackSpec, load_stack_spec
+from stacks.spec import StackSpec, load_local_stack_spec
 
 app = typer.Typer(help="Compare a DIY vLLM deployment with an optimized serving stack.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -52,7 +57,7 @@ def up(
 ) -> None:
     """Bring a stack up, print its endpoint, and keep it up until Ctrl-C or SIGTERM."""
     with user_errors(), stop_signals_interrupt():
-        spec = load_stack_spec(stack)
+        spec = load_local_stack_spec(stack)
         if replicas is not None:
             spec = StackSpec.model_validate({**spec.model_dump(), "replicas": replicas})
         ensure_model(spec)
@@ -79,6 +84,51 @@ def show_probe(endpoint: str, model: str) -> None:
         streamed = f", {answer.events} events streamed" if answer.events else ""
         err.print(f"{answer.path} via {answer.upstream}{streamed}: {answer.text!r}",
                   highlight=False)
+
+
+@app.command()
+def run(
+    stacks: Annotated[str, typer.Option(
+        help="comma-separated: stack names, stack.yaml paths, or NAME=URL for an endpoint "
+             "running elsewhere; the first is the baseline of the ratios")] = "diy,optimized",
+    workload: Annotated[str, typer.Option(help="a name under workloads/ or a .yaml path")] = (
+        "writing_assistant"),
+    rate: Annotated[float | None, typer.Option(min=0.001, help="steady QPS (replaces stages)")]
+    = None,
+    duration: Annotated[float | None, typer.Option(min=0.001, help="measured seconds")] = None,
+    trials: Annotated[int, typer.Option(min=1, help="trials per stack, interleaved A B A B")] = 1,
+    workers: Annotated[int, typer.Option(min=0, help="Locust workers (0: one process)")] = 0,
+    out: Annotated[Path | None, typer.Option(help="results folder (new or empty)")] = None,
+) -> None:
+    """Replay one schedule against each stack in turn and compare them side by side."""
+    with user_errors(), stop_signals_interrupt():
+        config = RunConfig(stacks=[name.strip() for name in stacks.split(",") if name.strip()],
+                           workload=workload, rate_qps=rate, duration_s=duration,
+                           trials=trials, workers=workers, out=out)
+        try:
+            with RunProgress(err) as progress:
+                summary_path = run_experiment(config, progress)
+        except KeyboardInterrupt:
+            err.print("run interrupted; every finished trial is kept in its results folder")
+            raise typer.Exit(130) from None
+        summary = json.loads(summary_path.read_text())
+        Console().print(comparison_table(summary))
+        typer.echo(f"summary: {summary_path}")
+
+
+@app.command()
+def schedule(
+    workload: Annotated[str, typer.Argument(help="a name under workloads/ or a .yaml path")],
+    out: Annotated[Path, typer.Option(help="schedule file to write")],
+    rate: Annotated[float | None, typer.Option(min=0.001, help="steady QPS")] = None,
+    duration: Annotated[float | None, typer.Option(min=0.001, help="measured seconds")] = None,
+) -> None:
+    """Write a workload's schedule, for replaying with plain `locust -f`."""
+    with user_errors():
+        spec = load_workload_spec(workload).with_overrides(rate, duration)
+        built = build_schedule(spec, load_tokenizer(spec.tokenizer_path()))
+        digest = write_schedule(built, out)
+        typer.echo(f"schedule: {out} ({len(built.entries)} requests, sha256 {digest})")
 
 
 @model_app.command("build")

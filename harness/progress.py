@@ -1,15 +1,25 @@
-"""Progress shown while a stack starts: one line per replica and the balancer, on stderr.
+"""Progress on stderr: one line per replica and the balancer while a stack starts, and a bar
+of requests recorded while load runs.
 
-An observer of `stacks.launcher.Stack`, so the launcher itself never prints.
+Observers of `stacks.launcher.Stack` and `harness.run.Experiment`, which never print.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from rich.console import Console
-from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
 
 class StartProgress:
@@ -43,3 +53,54 @@ class StartProgress:
             self._tasks[name], completed=1,
             description=f"{self.stack_name}/{name} ready in {elapsed_s:.0f}s",
         )
+
+
+class RunProgress:
+    """`harness run` on stderr: stack start-up lines, then a bar of requests recorded."""
+
+    def __init__(self, console: Console | None = None) -> None:
+        self.console = console or Console(stderr=True)
+        self._start: StartProgress | None = None
+        self._load: Progress | None = None
+        self._task: TaskID | None = None
+
+    def __enter__(self) -> RunProgress:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop_live()
+
+    def _stop_live(self) -> None:
+        if self._start is not None:
+            self._start.__exit__(None, None, None)
+            self._start = None
+        if self._load is not None:
+            self._load.stop()
+            self._load = None
+
+    def stack_starting(self, stack: str, trial: int) -> StartProgress:
+        self._stop_live()
+        self.console.rule(f"{stack} · trial {trial}", style="dim")
+        self._start = StartProgress(stack, self.console).__enter__()
+        return self._start
+
+    def load_started(self, stack: str, trial: int, requests: int) -> None:
+        self._stop_live()
+        self._load = Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TimeElapsedColumn(), console=self.console, transient=False,
+        )
+        self._task = self._load.add_task(f"{stack} · trial {trial} · requests recorded",
+                                         total=requests)
+        self._load.start()
+
+    def load_progress(self, recorded: int) -> None:
+        if self._load is not None and self._task is not None:
+            self._load.update(self._task, completed=recorded)
+
+    def trial_done(self, stack: str, trial: int, summary: dict[str, Any]) -> None:
+        self._stop_live()
+        self.console.print(
+            f"{stack} · trial {trial}: {summary['throughput_qps']:.2f} QPS, success "
+            f"{summary['success_rate']:.4f}, P99 {summary['latency_p99_s']:.3f} s",
+            highlight=False)

@@ -96,6 +96,19 @@ class StackSpec(_Strict):
     startup_timeout_s: float = Field(default=300.0, gt=0)
 
 
+class EndpointSpec(_Strict):
+    """A stack already running elsewhere (a GPU cluster, say): the harness drives and
+    measures its OpenAI-compatible endpoint and launches nothing."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    description: str = ""
+    endpoint: str = Field(pattern=r"^https?://[^\s/]+", description="base URL, without /v1")
+    model: str | None = Field(default=None,
+                              description="served model name; default: the first of /v1/models")
+    api_key_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+                                    description="environment variable holding a bearer key")
+
+
 def resolve_stack_path(stack: str) -> Path:
     """A stack is a name under `stacks/` or a path to a stack.yaml."""
     candidate = Path(stack).expanduser()
@@ -112,7 +125,15 @@ def resolve_stack_path(stack: str) -> Path:
     return named
 
 
-def load_stack_spec(stack: str) -> StackSpec:
+def load_stack_spec(stack: str) -> StackSpec | EndpointSpec:
+    """A stack name, a path to its YAML, or `name=URL` for an endpoint running elsewhere."""
+    name, sep, url = stack.partition("=")
+    if sep and not Path(stack).expanduser().exists():
+        try:
+            return EndpointSpec(name=name, endpoint=url.rstrip("/"))
+        except ValidationError as exc:
+            raise SpecError(f"stack {stack!r}: {describe_validation_error(exc, EndpointSpec)}; "
+                            "write it as NAME=http(s)://HOST[:PORT]") from exc
     path = resolve_stack_path(stack)
     try:
         raw = yaml.safe_load(path.read_text())
@@ -120,10 +141,20 @@ def load_stack_spec(stack: str) -> StackSpec:
         raise SpecError(f"{path}: not valid YAML: {exc}".replace("\n", " ")) from exc
     if not isinstance(raw, dict):
         raise SpecError(f"{path}: expected a mapping of stack fields at the top level")
+    model: type[StackSpec | EndpointSpec] = EndpointSpec if "endpoint" in raw else StackSpec
     try:
-        return StackSpec.model_validate(raw)
+        return model.model_validate(raw)
     except ValidationError as exc:
-        raise SpecError(f"{path}: {describe_validation_error(exc)}") from exc
+        raise SpecError(f"{path}: {describe_validation_error(exc, model)}") from exc
+
+
+def load_local_stack_spec(stack: str) -> StackSpec:
+    """A stack this machine launches (not an endpoint running elsewhere)."""
+    spec = load_stack_spec(stack)
+    if isinstance(spec, EndpointSpec):
+        raise SpecError(f"stack {spec.name} is an endpoint running elsewhere ({spec.endpoint}); "
+                        "only stacks with an engine can be brought up here")
+    return spec
 
 
 def describe_validation_error(exc: ValidationError,

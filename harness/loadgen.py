@@ -1,0 +1,113 @@
+"""The load generator: Locust replaying a schedule file, run as subprocesses.
+
+Locust monkey-patches its whole process with gevent, so it never runs inside the harness: the
+harness starts `python -m locust` (one process, or a master and N workers on this machine),
+hands it the schedule file, and reads the records file it appends. Progress is the number of
+records so far, counted from the file as it grows.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.errors import HarnessError
+from stacks.process import free_port, spawn, stop_trees, tail
+
+POLL_S = 0.5
+START_ALLOWANCE_S = 60.0  # Locust start-up, worker connection and the anchor's lead
+
+
+class LoadError(HarnessError):
+    """The load generator failed or ran past its time; its records so far are kept."""
+
+
+@dataclass(frozen=True, slots=True)
+class LoadJob:
+    locustfile: Path
+    host: str
+    schedule: Path
+    records: Path
+    log_dir: Path
+    model: str = ""
+    workers: int = 0  # 0: one process; N: a master and N worker processes
+    api_key_env: str = ""
+    expected_s: float = 0.0  # last send offset + request timeout: how long it should take
+
+
+def locust_argv(job: LoadJob, role: str, master_port: int = 0) -> list[str]:
+    """argv of one Locust process; `role` is `single`, `master` or `worker`."""
+    argv = [sys.executable, "-m", "locust", "-f", str(job.locustfile),
+            "--schedule", str(job.schedule), "--loglevel", "WARNING"]
+    if role == "worker":
+        return [*argv, "--worker", "--master-host", "127.0.0.1",
+                "--master-port", str(master_port)]
+    argv += ["--host", job.host, "--headless", "--records", str(job.records),
+             "--exit-code-on-error", "0", "--only-summary"]
+    if job.model:
+        argv += ["--model", job.model]
+    if job.api_key_env:
+        argv += ["--api-key-env", job.api_key_env]
+    if role == "master":
+        argv += ["--master", "--master-bind-host", "127.0.0.1",
+                 "--master-bind-port", str(master_port), "--expect-workers", str(job.workers)]
+    return argv
+
+
+class RecordCounter:
+    """Counts lines of a growing file without rereading it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.offset = 0
+        self.lines = 0
+
+    def count(self) -> int:
+        if not self.path.is_file():
+            return 0
+        with self.path.open("rb") as handle:
+            handle.seek(self.offset)
+            chunk = handle.read()
+        self.offset += len(chunk)
+        self.lines += chunk.count(b"\n")
+        return max(0, self.lines - 1)  # the header line is no request
+
+
+def run_load(job: LoadJob, on_progress: Callable[[int], None]) -> None:
+    """Run the schedule against `job.host` to the end; raise LoadError if Locust fails."""
+    processes = start_locust(job)
+    master = processes[0]
+    counter = RecordCounter(job.records)
+    limit_s = job.expected_s + START_ALLOWANCE_S
+    deadline = time.monotonic() + limit_s
+    log = job.log_dir / "locust.log"
+    try:
+        while (code := master.poll()) is None:
+            on_progress(counter.count())
+            if time.monotonic() > deadline:
+                raise LoadError(f"the load generator ran past {limit_s:.0f} s; last lines of "
+                                f"{log}:\n{tail(log)}")
+            time.sleep(POLL_S)
+        on_progress(counter.count())
+        if code != 0:
+            raise LoadError(f"the load generator exited with code {code}; last lines of "
+                            f"{log}:\n{tail(log)}")
+    finally:
+        stop_trees(processes)
+
+
+def start_locust(job: LoadJob) -> list[subprocess.Popen[bytes]]:
+    """The single process, or the master first and then its workers."""
+    job.log_dir.mkdir(parents=True, exist_ok=True)
+    if job.workers == 0:
+        return [spawn(locust_argv(job, "single"), job.log_dir / "locust.log")]
+    port = free_port()
+    processes = [spawn(locust_argv(job, "master", port), job.log_dir / "locust.log")]
+    for index in range(job.workers):
+        processes.append(spawn(locust_argv(job, "worker", port),
+                               job.log_dir / f"locust-worker-{index}.log"))
+    return processes

@@ -1,0 +1,62 @@
+"""The side-by-side table `harness run` prints: each stack's figures and its ratio to the
+baseline (the first stack), all read from the summary, never recomputed here."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from rich.table import Table
+
+# (summary key, label, unit): seconds are shown in milliseconds.
+ROWS = [
+    ("throughput_qps", "throughput", "QPS"),
+    ("goodput_qps", "goodput (within SLO)", "QPS"),
+    ("success_rate", "success rate", ""),
+    ("latency_p50_s", "latency P50 (from schedule)", "ms"),
+    ("latency_p90_s", "latency P90", "ms"),
+    ("latency_p99_s", "latency P99", "ms"),
+    ("latency_p999_s", "latency P99.9", "ms"),
+    ("service_p50_s", "service P50 (from send)", "ms"),
+    ("service_p99_s", "service P99", "ms"),
+    ("ttft_p50_s", "TTFT P50", "ms"),
+    ("ttft_p99_s", "TTFT P99", "ms"),
+    ("output_tokens_per_s", "output tokens/s", ""),
+    ("send_lag_p99_s", "send lag P99 (load generator)", "ms"),
+    ("requests", "requests measured", ""),
+]
+
+
+def show(value: Any, unit: str) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    if unit == "ms":
+        return f"{value * 1000:,.1f} ms"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return f"{value:,.4f}" if value < 10 else f"{value:,.1f}"
+
+
+def comparison_table(summary: dict[str, Any]) -> Table:
+    stacks: dict[str, dict[str, Any]] = summary["stacks"]
+    baseline = summary["baseline"]
+    table = Table(title=f"{summary['workload']} · run {summary['run']}")
+    table.add_column("metric")
+    for name in stacks:
+        table.add_column(name, justify="right")
+    others = [name for name in summary["ratios"]]
+    for name in others:
+        table.add_column(f"{name} ÷ {baseline}", justify="right")
+    for key, label, unit in ROWS:
+        if not any(key in figures for figures in stacks.values()):
+            continue
+        cells = [show(figures.get(key), unit) for figures in stacks.values()]
+        cells += [show_ratio(summary["ratios"][name].get(key)) for name in others]
+        table.add_row(label, *cells)
+    return table
+
+
+def show_ratio(value: float | None) -> str:
+    if value is None or math.isnan(value):
+        return "–"
+    return f"{value:.2f}×"
