@@ -152,10 +152,10 @@ class Replay:
         else:
             self._pending.append(row)
 
-    def receive(self, message: Any, **_: Any) -> None:
+    def receive(self, msg: Any, **_: Any) -> None:
         """The master's handler for a worker's batch of records."""
         if self.file is not None:
-            self.file.add_many(message.data)
+            self.file.add_many(msg.data)
 
     def flush(self) -> None:
         if self.file is not None:

@@ -1,16 +1,18 @@
 """FAKE OpenAI-compatible server — a test double, never a stack's engine.
 
 `python -m tests.fakes.fake_openai_server --port P --name fake-0 [--latency-ms 5]
-[--chunk-delay-ms 50] [--fail-status 500] [--hang]`
+[--chunk-delay-ms 50] [--fail-status 500] [--hang] [--stall-once-ms 2000 --stall-after 20]`
 
 Answers `/health`, `/v1/models`, `/v1/completions` and `/v1/chat/completions` (streamed as
 server-sent events when the body says `"stream": true`, one event per `--chunk-delay-ms`), and
-stamps every answer with `x-replica-id: NAME` so tests can see who served.
+stamps every answer with `x-replica-id: NAME` so tests can see who served. `--stall-once-ms`
+holds the `--stall-after`-th POST (counting from 0) that long before answering, once.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -39,6 +41,8 @@ class FakeHandler(BaseHTTPRequestHandler):
         options = self.server.options
         if options.hang:
             time.sleep(3600)
+        if next(self.server.posts) == options.stall_after and options.stall_once_ms:
+            time.sleep(options.stall_once_ms / 1000)
         time.sleep(options.latency_ms / 1000)
         if options.fail_status:
             self._send_json(options.fail_status, {"error": "fake failure"})
@@ -92,6 +96,7 @@ class FakeServer(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", port), FakeHandler)
         self.name = name
         self.options = options
+        self.posts = itertools.count()  # next() is atomic under the GIL: threads share it
 
 
 def main() -> None:
@@ -102,6 +107,8 @@ def main() -> None:
     parser.add_argument("--chunk-delay-ms", type=float, default=0.0)
     parser.add_argument("--fail-status", type=int, default=0)
     parser.add_argument("--hang", action="store_true")
+    parser.add_argument("--stall-once-ms", type=float, default=0.0)
+    parser.add_argument("--stall-after", type=int, default=0)
     options = parser.parse_args()
     FakeServer(options.port, options.name, options).serve_forever()
 

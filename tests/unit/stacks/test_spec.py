@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from stacks.errors import SpecError
-from stacks.spec import load_stack_spec
+from stacks.spec import EndpointSpec, load_local_stack_spec, load_stack_spec
 
 VALID = """\
 name: mine
@@ -76,3 +76,22 @@ def test_broken_yaml_is_one_line(tmp_path: Path) -> None:
 def test_unknown_stack_name_lists_known_stacks() -> None:
     with pytest.raises(SpecError, match=r"unknown stack 'nope'; known stacks: diy, optimized"):
         load_stack_spec("nope")
+
+
+def test_name_equals_url_is_an_endpoint_running_elsewhere() -> None:
+    spec = load_stack_spec("gpu=https://llm.example.com:8443/")
+    assert isinstance(spec, EndpointSpec)
+    assert (spec.name, spec.endpoint, spec.model) == ("gpu", "https://llm.example.com:8443", None)
+    with pytest.raises(SpecError, match="NAME=http"):
+        load_stack_spec("gpu=ftp://x")
+
+
+def test_an_endpoint_spec_file_needs_no_engine(tmp_path: Path) -> None:
+    spec = load_stack_spec(write(tmp_path, "name: cluster\nendpoint: http://10.0.0.5:8000\n"
+                                           "model: llama\napi_key_env: CLUSTER_KEY\n"))
+    assert isinstance(spec, EndpointSpec)
+    assert (spec.model, spec.api_key_env) == ("llama", "CLUSTER_KEY")
+    with pytest.raises(SpecError, match="only stacks with an engine can be brought up"):
+        load_local_stack_spec(write(tmp_path, "name: c\nendpoint: http://h:1\n"))
+    with pytest.raises(SpecError, match="unknown field; allowed: name, description, endpoint"):
+        load_stack_spec(write(tmp_path, "name: c\nendpoint: http://h:1\nreplicas: 2\n"))
