@@ -3,6 +3,7 @@ survive a SIGKILL, and distributed load. Locust runs for real, as a subprocess."
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import subprocess
@@ -138,10 +139,8 @@ def kill_tree(process: subprocess.Popen[bytes]) -> None:
     session, so its group is signalled apart)."""
     family = [psutil.Process(process.pid), *psutil.Process(process.pid).children(recursive=True)]
     for member in family:
-        try:
+        with contextlib.suppress(psutil.NoSuchProcess):
             member.send_signal(signal.SIGKILL)
-        except psutil.NoSuchProcess:
-            pass
     psutil.wait_procs(family, timeout=10)
     process.wait(timeout=10)
 

@@ -5,7 +5,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from tokenizers import Tokenizer
 
 from harness.schedule import (
