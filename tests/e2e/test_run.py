@@ -1,0 +1,48 @@
+"""A short `harness run` of both stacks with real vLLM on the embedded model, chat streamed."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from harness.schedule import file_sha256
+from harness.workload import load_workload_spec
+
+pytestmark = pytest.mark.e2e
+
+
+def test_both_stacks_serve_a_low_rate_completely(tmp_path: Path) -> None:
+    # The chat variant, streamed, so TTFT and the SSE path are exercised end to end; a short
+    # warm-up keeps the test quick.
+    spec = load_workload_spec("writing_assistant_chat").model_dump()
+    workload = tmp_path / "chat.yaml"
+    workload.write_text(yaml.safe_dump({**spec, "warmup_s": 4, "output_tokens": {"mean": 16}}))
+    out = tmp_path / "run"
+    done = subprocess.run(
+        [sys.executable, "-m", "harness.cli", "run", "--stacks", "diy,optimized",
+         "--workload", str(workload), "--rate", "2", "--duration", "10", "--out", str(out)],
+        capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert f"summary: {out / 'summary.json'}" in done.stdout
+    summary = json.loads((out / "summary.json").read_text())
+    schedule_hash = file_sha256(out / "schedule.jsonl")
+    for name in ("diy", "optimized"):
+        figures = summary["stacks"][name]
+        assert figures["success_rate"] == 1.0, figures["errors"]
+        assert figures["schedule_sha256"] == schedule_hash
+        assert figures["ttft_p50_s"] < figures["latency_p50_s"]
+        assert set(figures["replica_share"]) == {"replica-0", "replica-1"}
+        records = pd.read_parquet(out / figures["records"])
+        measured = records[(records["scheduled_s"] >= 4) & (records["scheduled_s"] < 14)]
+        assert (measured["output_tokens"] == 16).all()
+        latency = measured["done_s"] - measured["scheduled_s"]
+        assert figures["latency_p99_s"] == float(np.quantile(latency, 0.99))
+        assert (out / name / "trial-1" / "logs" / "replica-0.log").is_file()
+    assert set(summary["ratios"]) == {"optimized"}
