@@ -57,7 +57,7 @@ test-fast: setup
 
 check: setup
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy harness stacks/balancer
+	$(VENV)/bin/mypy harness stacks/balancer workloads bench
 	$(PY) -m pytest -ra
 
 clean:

@@ -108,11 +108,13 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=10.0, help="measured seconds")
     parser.add_argument("--workers", default="0,2", help="0 = one process")
     parser.add_argument("--upstream", choices=["auto", "nginx", "python"], default="auto")
+    parser.add_argument("--keep", type=Path, help="keep schedules, records and logs here")
     options = parser.parse_args()
     console = Console()
     tokenizer = load_tokenizer(WorkloadSpec(name="t", rate_qps=1, duration_s=1).tokenizer_path())
     with tempfile.TemporaryDirectory(prefix="loadgen-bench-") as temp:
-        workdir = Path(temp)
+        workdir = options.keep or Path(temp)
+        workdir.mkdir(parents=True, exist_ok=True)
         url, upstream, description = start_upstream(options.upstream, workdir)
         table = Table(title=f"open-loop replay fidelity against {description}")
         for column in ("target QPS", "load generator", "achieved QPS", "achieved ÷ target",

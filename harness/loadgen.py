@@ -8,6 +8,7 @@ records so far, counted from the file as it grows.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -19,6 +20,10 @@ from harness.errors import HarnessError
 from stacks.process import free_port, spawn, stop_trees, tail
 
 POLL_S = 0.5
+# gevent's select backend sleeps to the microsecond (epoll: whole milliseconds), which is what
+# keeps send lag far below a millisecond; select watches at most 1024 sockets, so it is used
+# only while the senders' connections fit well inside that.
+PRECISE_BACKEND_MAX_SENDERS = 512
 START_ALLOWANCE_S = 60.0  # Locust start-up, worker connection and the anchor's lead
 
 
@@ -35,6 +40,7 @@ class LoadJob:
     log_dir: Path
     model: str = ""
     workers: int = 0  # 0: one process; N: a master and N worker processes
+    senders: int = 256  # the schedule's max_in_flight
     api_key_env: str = ""
     expected_s: float = 0.0  # last send offset + request timeout: how long it should take
 
@@ -100,14 +106,22 @@ def run_load(job: LoadJob, on_progress: Callable[[int], None]) -> None:
         stop_trees(processes)
 
 
+def locust_env(job: LoadJob) -> dict[str, str]:
+    env = dict(os.environ)
+    if job.senders <= PRECISE_BACKEND_MAX_SENDERS:
+        env["GEVENT_BACKEND"] = "select"
+    return env
+
+
 def start_locust(job: LoadJob) -> list[subprocess.Popen[bytes]]:
     """The single process, or the master first and then its workers."""
     job.log_dir.mkdir(parents=True, exist_ok=True)
+    env = locust_env(job)
     if job.workers == 0:
-        return [spawn(locust_argv(job, "single"), job.log_dir / "locust.log")]
+        return [spawn(locust_argv(job, "single"), job.log_dir / "locust.log", env)]
     port = free_port()
-    processes = [spawn(locust_argv(job, "master", port), job.log_dir / "locust.log")]
+    processes = [spawn(locust_argv(job, "master", port), job.log_dir / "locust.log", env)]
     for index in range(job.workers):
         processes.append(spawn(locust_argv(job, "worker", port),
-                               job.log_dir / f"locust-worker-{index}.log"))
+                               job.log_dir / f"locust-worker-{index}.log", env))
     return processes

@@ -176,6 +176,7 @@ class Experiment:
                 locustfile=self.workload.locustfile_path(), host=target.endpoint,
                 schedule=self.schedule_path, records=raw_records, log_dir=trial_dir / "logs",
                 model=target.model, workers=self.config.workers,
+                senders=self.workload.max_in_flight,
                 api_key_env=target.api_key_env,
                 expected_s=self.schedule.header["last_offset_s"] + self.workload.timeout_s,
             ), self.observer.load_progress)

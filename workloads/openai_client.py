@@ -69,6 +69,7 @@ def read_stream(response: ResponseContextManager, outcome: Outcome, clock: Clock
     # Locust's response keeps geventhttpclient's under `_response`; its readline returns one
     # whole event as soon as it has arrived, which iter_content (fixed-size reads) does not.
     raw = response._response
+    assert raw is not None  # a response with a status has its socket response
     while event := raw.readline(SSE_EVENT_END):
         event = event.strip()
         if event == b"data: [DONE]":
@@ -85,6 +86,7 @@ def read_stream(response: ResponseContextManager, outcome: Outcome, clock: Clock
 
 def read_whole(response: ResponseContextManager, outcome: Outcome, clock: Clock) -> None:
     outcome.first_byte_s = clock()
+    assert response._response is not None
     payload = response._response.read()
     try:
         outcome.prompt_tokens, outcome.output_tokens = usage_of(payload)
@@ -100,8 +102,8 @@ def send_scheduled(session: FastHttpSession, path: str, body: bytes, headers: di
     outcome = Outcome()
     try:
         with gevent.Timeout(timeout_s), session.request(
-            "POST", path, data=body, headers=headers, stream=True, catch_response=True,
-            name=path,
+            "POST", path, data=body,  # type: ignore[arg-type]  # bytes go out as they are
+            headers=headers, stream=True, catch_response=True, name=path,
         ) as response:
             outcome.status = response.status_code or None
             if response.headers is not None:
@@ -112,7 +114,8 @@ def send_scheduled(session: FastHttpSession, path: str, body: bytes, headers: di
                 return outcome
             if outcome.status != 200:
                 outcome.error = f"http_{outcome.status}"
-                response._response.read()  # drain, so the connection can be reused
+                if response._response is not None:
+                    response._response.read()  # drain, so the connection can be reused
                 response.failure(outcome.error)
                 return outcome
             (read_stream if stream else read_whole)(response, outcome, clock)

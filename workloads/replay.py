@@ -18,6 +18,7 @@ Options (also from the environment): `--schedule` (HARNESS_SCHEDULE), `--records
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import os
@@ -40,9 +41,11 @@ DEFAULT_SCHEDULE = WORKLOADS_DIR / "schedules" / "writing_assistant.jsonl"
 START_LEAD_S = 3.0  # test start to offset 0: senders spawn, workers receive the anchor
 DRAIN_GRACE_S = 10.0  # after the last timeout, before unrecorded requests are given up on
 IDLE_S = 0.5
-# gevent's loop waits in whole milliseconds (epoll), so a plain sleep wakes up to ~1 ms late.
-# Senders sleep until this close to their send time, then yield to the loop until it comes.
-SPIN_S = 0.002
+# gevent's loop waits in whole milliseconds with epoll (its Linux default), so a plain sleep
+# wakes up to ~1 ms late; with the select backend (GEVENT_BACKEND=select, which the harness
+# sets) it waits in microseconds. Senders sleep until this close to their send time, then
+# yield to the loop until it comes: short with select, past the millisecond with epoll.
+SPIN_S = {"select": 0.0002}.get(gevent.get_hub().loop.backend, 0.0015)
 RECORDS_MESSAGE = "harness_records"
 
 
@@ -88,14 +91,19 @@ class Replay:
 
     def __init__(self, environment: Environment) -> None:
         self.environment = environment
-        self.options = environment.parsed_options
+        assert environment.parsed_options is not None  # attach_replay runs only under locust
+        self.options: Any = environment.parsed_options
         path = Path(self.options.schedule)
         if not path.is_file():
             raise SystemExit(f"schedule file {path} not found: write one with `harness schedule "
                              "WORKLOAD --out FILE` and pass --schedule FILE")
         self.header, self.entries, self.schedule_sha256 = load_schedule(path)
+        # The schedule lives as long as the process: keep it out of the collector's passes,
+        # whose full sweeps over 10^5 objects would stall sends for milliseconds.
+        gc.freeze()
         self.anchor_perf_s: float | None = None
         self._queue: list[Entry] | None = None
+        self._bodies: list[bytes] = []
         self._next = 0
         self._pending: list[list[Any]] = []  # a worker's records not yet sent to the master
         self.file: RecordFile | None = None  # opened at test start, where the anchor is fixed
@@ -127,20 +135,31 @@ class Replay:
             headers["authorization"] = f"Bearer {os.environ[self.options.api_key_env]}"
         return headers
 
-    def claim(self) -> Entry | None:
-        """The next request this process sends, or None when its share is done."""
+    def claim(self) -> tuple[Entry, bytes] | None:
+        """The next request this process sends, with its body, or None when its share is
+        done. The first call takes this process's share and encodes every body up front,
+        before the anchor, so encoding never delays a send."""
         if self._queue is None:
-            runner = self.environment.runner
-            index = getattr(runner, "worker_index", 0) if isinstance(runner, WorkerRunner) else 0
-            count = max(1, int(getattr(self.options, "expect_workers", 1) or 1)
-                        if isinstance(runner, WorkerRunner) else 1)
-            self._queue = self.entries[index::count]
-            start_at = self.options.start_at or time.time() + START_LEAD_S
-            self.anchor_perf_s = time.perf_counter() + (start_at - time.time())
+            self._take_share()
+        assert self._queue is not None
         if self._next >= len(self._queue):
             return None
         self._next += 1
-        return self._queue[self._next - 1]
+        return self._queue[self._next - 1], self._bodies[self._next - 1]
+
+    def _take_share(self) -> None:
+        runner = self.environment.runner
+        index, count = 0, 1
+        if isinstance(runner, WorkerRunner):
+            index = runner.worker_index
+            count = max(1, int(getattr(self.options, "expect_workers", 1) or 1))
+        self._queue = self.entries[index::count]
+        header, model = self.header, self.options.model
+        self._bodies = [request_body(header["api"], model, entry.prompt, entry.max_tokens,
+                                     header["stream"], header["ignore_eos"])
+                        for entry in self._queue]
+        start_at = self.options.start_at or time.time() + START_LEAD_S
+        self.anchor_perf_s = time.perf_counter() + (start_at - time.time())
 
     def now_s(self) -> float:
         assert self.anchor_perf_s is not None
@@ -232,16 +251,17 @@ class ScheduledUser(FastHttpUser):
         header = self.replay.header
         self.path = PATHS[header["api"]]
         self.request_headers = self.replay.headers()
+        # OpenAI-style APIs authenticate by header; a cookie jar only costs time per request.
+        self.client.client.cookiejar = None
 
     def send_next(self) -> None:
-        entry = self.replay.claim()
-        if entry is None:
+        claimed = self.replay.claim()
+        if claimed is None:
             gevent.sleep(IDLE_S)  # share done; the shape ends the test once all are recorded
             return
+        entry, body = claimed
         wait_until(self.replay.now_s, entry.offset_s)
         header = self.replay.header
-        body = request_body(header["api"], self.replay.options.model, entry.prompt,
-                            entry.max_tokens, header["stream"], header["ignore_eos"])
         sent_s = self.replay.now_s()
         outcome = send_scheduled(self.client, self.path, body, self.request_headers,
                                  header["stream"], header["timeout_s"], self.replay.now_s)
