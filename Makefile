@@ -46,8 +46,7 @@ model: setup
 	$(VENV)/bin/harness model build
 
 demo: setup
-	$(VENV)/bin/harness up diy --once
-	$(VENV)/bin/harness up optimized --once
+	$(VENV)/bin/harness run --stacks diy,optimized --rate 10 --duration 30
 
 test: setup
 	$(PY) -m pytest -ra

@@ -19,7 +19,7 @@ from harness.errors import HarnessError
 from harness.model import DEFAULT_MODEL_DIR, TinyModelConfig, build_tiny_model
 from harness.probe import probe
 from harness.progress import RunProgress, StartProgress
-from harness.report import comparison_table
+from harness.report import comparison_table, late_sender_warnings
 from harness.run import RunConfig, run_experiment
 from harness.schedule import build_schedule, load_tokenizer, write_schedule
 from harness.serve import default_log_dir, ensure_model, hold, stop_signals_interrupt
@@ -113,6 +113,8 @@ def run(
             raise typer.Exit(130) from None
         summary = json.loads(summary_path.read_text())
         Console().print(comparison_table(summary))
+        for line in late_sender_warnings(summary):
+            err.print(f"[yellow]warning:[/yellow] {line}", highlight=False)
         typer.echo(f"summary: {summary_path}")
 
 

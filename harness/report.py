@@ -60,3 +60,22 @@ def show_ratio(value: float | None) -> str:
     if value is None or math.isnan(value):
         return "–"
     return f"{value:.2f}×"
+
+
+# Past this, the load generator itself was late often enough to colour the headline latency.
+SEND_LAG_WARN_S = 0.010
+
+
+def late_sender_warnings(summary: dict[str, Any]) -> list[str]:
+    """One line per stack whose load generator sent late: its latency from schedule includes
+    that lateness (rightly, for the user's view, but not the stack's doing alone)."""
+    lines = []
+    for name, figures in summary["stacks"].items():
+        lag = figures.get("send_lag_p99_s")
+        if lag is not None and lag > SEND_LAG_WARN_S:
+            lines.append(
+                f"{name}: the load generator sent late (send lag P99 {lag * 1000:.0f} ms): it "
+                "shared the CPU with the stack. Latency from schedule includes that wait; "
+                "compare service latency, or run the load generator on other cores or "
+                "machines (--workers, or Locust workers elsewhere).")
+    return lines

@@ -11,12 +11,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from harness.arrivals import ArrivalProcess, Segment
 from stacks.errors import SpecError
-from stacks.spec import PROJECT_ROOT, describe_validation_error
+from stacks.spec import PROJECT_ROOT, describe_validation_error, read_yaml_mapping
 
 WORKLOADS_DIR = PROJECT_ROOT / "workloads"
 
@@ -204,12 +203,7 @@ def resolve_workload_path(workload: str) -> Path:
 
 def load_workload_spec(workload: str) -> WorkloadSpec:
     path = resolve_workload_path(workload)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise SpecError(f"{path}: not valid YAML: {exc}".replace("\n", " ")) from exc
-    if not isinstance(raw, dict):
-        raise SpecError(f"{path}: expected a mapping of workload fields at the top level")
+    raw = read_yaml_mapping(path, "workload")
     try:
         return WorkloadSpec.model_validate(raw)
     except ValidationError as exc:

@@ -125,6 +125,17 @@ def resolve_stack_path(stack: str) -> Path:
     return named
 
 
+def read_yaml_mapping(path: Path, kind: str) -> dict[str, object]:
+    """The top-level mapping of a spec file, or a SpecError saying what is wrong with it."""
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise SpecError(f"{path}: not valid YAML: {exc}".replace("\n", " ")) from exc
+    if not isinstance(raw, dict):
+        raise SpecError(f"{path}: expected a mapping of {kind} fields at the top level")
+    return raw
+
+
 def load_stack_spec(stack: str) -> StackSpec | EndpointSpec:
     """A stack name, a path to its YAML, or `name=URL` for an endpoint running elsewhere."""
     name, sep, url = stack.partition("=")
@@ -135,12 +146,7 @@ def load_stack_spec(stack: str) -> StackSpec | EndpointSpec:
             raise SpecError(f"stack {stack!r}: {describe_validation_error(exc, EndpointSpec)}; "
                             "write it as NAME=http(s)://HOST[:PORT]") from exc
     path = resolve_stack_path(stack)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise SpecError(f"{path}: not valid YAML: {exc}".replace("\n", " ")) from exc
-    if not isinstance(raw, dict):
-        raise SpecError(f"{path}: expected a mapping of stack fields at the top level")
+    raw = read_yaml_mapping(path, "stack")
     model: type[StackSpec | EndpointSpec] = EndpointSpec if "endpoint" in raw else StackSpec
     try:
         return model.model_validate(raw)
