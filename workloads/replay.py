@@ -97,6 +97,11 @@ class Replay:
         if not path.is_file():
             raise SystemExit(f"schedule file {path} not found: write one with `harness schedule "
                              "WORKLOAD --out FILE` and pass --schedule FILE")
+        records = Path(self.options.records)
+        if not isinstance(environment.runner, WorkerRunner) and records.exists() \
+                and records.stat().st_size:
+            raise SystemExit(f"records file {records} already exists; pass a new --records FILE "
+                             "(records are never appended to another run's)")
         self.header, self.entries, self.schedule_sha256 = load_schedule(path)
         # The schedule lives as long as the process: keep it out of the collector's passes,
         # whose full sweeps over 10^5 objects would stall sends for milliseconds.
