@@ -82,4 +82,5 @@ def test_the_shipped_default_schedule_is_the_default_workloads(tokenizer: Tokeni
     built = write_schedule(build_schedule(spec, tokenizer), tmp_path / "s.jsonl")
     assert built == hashlib.sha256(DEFAULT_SCHEDULE.read_bytes()).hexdigest(), (
         "regenerate with: harness schedule writing_assistant "
-        "--out workloads/schedules/writing_assistant.jsonl")
+        "--out workloads/schedules/writing_assistant.jsonl (or, if models/tiny was built by an "
+        "older version, rebuild it first: harness model build)")
