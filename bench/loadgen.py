@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from itertools import product
 from pathlib import Path
 
 import numpy as np
@@ -109,6 +110,8 @@ def main() -> None:
     parser.add_argument("--workers", default="0,2", help="0 = one process")
     parser.add_argument("--upstream", choices=["auto", "nginx", "python"], default="auto")
     parser.add_argument("--keep", type=Path, help="keep schedules, records and logs here")
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="runs per configuration, each printed (these machines are noisy)")
     options = parser.parse_args()
     console = Console()
     tokenizer = load_tokenizer(WorkloadSpec(name="t", rate_qps=1, duration_s=1).tokenizer_path())
@@ -122,8 +125,10 @@ def main() -> None:
             table.add_column(column, justify="right")
         try:
             for workers in [int(w) for w in options.workers.split(",")]:
-                for rate in [float(r) for r in options.rates.split(",")]:
-                    figures = measure(url, rate, options.duration, workers, workdir, tokenizer)
+                for rate, repeat in product([float(r) for r in options.rates.split(",")],
+                                            range(options.repeats)):
+                    figures = measure(url, rate, options.duration, workers,
+                                      workdir / f"repeat-{repeat}", tokenizer)
                     table.add_row(
                         f"{rate:,.0f}", "1 process" if workers == 0 else f"{workers} workers",
                         f"{figures['throughput_qps']:,.1f}",
