@@ -96,7 +96,8 @@ def load_stacks(names: list[str]) -> list[StackSpec | EndpointSpec]:
 @contextmanager
 def serving(spec: StackSpec | EndpointSpec, log_dir: Path,
             observer: StartObserver) -> Iterator[Target]:
-    """A launched stack (stopped on the way out), or an endpoint checked to answer."""
+    """A launched stack (stopped on the way out), or an endpoint running elsewhere (checked
+    to answer when the experiment starts)."""
     if isinstance(spec, EndpointSpec):
         yield Target(spec.endpoint, spec.model or "", spec.api_key_env or "")
         return
