@@ -7,7 +7,7 @@ workers, exactly as `harness run` drives a stack. For each it prints achieved ÷
 (`sent_s - scheduled_s`), all from the records by `harness.metrics`.
 
     .venv/bin/python bench/loadgen.py [--rates 500,1000,2000,5000] [--duration 10]
-        [--workers 0,2] [--upstream auto|nginx|python]
+        [--workers 0,2] [--upstream auto|nginx|python] [--repeats N] [--keep DIR]
 
 Goal: at 5,000 QPS on one process, ≥ 99.5 % of target and send-lag P99 ≤ 2 ms.
 """
