@@ -73,6 +73,7 @@ def summarize(records: pd.DataFrame, window: Window, slo_s: float,
                        & (records["done_s"] < window.end_s)]
     end_to_end = finished["done_s"] - finished["scheduled_s"]
     sent = scheduled[scheduled["sent_s"].notna()]
+    lag = sent["sent_s"] - sent["scheduled_s"]
     answered = scheduled["replica"].dropna()
     summary: dict[str, Any] = {
         "trials": trials,
@@ -89,9 +90,8 @@ def summarize(records: pd.DataFrame, window: Window, slo_s: float,
         **percentiles(ok["done_s"] - ok["scheduled_s"], "latency"),
         **percentiles(ok["done_s"] - ok["sent_s"], "service"),
         **(percentiles(ok["first_byte_s"] - ok["sent_s"], "ttft") if stream else {}),
-        **percentiles(sent["sent_s"] - sent["scheduled_s"], "send_lag"),
-        "send_lag_max_s": float((sent["sent_s"] - sent["scheduled_s"]).max())
-        if len(sent) else math.nan,
+        **percentiles(lag, "send_lag"),
+        "send_lag_max_s": float(lag.max()) if len(lag) else math.nan,
         "errors": {str(k): int(v) for k, v in scheduled["error"].value_counts().items()},
         "replica_share": {str(k): float(v)
                           for k, v in answered.value_counts(normalize=True).sort_index().items()},

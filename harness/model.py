@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from harness.corpus import documents
+from harness.errors import ModelMissing
 from stacks.spec import PROJECT_ROOT
 
 DEFAULT_MODEL_DIR = PROJECT_ROOT / "models" / "tiny"
@@ -168,3 +169,14 @@ def _write_weights(directory: Path, config: TinyModelConfig, vocab_size: int) ->
     tensors["model.norm.weight"] = ones(hidden)
     tensors["lm_head.weight"] = normal(vocab_size, hidden)
     save_file(tensors, str(directory / "model.safetensors"), metadata={"format": "pt"})
+
+
+def ensure_model_dir(directory: Path, needed: str, owner: str) -> Path:
+    """`directory`, which must hold the file `needed`; the embedded model is built there on
+    first use, any other directory is the user's to provide."""
+    if (directory / needed).is_file():
+        return directory
+    if directory.resolve() == DEFAULT_MODEL_DIR.resolve():
+        return build_tiny_model(directory)
+    raise ModelMissing(f"{owner}: model directory {directory} has no {needed}; point it at a "
+                       "Hugging Face model directory")

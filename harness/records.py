@@ -55,7 +55,3 @@ def write_parquet(frame: pd.DataFrame, path: Path) -> Path:
     os.replace(staging, path)
     return path
 
-
-def read_parquet_records(path: Path) -> pd.DataFrame:
-    """Records of one trial file or of a directory of trial files."""
-    return pd.read_parquet(path)

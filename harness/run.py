@@ -25,6 +25,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+import numpy as np
 import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
@@ -111,8 +112,9 @@ def serving(spec: StackSpec | EndpointSpec, log_dir: Path,
         stack.stop()
 
 
-def check_endpoint(spec: EndpointSpec) -> None:
-    """Fail before any load if an endpoint does not answer /v1/models."""
+def check_endpoint(spec: EndpointSpec) -> str:
+    """The model to ask an endpoint for (the spec's, or the first it lists); fails before any
+    load if it does not answer /v1/models."""
     headers = {}
     if spec.api_key_env:
         if spec.api_key_env not in os.environ:
@@ -122,10 +124,11 @@ def check_endpoint(spec: EndpointSpec) -> None:
     request = urllib.request.Request(f"{spec.endpoint}/v1/models", headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=10) as answer:
-            json.load(answer)
-    except (OSError, ValueError) as exc:
-        raise HarnessError(f"stack {spec.name}: {spec.endpoint}/v1/models did not answer: "
-                           f"{exc}") from exc
+            listed = json.load(answer)["data"][0]["id"]
+    except (OSError, ValueError, KeyError, IndexError, TypeError) as exc:
+        raise HarnessError(f"stack {spec.name}: {spec.endpoint}/v1/models did not answer with "
+                           f"a model: {exc!r}") from exc
+    return spec.model or str(listed)
 
 
 class Experiment:
@@ -136,17 +139,19 @@ class Experiment:
         self.observer = observer
         workload = load_workload_spec(config.workload)
         self.workload: WorkloadSpec = workload.with_overrides(config.rate_qps, config.duration_s)
-        self.stacks = load_stacks(config.stacks)
-        for spec in self.stacks:
-            if isinstance(spec, EndpointSpec):
-                check_endpoint(spec)
+        # Endpoints are asked once, here, which model they serve: the load generator is told.
+        self.stacks = [spec.model_copy(update={"model": check_endpoint(spec)})
+                       if isinstance(spec, EndpointSpec) else spec
+                       for spec in load_stacks(config.stacks)]
         self.out = fresh_out_dir(config.out or default_out_dir(self.workload.name))
         self.window = Window(self.workload.warmup_s, self.workload.measured_s)
         self.schedule_path = self.out / "schedule.jsonl"
         self.schedule: Schedule = build_schedule(self.workload,
                                                  load_tokenizer(self.workload.tokenizer_path()))
         self.schedule_sha256 = write_schedule(self.schedule, self.schedule_path)
+        self.offsets_s = np.array([entry.offset_s for entry in self.schedule.entries])
         self.replayed: dict[str, set[str]] = {spec.name: set() for spec in self.stacks}
+        self.trials: dict[str, list[pd.DataFrame]] = {spec.name: [] for spec in self.stacks}
         self.summary_path = self.out / "summary.json"
         self._write_inputs()
 
@@ -186,9 +191,9 @@ class Experiment:
             raise HarnessError(f"{raw_records} replayed schedule {header['schedule_sha256']}, "
                                f"not this run's {self.schedule_sha256}")
         self.replayed[spec.name].add(header["schedule_sha256"])
-        offsets = pd.Series([entry.offset_s for entry in self.schedule.entries]).to_numpy()
-        frame = account_for_schedule(frame, offsets).assign(trial=trial)
+        frame = account_for_schedule(frame, self.offsets_s).assign(trial=trial)
         write_parquet(frame, self.out / spec.name / "records" / f"trial-{trial}.parquet")
+        self.trials[spec.name].append(frame)
         self.observer.trial_done(spec.name, trial, self.summarize_stack(frame))
 
     def summarize_stack(self, records: pd.DataFrame) -> dict[str, Any]:
@@ -197,16 +202,16 @@ class Experiment:
     def write_summary(self) -> dict[str, Any]:
         stacks: dict[str, dict[str, Any]] = {}
         for spec in self.stacks:
-            folder = self.out / spec.name / "records"
-            if not folder.is_dir():
+            if not self.trials[spec.name]:
                 continue
             hashes = self.replayed[spec.name]
             if len(hashes) != 1:
                 raise HarnessError(f"stack {spec.name} replayed schedules {sorted(hashes)}; "
                                    "every trial must replay the same one")
-            stacks[spec.name] = {**self.summarize_stack(pd.read_parquet(folder)),
+            records = pd.concat(self.trials[spec.name], ignore_index=True)
+            stacks[spec.name] = {**self.summarize_stack(records),
                                  "schedule_sha256": next(iter(hashes)),
-                                 "records": str(folder.relative_to(self.out))}
+                                 "records": f"{spec.name}/records"}
         baseline = self.stacks[0].name
         summary = {
             "run": self.out.name, "workload": self.workload.name,

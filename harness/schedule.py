@@ -27,8 +27,7 @@ from tokenizers import Tokenizer
 
 from harness.arrivals import arrival_offsets
 from harness.corpus import TASKS, sentence, with_slip
-from harness.errors import HarnessError
-from harness.model import DEFAULT_MODEL_DIR, build_tiny_model
+from harness.model import ensure_model_dir
 from harness.workload import LengthSpec, WorkloadSpec
 
 SCHEDULE_VERSION = 1
@@ -54,13 +53,8 @@ class Schedule:
 
 def load_tokenizer(directory: Path) -> Tokenizer:
     """The tokenizer of a model directory; the embedded model is built on first use."""
-    path = directory / "tokenizer.json"
-    if not path.is_file():
-        if directory.resolve() != DEFAULT_MODEL_DIR.resolve():
-            raise HarnessError(f"{directory} has no tokenizer.json; point the workload's "
-                               "`tokenizer` at a Hugging Face model directory")
-        build_tiny_model(directory)
-    return Tokenizer.from_file(str(path))
+    found = ensure_model_dir(directory, "tokenizer.json", "workload tokenizer")
+    return Tokenizer.from_file(str(found / "tokenizer.json"))
 
 
 def draw_lengths(spec: LengthSpec, count: int, rng: np.random.Generator) -> np.ndarray:

@@ -14,8 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from types import FrameType
 
-from harness.errors import ModelMissing
-from harness.model import DEFAULT_MODEL_DIR, build_tiny_model
+from harness.model import ensure_model_dir
 from stacks.errors import StackStartError
 from stacks.launcher import Member, Stack
 from stacks.spec import PROJECT_ROOT, StackSpec
@@ -28,13 +27,8 @@ def default_log_dir(stack_name: str) -> Path:
 
 def ensure_model(spec: StackSpec) -> Path:
     """The spec's model directory; the embedded model is built on first use."""
-    path = spec.engine.model_path()
-    if (path / "config.json").is_file():
-        return path
-    if path.resolve() == DEFAULT_MODEL_DIR.resolve():
-        return build_tiny_model(path)
-    raise ModelMissing(f"stack {spec.name}: model directory {path} has no config.json; "
-                       "point engine.model at a Hugging Face model directory")
+    return ensure_model_dir(spec.engine.model_path(), "config.json",
+                            f"stack {spec.name}: engine.model")
 
 
 @contextmanager
