@@ -7,6 +7,7 @@ Errors the user can fix are printed as one line and exit with status 2.
 from __future__ import annotations
 
 import json
+import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from harness.dashboard_server import HOST, start_dashboard
 from harness.errors import HarnessError
 from harness.model import DEFAULT_MODEL_DIR, TinyModelConfig, build_tiny_model
 from harness.probe import probe
@@ -23,6 +25,7 @@ from harness.report import comparison_table, late_sender_warnings
 from harness.run import RunConfig, run_experiment
 from harness.schedule import build_schedule, load_tokenizer, write_schedule
 from harness.serve import default_log_dir, ensure_model, hold, stop_signals_interrupt
+from harness.tracking import TrackingError, log_results, tracking_uri
 from harness.workload import load_workload_spec
 from stacks.errors import StackError
 from stacks.launcher import Stack
@@ -99,23 +102,71 @@ def run(
     trials: Annotated[int, typer.Option(min=1, help="trials per stack, interleaved A B A B")] = 1,
     workers: Annotated[int, typer.Option(min=0, help="Locust workers (0: one process)")] = 0,
     out: Annotated[Path | None, typer.Option(help="results folder (new or empty)")] = None,
+    experiment: Annotated[str | None, typer.Option(
+        help="MLflow experiment to log to (default: the workload's name)")] = None,
 ) -> None:
     """Replay one schedule against each stack in turn and compare them side by side."""
     with user_errors(), stop_signals_interrupt():
         config = RunConfig(stacks=[name.strip() for name in stacks.split(",") if name.strip()],
                            workload=workload, rate_qps=rate, duration_s=duration,
-                           trials=trials, workers=workers, out=out)
+                           trials=trials, workers=workers, out=out, experiment=experiment)
         try:
             with RunProgress(err) as progress:
                 summary_path = run_experiment(config, progress)
         except KeyboardInterrupt:
-            err.print("run interrupted; every finished trial is kept in its results folder")
+            err.print("run interrupted; every finished trial is kept in its results folder; "
+                      "`harness log DIR` logs it to MLflow")
             raise typer.Exit(130) from None
         summary = json.loads(summary_path.read_text())
         Console().print(comparison_table(summary))
         for line in late_sender_warnings(summary):
             err.print(f"[yellow]warning:[/yellow] {line}", highlight=False)
         typer.echo(f"summary: {summary_path}")
+        track(summary_path.parent)
+
+
+def track(results: Path) -> None:
+    """Log a finished run to MLflow; a store that fails costs one warning, never the run."""
+    try:
+        parent = log_results(results)
+    except TrackingError as exc:
+        err.print(f"[yellow]warning:[/yellow] {exc}; the results are safe in {results}; log "
+                  f"them later with `harness log {results}`", highlight=False, soft_wrap=True)
+        return
+    typer.echo(f"mlflow: run {parent} in {tracking_uri()}")
+
+
+@app.command("log")
+def log_command(
+    results: Annotated[Path, typer.Argument(help="a results folder written by `harness run`")],
+    experiment: Annotated[str | None, typer.Option(
+        help="MLflow experiment (default: the one the run named, else its workload)")] = None,
+) -> None:
+    """Log a saved run to MLflow (again is harmless: a run already logged is not duplicated)."""
+    with user_errors():
+        parent = log_results(results, experiment)
+        typer.echo(f"mlflow: run {parent} in {tracking_uri()}")
+
+
+@app.command()
+def dashboard(
+    port: Annotated[int, typer.Option(min=1, max=65535, help="port on 127.0.0.1")] = 8501,
+) -> None:
+    """Open the comparison dashboard (Streamlit) over the MLflow store; Ctrl-C stops it."""
+    with stop_signals_interrupt():
+        process = start_dashboard(port)
+        typer.echo(f"dashboard: http://{HOST}:{port} (store: {tracking_uri()})")
+        try:
+            code = process.wait()
+        except KeyboardInterrupt:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+            return
+        if code:
+            raise typer.Exit(code)
 
 
 @app.command()

@@ -18,6 +18,10 @@ Definitions (times are seconds from the trial's anchor; the measured window is c
   fidelity.
 - `replica_share`: fraction of answered requests per replica (from `x-upstream`).
 
+Over time (`per_second`), each second of the window holds what finished in it
+(`throughput_qps`), and of the requests scheduled in it the end-to-end P99 and the failures;
+with several trials, counts are per trial and percentiles pool the trials.
+
 An empty series gives NaN (null in JSON) beside its count, never 0.
 """
 
@@ -49,6 +53,16 @@ class Window:
         return self.start_s + self.length_s
 
 
+def in_window(records: pd.DataFrame, window: Window) -> pd.DataFrame:
+    """The requests scheduled in the measured window."""
+    return records[(records["scheduled_s"] >= window.start_s)
+                   & (records["scheduled_s"] < window.end_s)]
+
+
+def trial_count(records: pd.DataFrame) -> int:
+    return int(records["trial"].nunique()) if "trial" in records.columns else 1
+
+
 def percentiles(values: pd.Series, prefix: str) -> dict[str, float | int]:
     array = values.dropna().to_numpy(dtype=np.float64)
     out: dict[str, float | int] = {f"{prefix}_count": int(array.size)}
@@ -62,12 +76,9 @@ def summarize(records: pd.DataFrame, window: Window, slo_s: float,
               stream: bool) -> dict[str, Any]:
     """Summary of one stack over its trials (a `trial` column; one trial without it). TTFT is
     reported only for streams, where `first_byte_s` is the first generated token."""
-    if "trial" not in records.columns:
-        records = records.assign(trial=1)
-    trials = int(records["trial"].nunique())
+    trials = trial_count(records)
     seconds = window.length_s * trials
-    scheduled = records[(records["scheduled_s"] >= window.start_s)
-                        & (records["scheduled_s"] < window.end_s)]
+    scheduled = in_window(records, window)
     ok = scheduled[scheduled["ok"]]
     finished = records[records["ok"] & (records["done_s"] >= window.start_s)
                        & (records["done_s"] < window.end_s)]
@@ -97,6 +108,52 @@ def summarize(records: pd.DataFrame, window: Window, slo_s: float,
                           for k, v in answered.value_counts(normalize=True).sort_index().items()},
     }
     return summary
+
+
+def per_second(records: pd.DataFrame, window: Window) -> pd.DataFrame:
+    """One row per whole second of the window (`second`: seconds from the run's start):
+    `offered_qps`, `throughput_qps`, `latency_p99_s` (NaN where nothing succeeded), `errors`."""
+    trials = trial_count(records)
+    seconds = np.arange(math.floor(window.start_s), math.ceil(window.end_s))
+    scheduled = in_window(records, window)
+    by_schedule = np.floor(scheduled["scheduled_s"]).astype(int)
+    ok = scheduled[scheduled["ok"]]
+    latency = (ok["done_s"] - ok["scheduled_s"]).groupby(by_schedule[scheduled["ok"]])
+    finished = records[records["ok"] & (records["done_s"] >= window.start_s)
+                       & (records["done_s"] < window.end_s)]
+    by_done = np.floor(finished["done_s"]).astype(int)
+    frame = pd.DataFrame({
+        "second": seconds,
+        "offered_qps": by_schedule.value_counts().reindex(seconds, fill_value=0).to_numpy()
+        / trials,
+        "throughput_qps": by_done.value_counts().reindex(seconds, fill_value=0).to_numpy()
+        / trials,
+        "latency_p99_s": latency.quantile(0.99).reindex(seconds).to_numpy(dtype=np.float64),
+        "errors": (~scheduled["ok"]).groupby(by_schedule).sum().reindex(seconds, fill_value=0)
+        .to_numpy() / trials,
+    })
+    return frame
+
+
+def error_timeline(records: pd.DataFrame, window: Window) -> pd.DataFrame:
+    """Failed requests per second of scheduled time and error class (`second`, `error`,
+    `count`, per trial); empty when nothing failed."""
+    failed = in_window(records, window)
+    failed = failed[~failed["ok"]]
+    counts = (failed.assign(second=np.floor(failed["scheduled_s"]).astype(int),
+                            error=failed["error"].fillna("unknown"))
+              .groupby(["second", "error"]).size().rename("count").reset_index())
+    return counts.assign(count=counts["count"] / trial_count(records))
+
+
+def latency_cdf(records: pd.DataFrame, window: Window) -> pd.DataFrame:
+    """End-to-end latency of every successful request in the window, sorted, with the fraction
+    of requests at or below it (`latency_s`, `fraction`)."""
+    scheduled = in_window(records, window)
+    ok = scheduled[scheduled["ok"]]
+    latency = np.sort((ok["done_s"] - ok["scheduled_s"]).to_numpy(dtype=np.float64))
+    return pd.DataFrame({"latency_s": latency,
+                         "fraction": np.arange(1, latency.size + 1) / max(latency.size, 1)})
 
 
 def ratios(summaries: dict[str, dict[str, Any]], baseline: str) -> dict[str, dict[str, float]]:

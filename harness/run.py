@@ -1,7 +1,8 @@
 """`harness run`: the same schedule against each stack in turn, measured from records on disk.
 
     results/<run-id>/
-      run.json                      what was asked: stacks, workload, trials, workers
+      run.json                      what was asked (stacks, workload, trials, workers), the
+                                    run's id, and where it ran (commit, hardware, versions)
       specs/<stack>.yaml, specs/workload.yaml
       schedule.jsonl                every request, with its send offset (sha256 in summary)
       <stack>/records/trial-<k>.parquet   one row per request
@@ -18,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -30,6 +32,7 @@ import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
+from harness.environment import capture_environment
 from harness.errors import HarnessError
 from harness.loadgen import LoadJob, run_load
 from harness.metrics import Window, json_safe, ratios, summarize
@@ -51,6 +54,7 @@ class RunConfig(BaseModel):
     trials: int = Field(default=1, ge=1, le=100)
     workers: int = Field(default=0, ge=0, le=64)
     out: Path | None = None
+    experiment: str | None = None  # MLflow experiment; the workload's name when unset
 
 
 class RunObserver(Protocol):
@@ -163,7 +167,10 @@ class Experiment:
         (specs / "workload.yaml").write_text(yaml.safe_dump(self.workload.model_dump()))
         (self.out / "run.json").write_text(json.dumps(
             {**self.config.model_dump(mode="json"), "out": str(self.out),
-             "started": datetime.now().isoformat(timespec="seconds")}, indent=2))
+             "experiment": self.config.experiment or self.workload.name,
+             "run_id": uuid.uuid4().hex,
+             "started": datetime.now().astimezone().isoformat(timespec="seconds"),
+             "environment": capture_environment()}, indent=2))
 
     def run(self) -> Path:
         for trial in range(1, self.config.trials + 1):
