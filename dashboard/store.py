@@ -1,0 +1,99 @@
+"""What the dashboard reads from the MLflow store: experiments, comparison runs, and one
+comparison's summary, workload and per-request records (the artifacts `harness run` logged)."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from harness.metrics import Window
+from harness.tracking import PARENT_TAG, ROLE_TAG
+
+RUN_TAGS = ("kind", "role", "stack", "trial", "workload", "stacks")
+RUN_METRICS = ("throughput_qps", "latency_p99_s", "success_rate")
+
+
+@dataclass(frozen=True)
+class Comparison:
+    run_id: str
+    name: str
+    summary: dict[str, Any]
+    workload: dict[str, Any]
+    records: dict[str, pd.DataFrame]  # stack -> every trial's records
+
+    @property
+    def window(self) -> Window:
+        return Window(float(self.summary["window"]["start_s"]),
+                      float(self.summary["window"]["length_s"]))
+
+    @property
+    def slo_s(self) -> float:
+        return float(self.workload.get("slo_s", 1.0))
+
+
+def experiments(client: Any) -> list[tuple[str, str]]:
+    """(id, name) of the experiments holding comparison runs, the most recent first."""
+    found = []
+    for experiment in client.search_experiments(order_by=["last_update_time DESC"]):
+        if client.search_runs([experiment.experiment_id],
+                              f"tags.`{ROLE_TAG}` = 'comparison'", max_results=1):
+            found.append((str(experiment.experiment_id), str(experiment.name)))
+    return found
+
+
+def comparisons(client: Any, experiment_id: str) -> pd.DataFrame:
+    """The experiment's comparison runs, newest first: run_id, name, started, stacks."""
+    runs = client.search_runs([experiment_id], f"tags.`{ROLE_TAG}` = 'comparison'",
+                              order_by=["attributes.start_time DESC"], max_results=1000)
+    return pd.DataFrame([{
+        "run_id": run.info.run_id, "name": run.info.run_name,
+        "started": pd.to_datetime(run.info.start_time, unit="ms"),
+        "stacks": run.data.tags.get("harness.stacks", ""),
+    } for run in runs], columns=["run_id", "name", "started", "stacks"])
+
+
+def runs_table(client: Any, experiment_id: str) -> pd.DataFrame:
+    """Every run of the experiment, newest first, with its harness tags (`kind`, `role`,
+    `stack`, ...) and, for trials, headline metrics."""
+    runs = client.search_runs([experiment_id], order_by=["attributes.start_time DESC"],
+                              max_results=5000)
+    return pd.DataFrame([{
+        "name": run.info.run_name, "run_id": run.info.run_id,
+        "started": pd.to_datetime(run.info.start_time, unit="ms"),
+        "status": run.info.status,
+        **{tag: run.data.tags.get(f"harness.{tag}") for tag in RUN_TAGS},
+        **{metric: run.data.metrics.get(metric) for metric in RUN_METRICS},
+    } for run in runs], columns=["name", "run_id", "started", "status", *RUN_TAGS,
+                                 *RUN_METRICS])
+
+
+def _download_text(client: Any, run_id: str, path: str) -> str:
+    with tempfile.TemporaryDirectory(prefix="dashboard-") as temp:
+        return Path(client.download_artifacts(run_id, path, temp)).read_text()
+
+
+def load_comparison(client: Any, run_id: str) -> Comparison:
+    parent = client.get_run(run_id)
+    summary = json.loads(_download_text(client, run_id, "summary.json"))
+    workload = yaml.safe_load(_download_text(client, run_id, "specs/workload.yaml")) or {}
+    children = client.search_runs([parent.info.experiment_id],
+                                  f"tags.`{PARENT_TAG}` = '{run_id}' "
+                                  f"and tags.`{ROLE_TAG}` = 'trial'", max_results=10_000)
+    frames: dict[str, list[pd.DataFrame]] = {}
+    with tempfile.TemporaryDirectory(prefix="dashboard-") as temp:
+        for child in children:
+            stack = child.data.tags.get("harness.stack", "")
+            trial = child.data.tags.get("harness.trial", "1")
+            local = client.download_artifacts(child.info.run_id,
+                                               f"records/trial-{trial}.parquet", temp)
+            frames.setdefault(stack, []).append(pd.read_parquet(local))
+    order = [stack for stack in summary.get("stacks", {}) if stack in frames]
+    records = {stack: pd.concat(frames[stack], ignore_index=True) for stack in order}
+    return Comparison(run_id, str(parent.info.run_name), summary, workload, records)
+
