@@ -31,13 +31,20 @@ then reload this page. A saved results folder can be logged with `harness log re
 
 
 @st.cache_resource
+def _client(uri: str) -> Any:
+    return client(uri)
+
+
 def store() -> Any:
-    return client(tracking_uri())
+    """The client of the store named now (cached per store, so one server process can be
+    pointed elsewhere without serving the old store's runs)."""
+    return _client(tracking_uri())
 
 
 @st.cache_data(show_spinner="Loading the comparison's records…")
-def comparison(run_id: str) -> Comparison:
-    return load_comparison(store(), run_id)
+def comparison(uri: str, run_id: str) -> Comparison:
+    """A logged comparison never changes, so it is read from the store once."""
+    return load_comparison(_client(uri), run_id)
 
 
 def pick_run() -> str | None:
@@ -108,7 +115,7 @@ def main() -> None:
     run_id = pick_run()
     if run_id is None:
         return
-    data = comparison(run_id)
+    data = comparison(tracking_uri(), run_id)
     window = data.window
     st.caption(f"Run `{data.name}` · workload `{data.summary.get('workload')}` · measured "
                f"{window.length_s:g} s after {window.start_s:g} s of warm-up · SLO "

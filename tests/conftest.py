@@ -65,3 +65,11 @@ def balancer(processes: list[subprocess.Popen[bytes]], tmp_path: Path) -> Callab
         return url
 
     return start
+
+
+@pytest.fixture(autouse=True)
+def mlflow_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test logs to its own MLflow store, never to the checkout's `results/`."""
+    uri = f"sqlite:///{tmp_path / 'mlflow' / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    return uri

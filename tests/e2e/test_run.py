@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from mlflow import MlflowClient
 
 from harness.schedule import file_sha256
 from harness.workload import load_workload_spec
@@ -18,7 +19,7 @@ from harness.workload import load_workload_spec
 pytestmark = pytest.mark.e2e
 
 
-def test_both_stacks_serve_a_low_rate_completely(tmp_path: Path) -> None:
+def test_both_stacks_serve_a_low_rate_completely(tmp_path: Path, mlflow_store: str) -> None:
     # The chat variant, streamed, so TTFT and the SSE path are exercised end to end; a short
     # warm-up keeps the test quick.
     spec = load_workload_spec("writing_assistant_chat").model_dump()
@@ -46,3 +47,19 @@ def test_both_stacks_serve_a_low_rate_completely(tmp_path: Path) -> None:
         assert figures["latency_p99_s"] == float(np.quantile(latency, 0.99))
         assert (out / name / "trial-1" / "logs" / "replica-0.log").is_file()
     assert set(summary["ratios"]) == {"optimized"}
+    # Logged to the (test's own) MLflow store: a parent and a child per stack, whose figures
+    # are the summary's.
+    store = MlflowClient(tracking_uri=mlflow_store)
+    experiment = store.get_experiment_by_name("writing_assistant_chat")
+    assert experiment is not None, done.stderr[-2000:]
+    runs = store.search_runs([experiment.experiment_id])
+    parents = [run for run in runs if run.data.tags["harness.role"] == "comparison"]
+    children = {run.data.tags["harness.stack"]: run for run in runs
+                if run.data.tags["harness.role"] == "trial"}
+    assert len(parents) == 1
+    assert set(children) == {"diy", "optimized"}
+    assert f"mlflow: run {parents[0].info.run_id}" in done.stdout
+    for name, child in children.items():
+        assert child.data.tags["mlflow.parentRunId"] == parents[0].info.run_id
+        assert child.data.metrics["latency_p99_s"] == summary["stacks"][name]["latency_p99_s"]
+        assert child.data.params["stack.engine.args.dtype"] == "bfloat16"

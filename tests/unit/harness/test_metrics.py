@@ -7,7 +7,15 @@ import math
 import pandas as pd
 import pytest
 
-from harness.metrics import Window, json_safe, ratios, summarize
+from harness.metrics import (
+    Window,
+    error_timeline,
+    json_safe,
+    latency_cdf,
+    per_second,
+    ratios,
+    summarize,
+)
 from harness.records import DTYPES
 
 
@@ -112,3 +120,35 @@ def test_ratios_divide_by_the_baseline() -> None:
                                     "latency_p99_s": pytest.approx(0.5)}}
     assert math.isnan(ratios({"a": {"throughput_qps": 0.0}, "b": {"throughput_qps": 1.0}},
                              "a")["b"]["throughput_qps"])
+
+
+def test_per_second_series_by_hand() -> None:
+    series = per_second(RECORDS, WINDOW).set_index("second")
+    assert list(series.index) == list(range(10, 20))
+    # Scheduled in [10, 20): one request in each of seconds 10-14 and 19.
+    assert series["offered_qps"].to_dict() == {10: 1, 11: 1, 12: 1, 13: 1, 14: 1, 15: 0,
+                                               16: 0, 17: 0, 18: 0, 19: 1}
+    # Finished ok in [10, 20), by second of done_s: 10.5, 11.0, 13.0, 15.0, 17.0.
+    assert series["throughput_qps"][series["throughput_qps"] > 0].to_dict() == {
+        10: 1, 11: 1, 13: 1, 15: 1, 17: 1}
+    # P99 of one value is that value; a second with no success has none.
+    p99 = series["latency_p99_s"]
+    assert p99[[10, 11, 12, 13, 19]].tolist() == [1.0, 2.0, 3.0, 4.0, 1.5]
+    assert p99[[14, 15, 16, 17, 18]].isna().all()
+    assert series["errors"][series["errors"] > 0].to_dict() == {14: 1}
+
+
+def test_per_second_divides_counts_by_trials() -> None:
+    both = pd.concat([RECORDS.assign(trial=1), RECORDS.assign(trial=2)], ignore_index=True)
+    series = per_second(both, WINDOW).set_index("second")
+    assert series.loc[10, "offered_qps"] == 1
+    assert series.loc[13, "throughput_qps"] == 1
+    assert series.loc[14, "errors"] == 1
+
+
+def test_error_timeline_and_latency_cdf_by_hand() -> None:
+    timeline = error_timeline(RECORDS, WINDOW)
+    assert timeline.to_dict("records") == [{"second": 14, "error": "http_503", "count": 1.0}]
+    cdf = latency_cdf(RECORDS, WINDOW)
+    assert cdf["latency_s"].tolist() == [1.0, 1.5, 2.0, 3.0, 4.0]
+    assert cdf["fraction"].tolist() == pytest.approx([0.2, 0.4, 0.6, 0.8, 1.0])
