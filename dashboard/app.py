@@ -47,7 +47,8 @@ def comparison(uri: str, run_id: str) -> Comparison:
     return load_comparison(_client(uri), run_id)
 
 
-def pick_run() -> str | None:
+def pick_run() -> tuple[str, str] | None:
+    """(experiment id, comparison run id) chosen in the sidebar; None for an empty store."""
     found = experiments(store())
     if not found:
         st.info(FIRST_RUN)
@@ -58,8 +59,7 @@ def pick_run() -> str | None:
     labels = [f"{row.name} ({row.stacks})" for row in runs.itertuples()]
     choice = st.sidebar.selectbox("Comparison run (newest first)", range(len(labels)),
                                   format_func=lambda index: labels[index])
-    st.session_state["experiment_id"] = names[experiment]
-    return str(runs.iloc[choice]["run_id"])
+    return names[experiment], str(runs.iloc[choice]["run_id"])
 
 
 def headline(data: Comparison, table: pd.DataFrame) -> None:
@@ -76,7 +76,7 @@ def headline(data: Comparison, table: pd.DataFrame) -> None:
     for column, (metric, color) in zip(columns, better.items(), strict=True):
         value, unit = float(rows[metric][other]), str(rows[metric]["unit"])
         delta = float(rows[metric][ratio])
-        column.metric(f"{other}: {metric}", f"{value:,.1f} {unit}",
+        column.metric(f"{other}: {metric}", "–" if math.isnan(value) else f"{value:,.1f} {unit}",
                       delta=None if math.isnan(delta) else f"{delta:.2f}× {baseline}",
                       delta_color=color)
 
@@ -112,9 +112,10 @@ def main() -> None:
     st.set_page_config(page_title="serving-harness comparison", layout="wide")
     st.title("Serving stacks compared")
     st.sidebar.caption(f"MLflow store: `{tracking_uri()}`")
-    run_id = pick_run()
-    if run_id is None:
+    picked = pick_run()
+    if picked is None:
         return
+    experiment_id, run_id = picked
     data = comparison(tracking_uri(), run_id)
     window = data.window
     st.caption(f"Run `{data.name}` · workload `{data.summary.get('workload')}` · measured "
@@ -128,7 +129,7 @@ def main() -> None:
     left, right = st.columns(2)
     for index, figure in enumerate(figures.values()):
         (left if index % 2 == 0 else right).plotly_chart(figure, width="stretch")
-    runs_list(st.session_state["experiment_id"])
+    runs_list(experiment_id)
 
 
 main()

@@ -26,7 +26,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Iterable, Iterator, Mapping
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -222,7 +222,7 @@ class RunLogger:
         self.log_timeseries(run_id, records, started)
         self.mlflow.log_artifact(run_id, str(trial.records_path), "records")
         if trial.log_dir.is_dir():
-            with self.redacted_copy([trial.log_dir]) as staged:
+            with redacted_copy([trial.log_dir], self.redact) as staged:
                 self.mlflow.log_artifacts(run_id, str(staged / trial.log_dir.name), "logs")
         self.mlflow.set_terminated(run_id, "FINISHED", end_time=finished)
 
@@ -239,8 +239,8 @@ class RunLogger:
 
     def log_comparison_artifacts(self, parent_id: str) -> None:
         path = self.saved.path
-        with self.redacted_copy([path / "summary.json", path / "run.json", path / "specs"]) \
-                as staged:
+        with redacted_copy([path / "summary.json", path / "run.json", path / "specs"],
+                           self.redact) as staged:
             self.mlflow.log_artifacts(parent_id, str(staged))
         if (path / "schedule.jsonl").is_file():
             self.mlflow.log_artifact(parent_id, str(path / "schedule.jsonl"))
@@ -268,8 +268,6 @@ class RunLogger:
         for batch in batched(points, 1000):
             self.mlflow.log_batch(run_id, metrics=batch)
 
-    def redacted_copy(self, paths: Iterable[Path]) -> AbstractContextManager[Path]:
-        return redacted_copy(paths, self.redact)
 
 
 @contextmanager
@@ -278,11 +276,12 @@ def redacted_copy(paths: Iterable[Path], redactor: Redactor) -> Iterator[Path]:
     with tempfile.TemporaryDirectory(prefix="harness-artifacts-") as temp:
         root = Path(temp)
         for path in paths:
-            sources = [source for source in path.rglob("*") if source.is_file()] \
-                if path.is_dir() else [path] if path.is_file() else []
-            for source in sources:
-                target = root / path.name / source.relative_to(path) if path.is_dir() \
-                    else root / path.name
+            if path.is_dir():
+                copies = [(source, root / path.name / source.relative_to(path))
+                          for source in path.rglob("*") if source.is_file()]
+            else:
+                copies = [(path, root / path.name)] if path.is_file() else []
+            for source, target in copies:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 try:
                     text = source.read_text(encoding="utf-8")
