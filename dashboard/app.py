@@ -76,9 +76,10 @@ def headline(data: Comparison, table: pd.DataFrame) -> None:
     for column, (metric, color) in zip(columns, better.items(), strict=True):
         value, unit = float(rows[metric][other]), str(rows[metric]["unit"])
         delta = float(rows[metric][ratio])
+        # Streamlit colours a delta by its sign: give the change, not the ratio.
+        change = None if math.isnan(delta) else f"{(delta - 1) * 100:+.1f} % vs {baseline}"
         column.metric(f"{other}: {metric}", "–" if math.isnan(value) else f"{value:,.1f} {unit}",
-                      delta=None if math.isnan(delta) else f"{delta:.2f}× {baseline}",
-                      delta_color=color)
+                      delta=change, delta_color=color)
 
 
 def show_table(table: pd.DataFrame) -> None:

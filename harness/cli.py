@@ -133,7 +133,7 @@ def track(results: Path) -> None:
         err.print(f"[yellow]warning:[/yellow] {exc}; the results are safe in {results}; log "
                   f"them later with `harness log {results}`", highlight=False, soft_wrap=True)
         return
-    typer.echo(f"mlflow: run {parent} in {tracking_uri()}")
+    typer.echo(f"mlflow: run {parent} in {tracking_uri()} (`harness dashboard` shows it)")
 
 
 @app.command("log")
