@@ -161,10 +161,13 @@ def test_an_unreachable_store_warns_once_and_the_run_is_logged_later(
                 and "MLflow" in line]
     assert len(warnings) == 1, done.stderr
     assert f"harness log {out}" in done.stderr.replace("\n", "")
-    later = harness("log", str(out), env=logged_run.env)
+    # Logged later to a store that answers (its own: the shared one stays as the run left it).
+    store = f"sqlite:///{tmp_path / 'later' / 'mlflow.db'}"
+    later = harness("log", str(out), env={**logged_run.env, "MLFLOW_TRACKING_URI": store})
     assert later.returncode == 0, later.stderr
-    _, parents, _ = runs_of(logged_run.uri, "tracking_test")
+    _, parents, children = runs_of(store, "tracking_test")
     assert [run.data.tags["harness.results_dir"] for run in parents] == [str(out)]
+    assert [run.data.tags["harness.stack"] for run in children] == ["keyed"]
 
 
 def test_log_of_a_folder_that_is_no_run_says_what_to_pass(tmp_path: Path,
