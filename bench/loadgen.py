@@ -7,7 +7,8 @@ workers, exactly as `harness run` drives a stack. For each it prints achieved ÷
 (`sent_s - scheduled_s`), all from the records by `harness.metrics`.
 
     .venv/bin/python bench/loadgen.py [--rates 500,1000,2000,5000] [--duration 10]
-        [--workers 0,2] [--upstream auto|nginx|python] [--repeats N] [--keep DIR]
+        [--workers 0,2] [--senders 256] [--upstream auto|nginx|python] [--repeats N]
+        [--keep DIR]
 
 Goal: at 5,000 QPS on one process, ≥ 99.5 % of target and send-lag P99 ≤ 2 ms.
 """
@@ -83,19 +84,20 @@ def start_upstream(kind: str, workdir: Path) -> tuple[str, list[subprocess.Popen
     return url, [process], description
 
 
-def measure(url: str, rate: float, duration_s: float, workers: int, workdir: Path,
-            tokenizer: Tokenizer) -> dict[str, float]:
+def measure(url: str, rate: float, duration_s: float, workers: int, senders: int,
+            workdir: Path, tokenizer: Tokenizer) -> dict[str, float]:
     spec = WorkloadSpec(name="loadgen_bench", arrival="constant", rate_qps=rate,
-                        duration_s=duration_s, warmup_s=WARMUP_S, max_in_flight=256,
+                        duration_s=duration_s, warmup_s=WARMUP_S, max_in_flight=senders,
                         timeout_s=10, prompt_tokens=LengthSpec(mean=8),
                         output_tokens=LengthSpec(mean=4))
     schedule = build_schedule(spec, tokenizer)
-    run_dir = workdir / f"rate-{rate:g}-workers-{workers}"
+    run_dir = workdir / f"rate-{rate:g}-workers-{workers}-senders-{senders}"
     write_schedule(schedule, run_dir / "schedule.jsonl")
     run_load(LoadJob(locustfile=BENCH_DIR.parent / "workloads" / "writing_assistant.py",
                      host=url, schedule=run_dir / "schedule.jsonl",
                      records=run_dir / "records.jsonl", log_dir=run_dir, model="bench",
-                     workers=workers, expected_s=WARMUP_S + duration_s + spec.timeout_s),
+                     workers=workers, senders=senders,
+                     expected_s=WARMUP_S + duration_s + spec.timeout_s),
              lambda recorded: None)
     _, frame = read_records(run_dir / "records.jsonl")
     frame = account_for_schedule(frame, np.array([entry.offset_s for entry in schedule.entries]))
@@ -108,6 +110,9 @@ def main() -> None:
     parser.add_argument("--rates", default="500,1000,2000,5000")
     parser.add_argument("--duration", type=float, default=10.0, help="measured seconds")
     parser.add_argument("--workers", default="0,2", help="0 = one process")
+    parser.add_argument("--senders", default="256",
+                        help="concurrent senders (max_in_flight); a list is interleaved per "
+                             "repeat, so the configurations share the machine's moods")
     parser.add_argument("--upstream", choices=["auto", "nginx", "python"], default="auto")
     parser.add_argument("--keep", type=Path, help="keep schedules, records and logs here")
     parser.add_argument("--repeats", type=int, default=1,
@@ -120,17 +125,20 @@ def main() -> None:
         workdir.mkdir(parents=True, exist_ok=True)
         url, upstream, description = start_upstream(options.upstream, workdir)
         table = Table(title=f"open-loop replay fidelity against {description}")
-        for column in ("target QPS", "load generator", "achieved QPS", "achieved ÷ target",
+        for column in ("target QPS", "load generator", "senders", "achieved QPS",
+                       "achieved ÷ target",
                        "send lag P50", "send lag P99", "send lag max", "success"):
             table.add_column(column, justify="right")
         try:
             for workers in [int(w) for w in options.workers.split(",")]:
-                for rate, repeat in product([float(r) for r in options.rates.split(",")],
-                                            range(options.repeats)):
-                    figures = measure(url, rate, options.duration, workers,
+                for rate, repeat, senders in product(
+                        [float(r) for r in options.rates.split(",")], range(options.repeats),
+                        [int(s) for s in options.senders.split(",")]):
+                    figures = measure(url, rate, options.duration, workers, senders,
                                       workdir / f"repeat-{repeat}", tokenizer)
                     table.add_row(
                         f"{rate:,.0f}", "1 process" if workers == 0 else f"{workers} workers",
+                        str(senders),
                         f"{figures['throughput_qps']:,.1f}",
                         f"{figures['throughput_qps'] / rate:.2%}",
                         f"{figures['send_lag_p50_s'] * 1000:.3f} ms",
