@@ -21,7 +21,8 @@ from harness.errors import HarnessError
 from harness.model import DEFAULT_MODEL_DIR, TinyModelConfig, build_tiny_model
 from harness.probe import probe
 from harness.progress import RunProgress, StartProgress
-from harness.report import comparison_table, late_sender_warnings
+from harness.quantize import quantize_checkpoint
+from harness.report import comparison_table, late_sender_warnings, quantization_table
 from harness.run import RunConfig, run_experiment
 from harness.schedule import build_schedule, load_tokenizer, write_schedule
 from harness.serve import default_log_dir, ensure_model, hold, stop_signals_interrupt
@@ -63,7 +64,7 @@ def up(
         spec = load_local_stack_spec(stack)
         if replicas is not None:
             spec = StackSpec.model_validate({**spec.model_dump(), "replicas": replicas})
-        ensure_model(spec)
+        spec = ensure_model(spec)
         logs = log_dir or default_log_dir(spec.name)
         running = Stack(spec, logs, port=port)
         try:
@@ -192,6 +193,26 @@ def model_build(
     """Build the embedded tiny Llama model (deterministic: same seed, same bytes)."""
     path = build_tiny_model(out, TinyModelConfig(seed=seed))
     typer.echo(f"model: {path}")
+
+
+@model_app.command("quantize")
+def model_quantize(
+    source: Annotated[Path, typer.Argument(help="a Hugging Face model directory")],
+    out: Annotated[Path, typer.Option(help="directory for the quantized checkpoint")],
+    scheme: Annotated[str, typer.Option(
+        help="fp8 (H100-class GPUs), int8 (CPUs) or auto (picks by this machine)")] = "auto",
+    granularity: Annotated[str, typer.Option(
+        help="weight scales per output channel or per tensor")] = "channel",
+) -> None:
+    """Write a W8A8 compressed-tensors checkpoint vLLM serves as it is, and show each layer's
+    weight error with per-channel and per-tensor scales."""
+    with user_errors():
+        if granularity not in ("channel", "tensor"):
+            raise HarnessError(f"--granularity must be channel or tensor, got {granularity!r}")
+        report = quantize_checkpoint(source, out, scheme,
+                                     "channel" if granularity == "channel" else "tensor")
+        Console().print(quantization_table(report))
+        typer.echo(f"model: {out} ({report.scheme}, per-{report.granularity} weight scales)")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
-"""The side-by-side table `harness run` prints: each stack's figures and its ratio to the
-baseline (the first stack), all read from the summary, never recomputed here."""
+"""The tables the harness prints. `comparison_table`: each stack's figures and its ratio to the
+baseline (the first stack), all read from the summary, never recomputed here.
+`quantization_table`: a quantized checkpoint's per-layer weight errors."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import math
 from typing import Any
 
 from rich.table import Table
+
+from harness.quantize import QuantizeReport
 
 # (summary key, label, unit): seconds are shown in milliseconds.
 ROWS = [
@@ -79,3 +82,16 @@ def late_sender_warnings(summary: dict[str, Any]) -> list[str]:
                 "compare service latency, or run the load generator on other cores or "
                 "machines (--workers, or Locust workers elsewhere).")
     return lines
+
+
+def quantization_table(report: QuantizeReport) -> Table:
+    """Per layer, the relative weight error ‖W − deq(q(W))‖ / ‖W‖ with per-channel and
+    per-tensor scales, and how many times smaller per-channel makes it."""
+    table = Table(title=f"{report.scheme} weight reconstruction error, per layer")
+    for column in ("layer", "shape", "per-channel", "per-tensor", "tensor ÷ channel"):
+        table.add_column(column, justify="left" if column == "layer" else "right")
+    for layer in report.layers:
+        table.add_row(layer.layer, "×".join(map(str, layer.shape)), f"{layer.channel:.3%}",
+                      f"{layer.tensor:.3%}",
+                      f"{layer.tensor / layer.channel:.2f}×" if layer.channel else "–")
+    return table

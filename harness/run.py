@@ -106,7 +106,7 @@ def serving(spec: StackSpec | EndpointSpec, log_dir: Path,
     if isinstance(spec, EndpointSpec):
         yield Target(spec.endpoint, spec.model or "", spec.api_key_env or "")
         return
-    ensure_model(spec)
+    spec = ensure_model(spec)
     stack = Stack(spec, log_dir)
     try:
         stack.start(observer)

@@ -15,6 +15,7 @@ from pathlib import Path
 from types import FrameType
 
 from harness.model import ensure_model_dir
+from harness.quantized_models import ensure_quantized
 from stacks.errors import StackStartError
 from stacks.launcher import Member, Stack
 from stacks.spec import PROJECT_ROOT, StackSpec
@@ -25,10 +26,18 @@ def default_log_dir(stack_name: str) -> Path:
     return PROJECT_ROOT / "logs" / f"{stack_name}-{stamp}"
 
 
-def ensure_model(spec: StackSpec) -> Path:
-    """The spec's model directory; the embedded model is built on first use."""
-    return ensure_model_dir(spec.engine.model_path(), "config.json",
-                            f"stack {spec.name}: engine.model")
+def ensure_model(spec: StackSpec) -> StackSpec:
+    """The spec as the launcher should run it: its model directory there (the embedded model
+    is built on first use) and, for a quantized engine, `engine.model` pointing at the
+    quantized copy, written on first use."""
+    source = ensure_model_dir(spec.engine.model_path(), "config.json",
+                              f"stack {spec.name}: engine.model")
+    quantization = spec.engine.quantization
+    if quantization is None:
+        return spec
+    served = ensure_quantized(source, quantization.scheme, quantization.granularity)
+    engine = spec.engine.model_copy(update={"model": str(served), "quantization": None})
+    return spec.model_copy(update={"engine": engine})
 
 
 @contextmanager

@@ -27,11 +27,23 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class QuantizationSpec(_Strict):
+    """Serve a W8A8 copy of `engine.model` instead of the model itself. The harness writes the
+    copy (compressed-tensors format) on first use, cached by the source's hash; vLLM reads
+    the scheme from its config."""
+
+    scheme: Literal["auto", "int8", "fp8"] = Field(
+        default="auto", description="fp8 on H100-class GPUs, int8 on CPUs; auto picks")
+    granularity: Literal["channel", "tensor"] = Field(
+        default="channel", description="weight scales per output channel or per tensor")
+
+
 class EngineSpec(_Strict):
     """What every replica runs: one vLLM OpenAI server over one model directory."""
 
     model: str = Field(description="HF model directory, absolute or relative to the project root")
     served_model_name: str | None = None
+    quantization: QuantizationSpec | None = None
     # vLLM CLI arguments without the leading dashes: `true` is a bare flag, `false` is the
     # `--no-` form, `null` leaves vLLM's default; anything else becomes `--key value`.
     args: dict[str, ArgValue] = Field(default_factory=dict)
