@@ -100,7 +100,11 @@ def balancer_argv(spec: StackSpec, replicas: list[Member], port: int) -> list[st
     argv = [sys.executable, "-m", "stacks.balancer", "--policy", spec.balancer.policy,
             "--host", spec.balancer.host, "--port", str(port),
             "--seed", str(spec.balancer.seed),
-            "--upstream-timeout-s", str(spec.balancer.upstream_timeout_s)]
+            "--upstream-timeout-s", str(spec.balancer.upstream_timeout_s),
+            "--health-interval-s", str(spec.balancer.health_interval_s),
+            "--load-interval-s", str(spec.balancer.load_interval_s)]
+    if spec.balancer.retry:
+        argv.append("--retry")
     for replica in replicas:
         argv += ["--replica", f"{replica.name}={replica.url}"]
     return argv

@@ -70,6 +70,15 @@ class BalancerSpec(_Strict):
     host: str = "127.0.0.1"
     seed: int = 0
     upstream_timeout_s: float = Field(default=600.0, gt=0)
+    health_interval_s: float = Field(
+        default=0.0, ge=0, description="probe replicas' /health this often and eject failing "
+                                       "ones (also on refused connections and 5xx); 0: off")
+    load_interval_s: float = Field(
+        default=0.0, ge=0, description="scrape replicas' running + waiting requests this "
+                                       "often, for load-aware policies; 0: off")
+    retry: bool = Field(default=False, description="retry once on another replica when the "
+                                                   "connection is refused or a 502/503 came "
+                                                   "before any byte reached the client")
 
     @field_validator("policy")
     @classmethod

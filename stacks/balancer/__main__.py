@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import signal
 import sys
 
@@ -23,6 +24,13 @@ def parse_args(argv: list[str]) -> BalancerConfig:
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--upstream-timeout-s", type=float, default=600.0)
+    parser.add_argument("--health-interval-s", type=float, default=0.0,
+                        help="probe /health this often; eject failing replicas (0: off)")
+    parser.add_argument("--load-interval-s", type=float, default=0.0,
+                        help="scrape replicas' vLLM queue metrics this often (0: off)")
+    parser.add_argument("--retry", action="store_true",
+                        help="retry once elsewhere a refused connection or a 502/503 that "
+                             "reached no client byte")
     args = parser.parse_args(argv)
     replicas: dict[str, str] = {}
     for item in args.replica:
@@ -39,6 +47,8 @@ def parse_args(argv: list[str]) -> BalancerConfig:
     return BalancerConfig(
         replicas=replicas, policy=args.policy, host=args.host, port=args.port,
         seed=args.seed, upstream_timeout_s=args.upstream_timeout_s,
+        health_interval_s=args.health_interval_s, load_interval_s=args.load_interval_s,
+        retry=args.retry,
     )
 
 
@@ -52,6 +62,7 @@ async def run(config: BalancerConfig) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     config = parse_args(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(format="%(asctime)s %(name)s: %(message)s", level=logging.INFO)
     try:
         import uvloop
     except ImportError:  # the plain asyncio loop works, only slower

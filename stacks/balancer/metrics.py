@@ -40,6 +40,30 @@ class BalancerMetrics:
             buckets=LATENCY_BUCKETS_S,
             registry=self.registry,
         )
+        self._healthy = Gauge(
+            "balancer_replica_healthy",
+            "1 while a replica receives traffic, 0 while it is ejected.",
+            ["replica"],
+            registry=self.registry,
+        )
+        self._ejections = Counter(
+            "balancer_ejections",
+            "Times a replica was ejected, by reason (health, refused, status, lost).",
+            ["replica", "reason"],
+            registry=self.registry,
+        )
+        self._retries = Counter(
+            "balancer_retries",
+            "Requests sent again to another replica, by the replica that failed them.",
+            ["replica"],
+            registry=self.registry,
+        )
+        self._external = Gauge(
+            "balancer_replica_external_load",
+            "Requests a replica last reported running or waiting beyond this balancer's.",
+            ["replica"],
+            registry=self.registry,
+        )
         self._request_children: dict[tuple[str, int], Counter] = {}
         self._inflight_children: dict[str, Gauge] = {}
         self._latency_children: dict[str, Histogram] = {}
@@ -48,6 +72,20 @@ class BalancerMetrics:
         self._inflight_children[replica] = self._inflight.labels(replica=replica)
         self._latency_children[replica] = self._latency.labels(replica=replica)
         self._inflight_children[replica].set(0)
+        self._healthy.labels(replica=replica).set(1)
+        self._external.labels(replica=replica).set(0)
+
+    def set_healthy(self, replica: str, healthy: bool) -> None:
+        self._healthy.labels(replica=replica).set(1 if healthy else 0)
+
+    def ejected(self, replica: str, reason: str) -> None:
+        self._ejections.labels(replica=replica, reason=reason).inc()
+
+    def retried(self, replica: str) -> None:
+        self._retries.labels(replica=replica).inc()
+
+    def set_external(self, replica: str, load: int) -> None:
+        self._external.labels(replica=replica).set(load)
 
     def set_inflight(self, replica: str, count: int) -> None:
         self._inflight_children[replica].set(count)

@@ -56,6 +56,14 @@ class Router(Protocol):
 
     def finish(self, exchange: Exchange, status: int) -> None: ...
 
+    def retry_on_status(self, exchange: Exchange, status: int) -> bool:
+        """Whether this answer's head should be swallowed and the request sent elsewhere."""
+        ...
+
+    def retry(self, exchange: Exchange) -> None: ...
+
+    def replica_lost(self, exchange: Exchange) -> None: ...
+
 
 def encode_head(status: int, headers: list[tuple[bytes, bytes]], keep_alive: bool) -> bytes:
     lines = [b"HTTP/1.1 %d %s" % (status, REASONS.get(status, b"Unknown"))]
@@ -74,7 +82,7 @@ class Exchange:
 
     __slots__ = (
         "client", "request", "replica", "upstream", "started_s", "status", "head_sent",
-        "chunked", "attempts", "timer", "done",
+        "chunked", "attempts", "timer", "done", "retrying", "tried",
     )
 
     def __init__(self, client: ClientConnection, request: Request) -> None:
@@ -89,6 +97,8 @@ class Exchange:
         self.attempts = 0
         self.timer: asyncio.TimerHandle | None = None
         self.done = False
+        self.retrying = False  # a 502/503 head was swallowed: drop its body, then go elsewhere
+        self.tried: list[str] = []  # replicas that already failed this request
 
     def encode_request(self, host_header: bytes) -> bytes:
         request = self.request
@@ -104,6 +114,9 @@ class Exchange:
     # ResponseSink -------------------------------------------------------------------------
     def on_response_head(self, status: int, headers: list[tuple[bytes, bytes]]) -> None:
         self.status = status
+        if self.client.router.retry_on_status(self, status):
+            self.retrying = True
+            return
         out: list[tuple[bytes, bytes]] = []
         length: bytes | None = None
         for name, value in headers:
@@ -124,12 +137,19 @@ class Exchange:
         self.client.write(encode_head(status, out, self.request.keep_alive))
 
     def on_response_body(self, body: bytes) -> None:
+        if self.retrying:
+            return
         if self.chunked:
             self.client.write(b"%x\r\n%s\r\n" % (len(body), body))
         else:
             self.client.write(body)
 
     def on_response_done(self) -> None:
+        if self.retrying:
+            self.retrying = False
+            self.upstream = None
+            self.client.router.retry(self)
+            return
         if self.chunked:
             self.client.write(b"0\r\n\r\n")
         self.upstream = None
@@ -138,11 +158,16 @@ class Exchange:
 
     def on_upstream_lost(self, conn: UpstreamConnection, exc: Exception | None) -> None:
         self.upstream = None
+        if self.retrying:  # the swallowed 502/503 ended with its connection
+            self.retrying = False
+            self.client.router.retry(self)
+            return
         if not self.head_sent and conn.reused and self.attempts < 2:
             # The replica closed an idle keep-alive connection as we reused it: nothing was
             # processed, so the same replica gets the request again on a fresh connection.
             self.client.router.dispatch(self)
             return
+        self.client.router.replica_lost(self)
         self.fail(UpstreamError(f"replica {self.replica} closed the connection: {exc}"))
 
     # failures -----------------------------------------------------------------------------

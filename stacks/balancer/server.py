@@ -5,6 +5,15 @@ Lifecycle as in uvicorn: `startup` binds the socket, `main_loop` waits for `shou
 `Balancer` is the proxy's `Router`: it answers `/health` and `/metrics` itself, picks a replica
 for each `/v1/...` request with the policy, and keeps each replica's in-flight count around the
 upstream call (the count policies compare).
+
+Three policies of its own, each off unless configured (the optimized stack turns them on):
+- health checks (`health_interval_s`): replicas failing `/health`, refusing connections,
+  answering 5xx or dropping a request are ejected, and come back when `/health` answers 200;
+- load scraping (`load_interval_s`): each replica's reported running + waiting requests beyond
+  ours, for load-aware policies;
+- one retry (`retry`): a request whose replica refused the connection, or answered 502/503
+  before any byte went to the client, goes once to another healthy replica. Nothing is retried
+  once the client has seen part of an answer.
 """
 
 from __future__ import annotations
@@ -12,12 +21,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import random
 import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from stacks.balancer.errors import NoHealthyReplica, UpstreamTimeout, UpstreamUnavailable
+from stacks.balancer.health import ReplicaMonitor
 from stacks.balancer.metrics import BalancerMetrics
 from stacks.balancer.policies import ReplicaView, make_policy
 from stacks.balancer.proxy import ClientConnection, Exchange, Request
@@ -25,6 +36,8 @@ from stacks.balancer.upstream import UpstreamConnection, UpstreamPool
 
 PROXIED_PREFIX = b"/v1/"
 NO_REPLICA = "none"
+RETRIED_STATUSES = frozenset({502, 503})  # the replica says it could not take the request
+logger = logging.getLogger("balancer")
 
 
 @dataclass(slots=True)
@@ -43,6 +56,9 @@ class BalancerConfig:
     seed: int = 0
     upstream_timeout_s: float = 600.0
     shutdown_grace_s: float = 5.0
+    health_interval_s: float = 0.0  # 0: no health checks, no ejection
+    load_interval_s: float = 0.0  # 0: no load scraping
+    retry: bool = False
 
 
 def parse_replica_url(url: str) -> tuple[str, int]:
@@ -70,6 +86,7 @@ class Balancer:
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
         self._draining: asyncio.Event | None = None  # set once the last exchange finishes
+        self._monitors: list[asyncio.Task[None]] = []
 
     # lifecycle ----------------------------------------------------------------------------
     async def serve(self) -> None:
@@ -84,6 +101,13 @@ class Balancer:
         self._server = await loop.create_server(
             lambda: ClientConnection(self), self.config.host, self.config.port, backlog=4096
         )
+        config = self.config
+        for interval_s, health, load in ((config.health_interval_s, True, False),
+                                         (config.load_interval_s, False, True)):
+            if interval_s > 0:
+                monitor = ReplicaMonitor(self, interval_s, check_health=health,
+                                         scrape_load=load, log=self.log)
+                self._monitors.append(loop.create_task(monitor.run()))
 
     @property
     def port(self) -> int:
@@ -94,6 +118,8 @@ class Balancer:
         await self.should_exit.wait()
 
     async def shutdown(self) -> None:
+        for monitor in self._monitors:
+            monitor.cancel()
         if self._server is not None:
             self._server.close()
         if self.inflight_total:
@@ -103,6 +129,50 @@ class Balancer:
                     await self._draining.wait()
         for replica in self.replicas.values():
             replica.pool.close()
+
+    # health and load ----------------------------------------------------------------------
+    @staticmethod
+    def log(message: str) -> None:
+        logger.warning(message)
+
+    def replica_addresses(self) -> dict[str, tuple[str, int]]:
+        return {name: (r.pool.host, r.pool.port) for name, r in self.replicas.items()}
+
+    def health_result(self, name: str, healthy: bool) -> None:
+        replica = self.replicas[name]
+        if healthy and not replica.healthy:
+            replica.healthy = True
+            self._replicas_changed(name, True)
+            self.log(f"{name} is healthy again: back in rotation")
+        elif not healthy:
+            self.eject(name, "health")
+
+    def load_result(self, name: str, scraped: int) -> None:
+        view = self.replicas[name].view
+        # The replica's count includes what we have in flight there; keep the rest.
+        view.external = max(0, scraped - view.inflight)
+        self.metrics.set_external(name, view.external)
+
+    def eject(self, name: str, reason: str) -> None:
+        """Take a replica out of rotation until its /health answers 200 (only with health
+        checks on: without them nothing would bring it back)."""
+        replica = self.replicas[name]
+        if self.config.health_interval_s <= 0 or not replica.healthy:
+            return
+        replica.healthy = False
+        replica.view.external = 0
+        self.metrics.ejected(name, reason)
+        self._replicas_changed(name, False)
+        self.log(f"{name} ejected ({reason})")
+
+    def _replicas_changed(self, name: str, healthy: bool) -> None:
+        self._healthy_views = [r.view for r in self.replicas.values() if r.healthy]
+        self.metrics.set_healthy(name, healthy)
+
+    def _others(self, exchange: Exchange) -> list[ReplicaView]:
+        """Healthy replicas that have not failed this request yet."""
+        tried = {*exchange.tried, exchange.replica}
+        return [view for view in self._healthy_views if view.name not in tried]
 
     # Router -------------------------------------------------------------------------------
     def answer_locally(self, request: Request) -> tuple[int, bytes, bytes] | None:
@@ -121,10 +191,11 @@ class Balancer:
 
     def dispatch(self, exchange: Exchange) -> None:
         if not exchange.replica:
-            if not self._healthy_views:
+            views = self._others(exchange) if exchange.tried else self._healthy_views
+            if not views:
                 exchange.fail(NoHealthyReplica("no healthy replica to send the request to"))
                 return
-            view = self.policy.choose(self._healthy_views)
+            view = self.policy.choose(views)
             exchange.replica = view.name
             view.inflight += 1
             self.inflight_total += 1
@@ -147,6 +218,12 @@ class Balancer:
         try:
             conn = await pool.connect()
         except (OSError, TimeoutError) as exc:
+            if exchange.done:
+                return
+            self.eject(exchange.replica, "refused")
+            if self.config.retry and not exchange.tried and self._others(exchange):
+                self.retry(exchange, 502)
+                return
             exchange.fail(UpstreamUnavailable(f"replica {exchange.replica} unreachable: {exc}"))
             return
         if exchange.done:
@@ -161,6 +238,25 @@ class Balancer:
     def _time_out(self, exchange: Exchange) -> None:
         timeout = self.config.upstream_timeout_s
         exchange.fail(UpstreamTimeout(f"replica {exchange.replica} gave no answer in {timeout}s"))
+
+    def retry_on_status(self, exchange: Exchange, status: int) -> bool:
+        if status >= 500:
+            self.eject(exchange.replica, "status")
+        return (self.config.retry and status in RETRIED_STATUSES and not exchange.tried
+                and bool(self._others(exchange)))
+
+    def retry(self, exchange: Exchange, status: int | None = None) -> None:
+        """Close the failed attempt's books and send the request once more, elsewhere."""
+        failed = exchange.replica
+        self.finish(exchange, status if status is not None else exchange.status)
+        self.metrics.retried(failed)
+        exchange.tried.append(failed)
+        exchange.replica = ""
+        exchange.status = 0
+        self.dispatch(exchange)
+
+    def replica_lost(self, exchange: Exchange) -> None:
+        self.eject(exchange.replica, "lost")
 
     def finish(self, exchange: Exchange, status: int) -> None:
         if exchange.timer is not None:

@@ -1,12 +1,18 @@
 """FAKE OpenAI-compatible server — a test double, never a stack's engine.
 
 `python -m tests.fakes.fake_openai_server --port P --name fake-0 [--latency-ms 5]
-[--chunk-delay-ms 50] [--fail-status 500] [--hang] [--stall-once-ms 2000 --stall-after 20]`
+[--chunk-delay-ms 50] [--fail-status 500] [--hang] [--stall-once-ms 2000 --stall-after 20]
+[--unhealthy-from-s 1 --unhealthy-for-s 3] [--reported-waiting 10] [--cut-stream-after 2]`
 
-Answers `/health`, `/v1/models`, `/v1/completions` and `/v1/chat/completions` (streamed as
-server-sent events when the body says `"stream": true`, one event per `--chunk-delay-ms`), and
-stamps every answer with `x-replica-id: NAME` so tests can see who served. `--stall-once-ms`
-holds the `--stall-after`-th POST (counting from 0) that long before answering, once.
+Answers `/health`, `/v1/models`, `/metrics`, `/v1/completions` and `/v1/chat/completions`
+(streamed as server-sent events when the body says `"stream": true`, one event per
+`--chunk-delay-ms`), and stamps every answer with `x-replica-id: NAME` so tests can see who
+served. `--stall-once-ms` holds the `--stall-after`-th POST (counting from 0) that long before
+answering, once. `--unhealthy-for-s` answers 503 to `/health` and to every POST for that long,
+from `--unhealthy-from-s` after start. `/metrics` reports, like vLLM,
+`vllm:num_requests_running` (POSTs in progress) and `vllm:num_requests_waiting`
+(`--reported-waiting`, as if other clients queued work).
+`--cut-stream-after N` closes the connection after N events of a stream.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -29,7 +36,16 @@ class FakeHandler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         if self.path == "/health":
-            self._send_json(200, {})
+            self._send_json(503 if self.server.unhealthy() else 200, {})
+        elif self.path == "/metrics":
+            text = (f"vllm:num_requests_running{{model_name=\"fake\"}} {self.server.running}\n"
+                    f"vllm:num_requests_waiting{{model_name=\"fake\"}} "
+                    f"{self.server.options.reported_waiting}\n").encode()
+            self.send_response(200)
+            self.send_header("content-type", "text/plain; version=0.0.4")
+            self.send_header("content-length", str(len(text)))
+            self.end_headers()
+            self.wfile.write(text)
         elif self.path == "/v1/models":
             self._send_json(200, {"object": "list", "data": [{"id": "fake", "object": "model"}]})
         else:
@@ -39,6 +55,13 @@ class FakeHandler(BaseHTTPRequestHandler):
         length = int(self.headers.get("content-length", 0))
         body = json.loads(self.rfile.read(length) or b"{}")
         options = self.server.options
+        if self.server.unhealthy():
+            self._send_json(503, {"error": "fake replica not ready"})
+            return
+        with self.server.counting():
+            self._answer(body, options)
+
+    def _answer(self, body: dict[str, object], options: argparse.Namespace) -> None:
         if options.hang:
             time.sleep(3600)
         if next(self.server.posts) == options.stall_after and options.stall_once_ms:
@@ -47,7 +70,7 @@ class FakeHandler(BaseHTTPRequestHandler):
         if options.fail_status:
             self._send_json(options.fail_status, {"error": "fake failure"})
             return
-        n_tokens = int(body.get("max_tokens", 4))
+        n_tokens = int(body.get("max_tokens", 4))  # type: ignore[call-overload]
         if body.get("stream"):
             self._stream(n_tokens, chat=self.path.endswith("chat/completions"))
             return
@@ -66,6 +89,10 @@ class FakeHandler(BaseHTTPRequestHandler):
         self.send_header("x-replica-id", self.server.name)
         self.end_headers()
         for i in range(n_tokens):
+            if i == self.server.options.cut_stream_after:
+                self.close_connection = True
+                self.connection.shutdown(2)
+                return
             word = WORDS[i % len(WORDS)]
             choice = {"index": 0, "delta": {"content": word}} if chat else {"index": 0,
                                                                               "text": word}
@@ -97,6 +124,31 @@ class FakeServer(ThreadingHTTPServer):
         self.name = name
         self.options = options
         self.posts = itertools.count()  # next() is atomic under the GIL: threads share it
+        self.started = time.monotonic()
+        self.running = 0
+        self._lock = threading.Lock()
+
+    def unhealthy(self) -> bool:
+        since = time.monotonic() - self.started - self.options.unhealthy_from_s
+        return 0 <= since < self.options.unhealthy_for_s
+
+    def counting(self) -> _Running:
+        return _Running(self)
+
+
+class _Running:
+    """Counts a POST as running while it is answered (what /metrics reports)."""
+
+    def __init__(self, server: FakeServer) -> None:
+        self.server = server
+
+    def __enter__(self) -> None:
+        with self.server._lock:
+            self.server.running += 1
+
+    def __exit__(self, *exc_info: object) -> None:
+        with self.server._lock:
+            self.server.running -= 1
 
 
 def main() -> None:
@@ -109,6 +161,10 @@ def main() -> None:
     parser.add_argument("--hang", action="store_true")
     parser.add_argument("--stall-once-ms", type=float, default=0.0)
     parser.add_argument("--stall-after", type=int, default=0)
+    parser.add_argument("--unhealthy-from-s", type=float, default=0.0)
+    parser.add_argument("--unhealthy-for-s", type=float, default=0.0)
+    parser.add_argument("--reported-waiting", type=int, default=0)
+    parser.add_argument("--cut-stream-after", type=int, default=-1)
     options = parser.parse_args()
     FakeServer(options.port, options.name, options).serve_forever()
 

@@ -57,7 +57,18 @@ def test_p2c_never_picks_the_busier_of_its_two() -> None:
         chosen = policy.choose(replicas)
         a, b = (replicas[i] for i in rng.last)
         assert chosen in (a, b)
-        assert chosen.inflight == min(a.inflight, b.inflight)
+        assert chosen.load == min(a.load, b.load)
+
+
+def test_p2c_compares_inflight_plus_the_load_replicas_report() -> None:
+    # Same in-flight counts; r1 reports 6 requests of other clients: p2c counts 7 against 2.
+    rng = RecordingRandom(3)
+    policy = make_policy("p2c", rng)
+    for _ in range(500):
+        replicas = [ReplicaView("r0", inflight=2), ReplicaView("r1", inflight=1, external=6)]
+        assert policy.choose(replicas).name == "r0"
+    least = make_policy("least_inflight", random.Random(0))
+    assert least.choose([ReplicaView("r0", 3), ReplicaView("r1", 0, external=4)]).name == "r0"
 
 
 def test_p2c_never_picks_the_single_busiest_replica() -> None:
