@@ -7,6 +7,7 @@ Errors the user can fix are printed as one line and exit with status 2.
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,13 +21,20 @@ from harness.dashboard_server import HOST, start_dashboard
 from harness.errors import HarnessError
 from harness.model import DEFAULT_MODEL_DIR, TinyModelConfig, build_tiny_model
 from harness.probe import probe
-from harness.progress import RunProgress, StartProgress
+from harness.progress import QualityProgress, RunProgress, StartProgress
+from harness.quality import QualityConfig
+from harness.quality_run import run_quality
 from harness.quantize import quantize_checkpoint
-from harness.report import comparison_table, late_sender_warnings, quantization_table
+from harness.report import (
+    comparison_table,
+    late_sender_warnings,
+    quality_table,
+    quantization_table,
+)
 from harness.run import RunConfig, run_experiment
 from harness.schedule import build_schedule, load_tokenizer, write_schedule
 from harness.serve import default_log_dir, ensure_model, hold, stop_signals_interrupt
-from harness.tracking import TrackingError, log_results, tracking_uri
+from harness.tracking import TrackingError, log_quality, log_results, tracking_uri
 from harness.workload import load_workload_spec
 from stacks.errors import StackError
 from stacks.launcher import Stack
@@ -135,6 +143,51 @@ def track(results: Path) -> None:
                   f"them later with `harness log {results}`", highlight=False, soft_wrap=True)
         return
     typer.echo(f"mlflow: run {parent} in {tracking_uri()} (`harness dashboard` shows it)")
+
+
+@app.command()
+def quality(
+    stacks: Annotated[str, typer.Option(
+        help="comma-separated stacks (names, spec paths or NAME=URL); the first is the "
+             "baseline")] = "diy,optimized",
+    prompts: Annotated[int, typer.Option(min=1, help="prompts sent to every stack")] = 32,
+    max_tokens: Annotated[int, typer.Option(min=1, help="greedy tokens per answer")] = 32,
+    min_agreement: Annotated[float, typer.Option(
+        min=0, max=1, help="PASS needs at least this token agreement (1.0: zero "
+                           "regression)")] = 1.0,
+    max_logprob_diff: Annotated[float | None, typer.Option(
+        min=0, help="PASS also needs |Δ log p| of agreeing tokens at most this")] = None,
+    workload: Annotated[str, typer.Option(help="whose prompts to use")] = "writing_assistant",
+    out: Annotated[Path | None, typer.Option(help="results folder (new or empty)")] = None,
+    experiment: Annotated[str | None, typer.Option(help="MLflow experiment")] = None,
+) -> None:
+    """Send the same greedy prompts to each stack and say whether the others answer like the
+    baseline (exit status 1 when they do not)."""
+    with user_errors(), stop_signals_interrupt():
+        config = QualityConfig(
+            stacks=[name.strip() for name in stacks.split(",") if name.strip()],
+            workload=workload, prompts=prompts, max_tokens=max_tokens,
+            min_agreement=min_agreement,
+            max_logprob_diff=math.inf if max_logprob_diff is None else max_logprob_diff,
+            out=out, experiment=experiment)
+        try:
+            with QualityProgress(err) as progress:
+                path = run_quality(config, progress)
+        except KeyboardInterrupt:
+            err.print("quality check interrupted")
+            raise typer.Exit(130) from None
+        result = json.loads(path.read_text())
+        Console().print(quality_table(result))
+        typer.echo(f"quality: {path}")
+        try:
+            typer.echo(f"mlflow: run {log_quality(path)} in {tracking_uri()}")
+        except TrackingError as exc:
+            err.print(f"[yellow]warning:[/yellow] {exc}", highlight=False, soft_wrap=True)
+        failed = [c["stack"] for c in result["comparisons"] if not c["passed"]]
+        typer.echo(f"verdict: {'FAIL' if failed else 'PASS'}"
+                   + (f" ({', '.join(failed)} below the bar)" if failed else ""))
+        if failed:
+            raise typer.Exit(1)
 
 
 @app.command("log")

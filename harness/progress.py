@@ -104,3 +104,23 @@ class RunProgress:
             f"{stack} · trial {trial}: {summary['throughput_qps']:.2f} QPS, success "
             f"{summary['success_rate']:.4f}, P99 {summary['latency_p99_s']:.3f} s",
             highlight=False)
+
+
+class QualityProgress(RunProgress):
+    """`harness quality` on stderr: stack start-up lines, then a bar of prompts answered."""
+
+    def stack_starting(self, stack: str, trial: int = 1) -> StartProgress:
+        self._stop_live()
+        self.console.rule(stack, style="dim")
+        self._start = StartProgress(stack, self.console).__enter__()
+        return self._start
+
+    def answered(self, stack: str, done: int, total: int) -> None:
+        if self._load is None:
+            self.load_started(stack, 1, total)
+            assert self._load is not None
+            assert self._task is not None
+            self._load.update(self._task, description=f"{stack} · greedy answers")
+        self.load_progress(done)
+        if done == total:
+            self._stop_live()

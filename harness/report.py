@@ -1,6 +1,7 @@
 """The tables the harness prints. `comparison_table`: each stack's figures and its ratio to the
 baseline (the first stack), all read from the summary, never recomputed here.
-`quantization_table`: a quantized checkpoint's per-layer weight errors."""
+`quantization_table`: a quantized checkpoint's per-layer weight errors. `quality_table`: greedy
+answers compared with the baseline's."""
 
 from __future__ import annotations
 
@@ -94,4 +95,21 @@ def quantization_table(report: QuantizeReport) -> Table:
         table.add_row(layer.layer, "×".join(map(str, layer.shape)), f"{layer.channel:.3%}",
                       f"{layer.tensor:.3%}",
                       f"{layer.tensor / layer.channel:.2f}×" if layer.channel else "–")
+    return table
+
+
+def quality_table(result: dict[str, Any]) -> Table:
+    """Each stack's agreement with the baseline's greedy answers, and its verdict."""
+    config = result["config"]
+    table = Table(title=f"greedy answers vs {result['baseline']}: {config['prompts']} prompts, "
+                        f"{config['max_tokens']} tokens each")
+    for column in ("stack", "token agreement", "exact answers", "first divergence (mean/min)",
+                   "|Δ log p| mean", "|Δ log p| max", "verdict"):
+        table.add_column(column, justify="left" if column == "stack" else "right")
+    for row in result["comparisons"]:
+        table.add_row(
+            row["stack"], f"{row['token_agreement']:.2%}", f"{row['exact_match_rate']:.2%}",
+            f"{row['first_divergence_mean']:.1f} / {row['first_divergence_min']}",
+            show(row["logprob_diff_mean"], ""), show(row["logprob_diff_max"], ""),
+            "[green]PASS[/green]" if row["passed"] else "[red]FAIL[/red]")
     return table

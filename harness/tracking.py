@@ -255,18 +255,28 @@ class RunLogger:
 
     # -- helpers --------------------------------------------------------------------------
     def log_params(self, run_id: str, params: Mapping[str, str]) -> None:
-        from mlflow.entities import Param
-
-        clean = self.redact.mapping(params)
-        for batch in batched([Param(key, value) for key, value in clean.items()], BATCH):
-            self.mlflow.log_batch(run_id, params=batch)
+        self.log_params_of(self.mlflow, run_id, self.redact, params)
 
     def log_metrics(self, run_id: str, metrics: Mapping[str, float], at: int) -> None:
+        self.log_metrics_of(self.mlflow, run_id, metrics, at)
+
+    @staticmethod
+    def log_params_of(mlflow: Any, run_id: str, redact: Redactor,
+                      params: Mapping[str, str]) -> None:
+        from mlflow.entities import Param
+
+        clean = redact.mapping(params)
+        for batch in batched([Param(key, value) for key, value in clean.items()], BATCH):
+            mlflow.log_batch(run_id, params=batch)
+
+    @staticmethod
+    def log_metrics_of(mlflow: Any, run_id: str, metrics: Mapping[str, float],
+                       at: int) -> None:
         from mlflow.entities import Metric
 
         points = [Metric(key, value, at, 0) for key, value in metrics.items()]
         for batch in batched(points, 1000):
-            self.mlflow.log_batch(run_id, metrics=batch)
+            mlflow.log_batch(run_id, metrics=batch)
 
 
 
@@ -290,6 +300,50 @@ def redacted_copy(paths: Iterable[Path], redactor: Redactor) -> Iterator[Path]:
                     continue
                 target.write_text(redactor.text(text), encoding="utf-8")
         yield root
+
+
+def log_quality(path: Path, uri: str | None = None) -> str:
+    """Log a `harness quality` result (quality.json) as one run, idempotently; its id."""
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise HarnessError(f"{path}: not a quality result written by `harness quality`: "
+                           f"{exc}") from None
+    uri = uri or tracking_uri()
+    try:
+        mlflow = client(uri)
+        experiment = experiment_id(mlflow, str(saved["experiment"]))
+        results_id = str(saved["run_id"])
+        for run in mlflow.search_runs([experiment], f"tags.`{RESULTS_TAG}` = '{results_id}'"):
+            if run.data.tags.get(COMPLETE_TAG) == "complete":
+                return str(run.info.run_id)
+            mlflow.delete_run(run.info.run_id)
+        redact = Redactor()
+        verdict = "pass" if all(c["passed"] for c in saved["comparisons"]) else "fail"
+        run = mlflow.create_run(experiment, run_name=path.parent.name, tags=redact.mapping({
+            KIND_TAG: "quality", ROLE_TAG: "quality", RESULTS_TAG: results_id,
+            "harness.stacks": ",".join(saved["answers"]), "harness.verdict": verdict,
+            "harness.results_dir": str(path.parent)}))
+        run_id = run.info.run_id
+        environment = saved.get("environment", {})
+        RunLogger.log_params_of(mlflow, run_id, redact, {
+            **flatten(saved["config"], "quality."),
+            "git_commit": str(environment.get("git_commit", "unknown")),
+            **flatten(environment.get("hardware", {}), "hardware."),
+            **flatten(environment.get("packages", {}), "packages.")})
+        metrics: dict[str, float] = {}
+        for comparison in saved["comparisons"]:
+            metrics.update(scalar_metrics(comparison, f"{comparison['stack']}."))
+        RunLogger.log_metrics_of(mlflow, run_id, metrics, int(time.time() * 1000))
+        with redacted_copy([path], redact) as staged:
+            mlflow.log_artifact(run_id, str(staged / path.name))
+        mlflow.set_tag(run_id, COMPLETE_TAG, "complete")
+        mlflow.set_terminated(run_id, "FINISHED")
+        return str(run_id)
+    except Exception as exc:  # noqa: BLE001  # the store's failures are many kinds; one answer
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise TrackingError(f"could not log {path} to the MLflow store {uri}: "
+                            f"{type(exc).__name__}: {first_line}") from exc
 
 
 def log_results(path: Path, experiment: str | None = None, uri: str | None = None) -> str:
