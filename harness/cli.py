@@ -26,6 +26,7 @@ from harness.quality import QualityConfig
 from harness.quality_run import run_quality
 from harness.quantize import quantize_checkpoint
 from harness.report import (
+    ablation_table,
     comparison_table,
     late_sender_warnings,
     quality_table,
@@ -113,12 +114,16 @@ def run(
     out: Annotated[Path | None, typer.Option(help="results folder (new or empty)")] = None,
     experiment: Annotated[str | None, typer.Option(
         help="MLflow experiment to log to (default: the workload's name)")] = None,
+    ablate: Annotated[bool, typer.Option(
+        "--ablate", help="also run the last stack with each of its optimizations turned off, "
+                         "one at a time, and show what each contributes")] = False,
 ) -> None:
     """Replay one schedule against each stack in turn and compare them side by side."""
     with user_errors(), stop_signals_interrupt():
         config = RunConfig(stacks=[name.strip() for name in stacks.split(",") if name.strip()],
                            workload=workload, rate_qps=rate, duration_s=duration,
-                           trials=trials, workers=workers, out=out, experiment=experiment)
+                           trials=trials, workers=workers, out=out, experiment=experiment,
+                           ablate=ablate)
         try:
             with RunProgress(err) as progress:
                 summary_path = run_experiment(config, progress)
@@ -128,6 +133,8 @@ def run(
             raise typer.Exit(130) from None
         summary = json.loads(summary_path.read_text())
         Console().print(comparison_table(summary))
+        if (shares := ablation_table(summary)) is not None:
+            Console().print(shares)
         for line in late_sender_warnings(summary):
             err.print(f"[yellow]warning:[/yellow] {line}", highlight=False)
         typer.echo(f"summary: {summary_path}")

@@ -113,3 +113,24 @@ def quality_table(result: dict[str, Any]) -> Table:
             show(row["logprob_diff_mean"], ""), show(row["logprob_diff_max"], ""),
             "[green]PASS[/green]" if row["passed"] else "[red]FAIL[/red]")
     return table
+
+
+def ablation_table(summary: dict[str, Any]) -> Table | None:
+    """Each optimization's share: the full stack's figure ÷ its variant without it."""
+    ablation = summary.get("ablation")
+    if not ablation:
+        return None
+    table = Table(title=f"what each optimization of {ablation['stack']} contributes "
+                        f"({ablation['stack']} ÷ the variant without it)")
+    labels = {"w8a8": "W8A8 per-channel weights", "multi_api": "several API servers",
+              "p2c": "load-aware P2C balancer"}
+    table.add_column("optimization")
+    table.add_column("variant without it")
+    for column in ("throughput", "goodput", "P50", "P99", "success"):
+        table.add_column(column, justify="right")
+    for optimization, row in ablation["contributions"].items():
+        table.add_row(labels.get(optimization, optimization), row["variant"],
+                      *[show_ratio(row.get(metric)) for metric in (
+                          "throughput_qps", "goodput_qps", "latency_p50_s", "latency_p99_s",
+                          "success_rate")])
+    return table

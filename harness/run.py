@@ -32,6 +32,7 @@ import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
+from harness.ablation import ablation_variants, contributions
 from harness.environment import capture_environment
 from harness.errors import HarnessError
 from harness.loadgen import LoadJob, run_load
@@ -55,6 +56,7 @@ class RunConfig(BaseModel):
     workers: int = Field(default=0, ge=0, le=64)
     out: Path | None = None
     experiment: str | None = None  # MLflow experiment; the workload's name when unset
+    ablate: bool = False  # add variants of the last launched stack, one optimization off each
 
 
 class RunObserver(Protocol):
@@ -147,6 +149,11 @@ class Experiment:
         self.stacks = [spec.model_copy(update={"model": check_endpoint(spec)})
                        if isinstance(spec, EndpointSpec) else spec
                        for spec in load_stacks(config.stacks)]
+        self.ablation: tuple[str, dict[str, str]] | None = None
+        if config.ablate:
+            studied, variant_names, variants = ablation_variants(self.stacks)
+            self.stacks = [*self.stacks, *variants]
+            self.ablation = (studied, variant_names)
         self.out = fresh_out_dir(config.out or default_out_dir(self.workload.name))
         self.window = Window(self.workload.warmup_s, self.workload.measured_s)
         self.schedule_path = self.out / "schedule.jsonl"
@@ -227,6 +234,11 @@ class Experiment:
             "baseline": baseline, "stacks": stacks,
             "ratios": ratios(stacks, baseline) if baseline in stacks else {},
         }
+        if self.ablation is not None:
+            studied, variant_names = self.ablation
+            summary["ablation"] = {"stack": studied, "variants": variant_names,
+                                   "contributions": contributions(stacks, studied,
+                                                                  variant_names)}
         staging = self.summary_path.with_suffix(".partial")
         staging.write_text(json.dumps(json_safe(summary), indent=2))
         staging.replace(self.summary_path)

@@ -63,3 +63,25 @@ def test_both_stacks_serve_a_low_rate_completely(tmp_path: Path, mlflow_store: s
         assert child.data.tags["mlflow.parentRunId"] == parents[0].info.run_id
         assert child.data.metrics["latency_p99_s"] == summary["stacks"][name]["latency_p99_s"]
         assert child.data.params["stack.engine.args.dtype"] == "bfloat16"
+
+
+def test_quality_compares_greedy_answers_of_both_stacks(tmp_path: Path, mlflow_store: str) -> None:
+    out = tmp_path / "quality"
+    done = subprocess.run(
+        [sys.executable, "-m", "harness.cli", "quality", "--prompts", "4", "--max-tokens", "8",
+         "--min-agreement", "0", "--out", str(out)],
+        capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "verdict: PASS" in done.stdout
+    result = json.loads((out / "quality.json").read_text())
+    assert set(result["answers"]) == {"diy", "optimized"}
+    assert all(len(answer["tokens"]) == 8 for answer in result["answers"]["diy"])
+    (comparison,) = result["comparisons"]
+    assert 0 <= comparison["token_agreement"] <= 1
+    assert comparison["first_divergence_min"] <= comparison["first_divergence_mean"] <= 8
+    store = MlflowClient(tracking_uri=mlflow_store)
+    experiment = store.get_experiment_by_name("writing_assistant-quality")
+    assert experiment is not None
+    (run,) = store.search_runs([experiment.experiment_id])
+    assert run.data.tags["harness.kind"] == "quality"
+    assert run.data.metrics["optimized.token_agreement"] == comparison["token_agreement"]

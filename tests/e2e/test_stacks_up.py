@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import select
 import signal
 import subprocess
@@ -74,6 +75,20 @@ def test_harness_up_serves_through_the_balancer_and_a_signal_stops_all(
         assert events[-1] == "[DONE]"
         chunks = [json.loads(event) for event in events[:-1]]
         assert chunks[-1]["choices"][0]["finish_reason"] == "length"
+
+        # The optimized stack serves the W8A8 per-channel copy; DIY the bf16 source.
+        engine_log = (tmp_path / "replica-0.log").read_text()
+        quantization = re.search(r"quantization=([\w-]*)", engine_log)
+        assert quantization is not None, engine_log[-2000:]
+        assert quantization.group(1) == ("compressed-tensors" if stack == "optimized"
+                                         else "None")
+        if stack == "optimized":
+            served = re.search(r"model='([^']+)'", engine_log)
+            assert served is not None
+            assert "models/quantized/tiny-int8-channel-" in served.group(1)
+            balancer_metrics = httpx.get(f"{endpoint}/metrics", timeout=10).text
+            assert 'balancer_replica_healthy{replica="replica-0"} 1.0' in balancer_metrics
+            assert "balancer_replica_external_load" in balancer_metrics
 
         os.kill(harness.pid, stop_signal)
         assert harness.wait(timeout=60) == 0
