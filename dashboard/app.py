@@ -13,7 +13,7 @@ from typing import Any, Literal
 import pandas as pd
 import streamlit as st
 
-from dashboard.comparison import TIE, comparison_frame
+from dashboard.comparison import TIE, ablation_frame, comparison_frame
 from dashboard.store import Comparison, comparisons, experiments, load_comparison, runs_table
 from harness.figures import comparison_figures
 from harness.tracking import client, tracking_uri
@@ -126,6 +126,14 @@ def main() -> None:
     table = comparison_frame(data.summary)
     headline(data, table)
     show_table(table)
+    shares = ablation_frame(data.summary)
+    if shares is not None:
+        st.subheader(f"What each optimization of {data.summary['ablation']['stack']} "
+                     "contributes")
+        st.caption("The full stack's figure ÷ the same stack with only that optimization "
+                   "turned off: throughput above 1× and latency below 1× mean it helps.")
+        st.dataframe(shares.style.format({c: "{:.2f}×" for c in shares.columns if "×" in c},
+                                         na_rep="–"), hide_index=True, width="stretch")
     figures = comparison_figures(data.records, data.summary, window, data.slo_s)
     left, right = st.columns(2)
     for index, figure in enumerate(figures.values()):

@@ -68,3 +68,23 @@ def comparison_frame(summary: dict[str, Any]) -> pd.DataFrame:
         row["winner"] = winner(values, higher_is_better)
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+ABLATION_LABELS = {"w8a8": "W8A8 per-channel weights", "multi_api": "several API servers",
+                   "p2c": "load-aware P2C balancer"}
+
+
+def ablation_frame(summary: dict[str, Any]) -> pd.DataFrame | None:
+    """One row per optimization: the full stack ÷ its variant without it (throughput above 1
+    and latency below 1 mean the optimization helps); None without an ablation."""
+    ablation = summary.get("ablation")
+    if not ablation:
+        return None
+    rows = [{"optimization": ABLATION_LABELS.get(name, name), "variant without it":
+             row["variant"], "throughput ×": _number(row.get("throughput_qps")),
+             "goodput ×": _number(row.get("goodput_qps")),
+             "P50 ×": _number(row.get("latency_p50_s")),
+             "P99 ×": _number(row.get("latency_p99_s")),
+             "success ×": _number(row.get("success_rate"))}
+            for name, row in ablation["contributions"].items()]
+    return pd.DataFrame(rows)

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from dashboard.comparison import TIE, comparison_frame, winner
+from dashboard.comparison import TIE, ablation_frame, comparison_frame, winner
 
 SUMMARY = {
     "baseline": "diy",
@@ -35,3 +35,16 @@ def test_winner_needs_a_margin_and_handles_zero() -> None:
     assert winner({"a": 0.0, "b": 0.0}, higher_is_better=True) == TIE
     assert winner({"a": 100.0, "b": 103.0}, higher_is_better=True) == "b"
     assert winner({"a": 100.0, "b": 101.0}, higher_is_better=True) == TIE
+
+
+def test_ablation_rows_name_each_optimization() -> None:
+    assert ablation_frame(SUMMARY) is None
+    summary = {**SUMMARY, "ablation": {"stack": "optimized", "contributions": {
+        "w8a8": {"variant": "optimized-no-w8a8", "throughput_qps": 1.3, "goodput_qps": 1.2,
+                 "latency_p50_s": 0.9, "latency_p99_s": 0.8, "success_rate": 1.0}}}}
+    frame = ablation_frame(summary)
+    assert frame is not None
+    row = frame.iloc[0]
+    assert row["optimization"] == "W8A8 per-channel weights"
+    assert row["throughput ×"] == 1.3
+    assert row["P99 ×"] == 0.8
