@@ -3,7 +3,8 @@ and trial.
 
     parent  (tags harness.kind=comparison, harness.role=comparison)
       params    run, workload and environment (git commit, hardware, package versions)
-      metrics   <stack>.<metric> over all trials, ratio.<stack>.<metric> to the baseline
+      metrics   <stack>.<metric> over all trials, ratio.<stack>.<metric> to the baseline,
+                ablation.<optimization>.<metric> (full stack ÷ variant) with --ablate
       artifacts summary.json, run.json, schedule.jsonl, specs/, figures/comparison.html
     child   (harness.role=trial, harness.stack, harness.trial; mlflow.parentRunId)
       params    the stack spec flattened (engine args included), workload, environment
@@ -203,6 +204,9 @@ class RunLogger:
             metrics.update(scalar_metrics(summary, f"{stack}."))
         for stack, ratios in self.saved.summary.get("ratios", {}).items():
             metrics.update(scalar_metrics(ratios, f"ratio.{stack}."))
+        ablation = self.saved.summary.get("ablation") or {}
+        for optimization, shares in ablation.get("contributions", {}).items():
+            metrics.update(scalar_metrics(shares, f"ablation.{optimization}."))
         return metrics
 
     def log_trial(self, parent_id: str, trial: TrialResult, started: int, finished: int) -> None:
