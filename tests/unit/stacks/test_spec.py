@@ -31,6 +31,15 @@ def test_shipped_stacks_match_the_design_card() -> None:
     assert (optimized.replicas, optimized.engine.api_server_count, optimized.balancer.policy) == (
         2, 2, "p2c")
     assert optimized.engine.model == diy.engine.model
+    # The optimized stack's own policies: W8A8 per channel, load-aware P2C with health.
+    assert diy.engine.quantization is None
+    assert optimized.engine.quantization is not None
+    assert optimized.engine.quantization.granularity == "channel"
+    assert (diy.balancer.health_interval_s, diy.balancer.load_interval_s, diy.balancer.retry) \
+        == (0, 0, False)
+    assert optimized.balancer.health_interval_s > 0
+    assert optimized.balancer.load_interval_s > 0
+    assert optimized.balancer.retry
 
 
 def test_a_path_to_a_spec_loads(tmp_path: Path) -> None:
@@ -55,7 +64,12 @@ def test_unknown_field_names_file_field_and_what_is_allowed(tmp_path: Path) -> N
      r"balancer\.policy: .*allowed: round_robin, random, least_inflight, p2c \(got 'fastest'\)"),
     ("replicas: 2", "replicas: 0", r"replicas: Input should be greater than or equal to 1"),
     ("dtype: bfloat16", "port: 9000", r"engine\.args: .*'port' is set by the launcher"),
-], ids=["unknown-nested-field", "unknown-policy", "replicas-out-of-range", "launcher-owned-arg"])
+    ("  model: models/tiny", "  model: models/tiny\n  quantization: {scheme: int4}",
+     r"engine\.quantization\.scheme: .*'auto', 'int8' or 'fp8'"),
+    ("policy: p2c", "policy: p2c, health_interval_s: -1",
+     r"balancer\.health_interval_s: Input should be greater than or equal to 0"),
+], ids=["unknown-nested-field", "unknown-policy", "replicas-out-of-range", "launcher-owned-arg",
+        "unknown-quantization-scheme", "negative-health-interval"])
 def test_bad_field_is_named_with_what_is_allowed(tmp_path: Path, old: str, new: str,
                                                  message: str) -> None:
     with pytest.raises(SpecError, match=message):
