@@ -2,10 +2,10 @@
 
 Every `interval_s`, each replica's `/health` is asked (when health checks are on) and its
 `/metrics` scraped for `vllm:num_requests_running` + `vllm:num_requests_waiting` (when load
-scraping is on). A replica whose `/health` fails is ejected; an ejected one comes back once its
-`/health` answers 200. The scraped load, less this balancer's own in-flight requests at that
-moment, is the replica's `external` load (other clients' work), which P2C adds to the live
-in-flight count.
+scraping is on). A replica whose `/health` fails twice in a row is ejected; an ejected one
+comes back once its `/health` answers 200. The scraped load, less this balancer's own in-flight
+requests at that moment, is the replica's `external` load (other clients' work), which P2C adds
+to the live in-flight count.
 """
 
 from __future__ import annotations
@@ -87,7 +87,8 @@ class ReplicaMonitor:
         self.check_health = check_health
         self.scrape_load = scrape_load
         self.log = log
-        self.timeout_s = max(0.5, min(interval_s, 5.0))
+        # Generous: a replica busy generating may answer a probe late, which is no failure.
+        self.timeout_s = max(2.0, min(2 * interval_s, 10.0))
 
     async def run(self) -> None:
         while True:

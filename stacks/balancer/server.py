@@ -37,6 +37,9 @@ from stacks.balancer.upstream import UpstreamConnection, UpstreamPool
 PROXIED_PREFIX = b"/v1/"
 NO_REPLICA = "none"
 RETRIED_STATUSES = frozenset({502, 503})  # the replica says it could not take the request
+# A busy engine can answer one probe late: only this many failed probes in a row eject it
+# (a refused connection, a 5xx or a dropped request ejects at once).
+PROBE_FAILURES_TO_EJECT = 2
 logger = logging.getLogger("balancer")
 
 
@@ -45,6 +48,7 @@ class Replica:
     view: ReplicaView
     pool: UpstreamPool
     healthy: bool = True
+    failed_probes: int = 0  # in a row
 
 
 @dataclass(slots=True)
@@ -140,11 +144,12 @@ class Balancer:
 
     def health_result(self, name: str, healthy: bool) -> None:
         replica = self.replicas[name]
+        replica.failed_probes = 0 if healthy else replica.failed_probes + 1
         if healthy and not replica.healthy:
             replica.healthy = True
             self._replicas_changed(name, True)
             self.log(f"{name} is healthy again: back in rotation")
-        elif not healthy:
+        elif replica.failed_probes >= PROBE_FAILURES_TO_EJECT:
             self.eject(name, "health")
 
     def load_result(self, name: str, scraped: int) -> None:
