@@ -23,9 +23,7 @@ def dashboard_argv(port: int, app: Path = APP) -> list[str]:
 
 
 def dashboard_env(uri: str | None = None) -> dict[str, str]:
-    # MLflow draws a progress bar per artifact download; in a server log that is noise.
-    return {**os.environ, "MLFLOW_TRACKING_URI": uri or tracking_uri(),
-            "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
+    return {**os.environ, "MLFLOW_TRACKING_URI": uri or tracking_uri()}
 
 
 def start_dashboard(port: int, uri: str | None = None) -> subprocess.Popen[bytes]:

@@ -48,8 +48,10 @@ PARENT_TAG = "mlflow.parentRunId"
 TIMESERIES = ("offered_qps", "throughput_qps", "latency_p99_s", "errors")
 MAX_PARAM_CHARS = 6000  # MLflow's limit on a param value
 BATCH = 100  # MLflow takes at most 100 params (1,000 metrics) per batch call
-# A store that does not answer should cost seconds, not MLflow's default minutes of retries.
-HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
+# A store that does not answer should cost seconds, not MLflow's default minutes of retries;
+# and a progress bar per artifact download is noise in a log. Set only where the user has not.
+ENV_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
+                "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
 
 
 class TrackingError(HarnessError):
@@ -72,7 +74,7 @@ def default_artifact_root(uri: str) -> str | None:
 
 def client(uri: str | None = None) -> Any:
     """An MlflowClient for the store (imported here: MLflow takes a second to import)."""
-    for name, value in HTTP_DEFAULTS.items():
+    for name, value in ENV_DEFAULTS.items():
         os.environ.setdefault(name, value)
     uri = uri or tracking_uri()
     if uri.startswith("sqlite:///"):
