@@ -59,7 +59,7 @@ def run_quality(config: QualityConfig, observer: Any) -> Path:
     path.write_text(json.dumps({
         "kind": "quality", "run_id": uuid.uuid4().hex,
         "experiment": config.experiment or f"{config.workload}-quality",
-        "started": datetime.now().astimezone().isoformat(timespec="seconds"),
+        "finished": datetime.now().astimezone().isoformat(timespec="seconds"),
         "config": {**config.model_dump(mode="json"),
                    "max_logprob_diff": None if config.max_logprob_diff == float("inf")
                    else config.max_logprob_diff},
