@@ -47,6 +47,13 @@ def comparison(uri: str, run_id: str) -> Comparison:
     return load_comparison(_client(uri), run_id)
 
 
+@st.cache_data(show_spinner="Drawing the charts…")
+def figures(uri: str, run_id: str) -> dict[str, Any]:
+    """Its charts, likewise computed once, not on every click elsewhere on the page."""
+    data = comparison(uri, run_id)
+    return comparison_figures(data.records, data.summary, data.window, data.slo_s)
+
+
 def pick_run() -> tuple[str, str] | None:
     """(experiment id, comparison run id) chosen in the sidebar; None for an empty store."""
     found = experiments(store())
@@ -134,9 +141,8 @@ def main() -> None:
                    "turned off: throughput above 1× and latency below 1× mean it helps.")
         st.dataframe(shares.style.format({c: "{:.2f}×" for c in shares.columns if "×" in c},
                                          na_rep="–"), hide_index=True, width="stretch")
-    figures = comparison_figures(data.records, data.summary, window, data.slo_s)
     left, right = st.columns(2)
-    for index, figure in enumerate(figures.values()):
+    for index, figure in enumerate(figures(tracking_uri(), run_id).values()):
         (left if index % 2 == 0 else right).plotly_chart(figure, width="stretch")
     runs_list(experiment_id)
 

@@ -8,6 +8,8 @@ from typing import Any
 
 import pandas as pd
 
+from harness.ablation import ABLATION_LABELS
+
 # (summary key, label, unit, higher is better)
 HEADLINE = [
     ("throughput_qps", "throughput", "QPS", True),
@@ -55,23 +57,18 @@ def comparison_frame(summary: dict[str, Any]) -> pd.DataFrame:
     <baseline>` per other stack, and `winner`."""
     stacks: dict[str, dict[str, Any]] = summary.get("stacks", {})
     baseline = summary.get("baseline") or next(iter(stacks), "")
+    ratios: dict[str, dict[str, Any]] = summary.get("ratios", {})
     rows = []
     for key, label, unit, higher_is_better in HEADLINE:
         values = {stack: _number(figures.get(key)) for stack, figures in stacks.items()}
         row: dict[str, Any] = {"metric": label, "unit": unit}
         row.update({stack: display(value, unit) for stack, value in values.items()})
         for stack in stacks:
-            if stack != baseline:
-                base = values.get(baseline, math.nan)
-                row[f"{stack} ÷ {baseline}"] = (values[stack] / base
-                                               if base and not math.isnan(base) else math.nan)
+            if stack != baseline:  # the ratio `harness.metrics.ratios` put in the summary
+                row[f"{stack} ÷ {baseline}"] = _number(ratios.get(stack, {}).get(key))
         row["winner"] = winner(values, higher_is_better)
         rows.append(row)
     return pd.DataFrame(rows)
-
-
-ABLATION_LABELS = {"w8a8": "W8A8 per-channel weights", "multi_api": "several API servers",
-                   "p2c": "load-aware P2C balancer"}
 
 
 def ablation_frame(summary: dict[str, Any]) -> pd.DataFrame | None:

@@ -1,5 +1,5 @@
 """What the dashboard reads from the MLflow store: experiments, comparison runs, and one
-comparison's summary, workload and per-request records (the artifacts `harness run` logged)."""
+comparison's summary and per-request records (the artifacts `harness run` logged)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import yaml
 
-from harness.metrics import Window
+from harness.metrics import Window, summary_slo_s
 from harness.tracking import PARENT_TAG, ROLE_TAG
 
 RUN_TAGS = ("kind", "role", "stack", "trial", "workload", "stacks")
@@ -24,17 +23,15 @@ class Comparison:
     run_id: str
     name: str
     summary: dict[str, Any]
-    workload: dict[str, Any]
     records: dict[str, pd.DataFrame]  # stack -> every trial's records
 
     @property
     def window(self) -> Window:
-        return Window(float(self.summary["window"]["start_s"]),
-                      float(self.summary["window"]["length_s"]))
+        return Window.from_summary(self.summary)
 
     @property
     def slo_s(self) -> float:
-        return float(self.workload.get("slo_s", 1.0))
+        return summary_slo_s(self.summary)
 
 
 def experiments(client: Any) -> list[tuple[str, str]]:
@@ -81,7 +78,6 @@ def _download_text(client: Any, run_id: str, path: str) -> str:
 def load_comparison(client: Any, run_id: str) -> Comparison:
     parent = client.get_run(run_id)
     summary = json.loads(_download_text(client, run_id, "summary.json"))
-    workload = yaml.safe_load(_download_text(client, run_id, "specs/workload.yaml")) or {}
     children = client.search_runs([parent.info.experiment_id],
                                   f"tags.`{PARENT_TAG}` = '{run_id}' "
                                   f"and tags.`{ROLE_TAG}` = 'trial'", max_results=10_000)
@@ -95,5 +91,5 @@ def load_comparison(client: Any, run_id: str) -> Comparison:
             frames.setdefault(stack, []).append(pd.read_parquet(local))
     order = [stack for stack in summary.get("stacks", {}) if stack in frames]
     records = {stack: pd.concat(frames[stack], ignore_index=True) for stack in order}
-    return Comparison(run_id, str(parent.info.run_name), summary, workload, records)
+    return Comparison(run_id, str(parent.info.run_name), summary, records)
 

@@ -20,6 +20,8 @@ from harness.metrics import ratios
 from stacks.spec import EndpointSpec, StackSpec
 
 OPTIMIZATIONS = ("w8a8", "multi_api", "p2c")
+ABLATION_LABELS = {"w8a8": "W8A8 per-channel weights", "multi_api": "several API servers",
+                   "p2c": "load-aware P2C balancer"}
 SHOWN = ("throughput_qps", "goodput_qps", "latency_p50_s", "latency_p99_s", "success_rate")
 
 

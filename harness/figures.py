@@ -15,6 +15,7 @@ from plotly.io import to_html
 from harness.metrics import Window, error_timeline, latency_cdf, per_second
 
 Records = Mapping[str, pd.DataFrame]  # stack name -> its records, every trial
+Series = Mapping[str, pd.DataFrame]  # stack name -> its `per_second` series
 MS = 1000.0
 SLO_STYLE: dict[str, Any] = {"line_dash": "dash", "line_color": "crimson", "line_width": 2}
 
@@ -40,14 +41,13 @@ def latency_cdf_figure(records: Records, window: Window, slo_s: float) -> go.Fig
                    "latency (ms, log scale)", "requests at or below (%)")
 
 
-def throughput_figure(records: Records, window: Window) -> go.Figure:
+def throughput_figure(series: Series) -> go.Figure:
     figure = go.Figure()
-    for stack, frame in records.items():
-        series = per_second(frame, window)
-        figure.add_trace(go.Scatter(x=series["second"], y=series["throughput_qps"],
+    for stack, seconds in series.items():
+        figure.add_trace(go.Scatter(x=seconds["second"], y=seconds["throughput_qps"],
                                     mode="lines+markers", name=stack))
-    if records:
-        offered = per_second(next(iter(records.values())), window)
+    if series:
+        offered = next(iter(series.values()))  # every stack replayed the same schedule
         figure.add_trace(go.Scatter(x=offered["second"], y=offered["offered_qps"],
                                     mode="lines", name="offered", line={"dash": "dot",
                                                                        "color": "gray"}))
@@ -55,11 +55,10 @@ def throughput_figure(records: Records, window: Window) -> go.Figure:
                    "time since run start (s)", "throughput (QPS)")
 
 
-def p99_figure(records: Records, window: Window, slo_s: float) -> go.Figure:
+def p99_figure(series: Series, slo_s: float) -> go.Figure:
     figure = go.Figure()
-    for stack, frame in records.items():
-        series = per_second(frame, window)
-        figure.add_trace(go.Scatter(x=series["second"], y=series["latency_p99_s"] * MS,
+    for stack, seconds in series.items():
+        figure.add_trace(go.Scatter(x=seconds["second"], y=seconds["latency_p99_s"] * MS,
                                     mode="lines+markers", name=stack))
     figure.add_hline(y=slo_s * MS, annotation_text=f"SLO {slo_s * MS:,.0f} ms", **SLO_STYLE)
     return _layout(figure, "P99 end-to-end latency over time (by scheduled second)",
@@ -95,10 +94,11 @@ def error_figure(records: Records, window: Window) -> go.Figure:
 
 def comparison_figures(records: Records, summary: Mapping[str, Any], window: Window,
                        slo_s: float) -> dict[str, go.Figure]:
+    series = {stack: per_second(frame, window) for stack, frame in records.items()}
     return {
         "latency_cdf": latency_cdf_figure(records, window, slo_s),
-        "throughput": throughput_figure(records, window),
-        "p99_over_time": p99_figure(records, window, slo_s),
+        "throughput": throughput_figure(series),
+        "p99_over_time": p99_figure(series, slo_s),
         "replica_share": replica_share_figure(summary),
         "errors": error_figure(records, window),
     }

@@ -52,6 +52,16 @@ class Window:
     def end_s(self) -> float:
         return self.start_s + self.length_s
 
+    @classmethod
+    def from_summary(cls, summary: dict[str, Any]) -> Window:
+        """The window a `summary.json` was computed over."""
+        return cls(float(summary["window"]["start_s"]), float(summary["window"]["length_s"]))
+
+
+def summary_slo_s(summary: dict[str, Any]) -> float:
+    """The SLO a `summary.json` judged goodput by (the workload's, the same for every stack)."""
+    return float(next(iter(summary["stacks"].values()))["slo_s"])
+
 
 def in_window(records: pd.DataFrame, window: Window) -> pd.DataFrame:
     """The requests scheduled in the measured window."""

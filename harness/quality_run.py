@@ -9,7 +9,6 @@ comparison saved, then logged to MLflow.
 from __future__ import annotations
 
 import json
-import os
 import uuid
 from datetime import datetime
 from pathlib import Path
@@ -24,28 +23,21 @@ from harness.quality import (
     greedy_answer,
     quality_prompts,
 )
-from harness.run import check_endpoint, fresh_out_dir, load_stacks, serving
+from harness.run import auth_headers, default_out_dir, fresh_out_dir, load_stacks, serving
 from stacks.launcher import StartObserver
-from stacks.spec import PROJECT_ROOT, EndpointSpec
-
-
-def default_quality_dir() -> Path:
-    return PROJECT_ROOT / "results" / f"{datetime.now().strftime('%Y%m%d-%H%M%S')}-quality"
 
 
 def run_quality(config: QualityConfig, observer: Any) -> Path:
     """Write `quality.json` and return its path. `observer.stack_starting(name)` gives a
     StartObserver; `observer.answered(stack, done, total)` follows the prompts."""
-    stacks = [spec.model_copy(update={"model": check_endpoint(spec)})
-              if isinstance(spec, EndpointSpec) else spec for spec in load_stacks(config.stacks)]
-    out = fresh_out_dir(config.out or default_quality_dir())
+    stacks = load_stacks(config.stacks)
+    out = fresh_out_dir(config.out or default_out_dir("quality"))
     prompts = quality_prompts(config.workload, config.prompts)
     answers: dict[str, list[Answer]] = {}
     for spec in stacks:
         starting: StartObserver = observer.stack_starting(spec.name)
         with serving(spec, out / spec.name / "logs", starting) as target:
-            headers = ({"authorization": f"Bearer {os.environ[target.api_key_env]}"}
-                       if target.api_key_env else {})
+            headers = auth_headers(spec.name, target.api_key_env)
             answers[spec.name] = []
             for index, prompt in enumerate(prompts):
                 answers[spec.name].append(greedy_answer(target.endpoint, target.model, prompt,

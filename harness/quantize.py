@@ -179,8 +179,3 @@ def quantize_checkpoint(source: Path, out: Path, scheme: str = "auto",
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return report
-
-
-def read_report(directory: Path) -> dict[str, Any] | None:
-    path = directory / REPORT
-    return json.loads(path.read_text()) if path.is_file() else None

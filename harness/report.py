@@ -10,6 +10,7 @@ from typing import Any
 
 from rich.table import Table
 
+from harness.ablation import ABLATION_LABELS
 from harness.quantize import QuantizeReport
 
 # (summary key, label, unit): seconds are shown in milliseconds.
@@ -122,14 +123,12 @@ def ablation_table(summary: dict[str, Any]) -> Table | None:
         return None
     table = Table(title=f"what each optimization of {ablation['stack']} contributes "
                         f"({ablation['stack']} ÷ the variant without it)")
-    labels = {"w8a8": "W8A8 per-channel weights", "multi_api": "several API servers",
-              "p2c": "load-aware P2C balancer"}
     table.add_column("optimization")
     table.add_column("variant without it")
     for column in ("throughput", "goodput", "P50", "P99", "success"):
         table.add_column(column, justify="right")
     for optimization, row in ablation["contributions"].items():
-        table.add_row(labels.get(optimization, optimization), row["variant"],
+        table.add_row(ABLATION_LABELS.get(optimization, optimization), row["variant"],
                       *[show_ratio(row.get(metric)) for metric in (
                           "throughput_qps", "goodput_qps", "latency_p50_s", "latency_p99_s",
                           "success_rate")])

@@ -12,11 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import yaml
 
 from harness.errors import HarnessError
-from harness.metrics import Window
+from harness.metrics import Window, summary_slo_s
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,17 +45,11 @@ class SavedRun:
 
     @property
     def window(self) -> Window:
-        return Window(float(self.summary["window"]["start_s"]),
-                      float(self.summary["window"]["length_s"]))
+        return Window.from_summary(self.summary)
 
     @property
     def slo_s(self) -> float:
-        return float(self.workload["slo_s"])
-
-    def stack_records(self, stack: str) -> pd.DataFrame:
-        frames = [pd.read_parquet(trial.records_path) for trial in self.trials
-                  if trial.stack == stack]
-        return pd.concat(frames, ignore_index=True)
+        return summary_slo_s(self.summary)
 
 
 def read_json(path: Path) -> dict[str, Any]:

@@ -93,11 +93,24 @@ def fresh_out_dir(out: Path) -> Path:
 
 
 def load_stacks(names: list[str]) -> list[StackSpec | EndpointSpec]:
+    """The stacks to drive. Endpoints are asked once, here, which model they serve (the load
+    generator is told), so one that does not answer fails before anything starts."""
     specs = [load_stack_spec(name) for name in names]
     seen = [spec.name for spec in specs]
     if len(set(seen)) != len(seen):
         raise HarnessError(f"stack names must differ, got {', '.join(seen)}")
-    return specs
+    return [spec.model_copy(update={"model": check_endpoint(spec)})
+            if isinstance(spec, EndpointSpec) else spec for spec in specs]
+
+
+def auth_headers(stack: str, api_key_env: str | None) -> dict[str, str]:
+    """The bearer header for a stack whose key is in `api_key_env` (none without one)."""
+    if not api_key_env:
+        return {}
+    if api_key_env not in os.environ:
+        raise HarnessError(f"stack {stack}: environment variable {api_key_env} (api_key_env) "
+                           "is not set")
+    return {"authorization": f"Bearer {os.environ[api_key_env]}"}
 
 
 @contextmanager
@@ -121,13 +134,8 @@ def serving(spec: StackSpec | EndpointSpec, log_dir: Path,
 def check_endpoint(spec: EndpointSpec) -> str:
     """The model to ask an endpoint for (the spec's, or the first it lists); fails before any
     load if it does not answer /v1/models."""
-    headers = {}
-    if spec.api_key_env:
-        if spec.api_key_env not in os.environ:
-            raise HarnessError(f"stack {spec.name}: environment variable {spec.api_key_env} "
-                               "(api_key_env) is not set")
-        headers["authorization"] = f"Bearer {os.environ[spec.api_key_env]}"
-    request = urllib.request.Request(f"{spec.endpoint}/v1/models", headers=headers)
+    request = urllib.request.Request(f"{spec.endpoint}/v1/models",
+                                     headers=auth_headers(spec.name, spec.api_key_env))
     try:
         with urllib.request.urlopen(request, timeout=10) as answer:
             listed = json.load(answer)["data"][0]["id"]
@@ -145,10 +153,7 @@ class Experiment:
         self.observer = observer
         workload = load_workload_spec(config.workload)
         self.workload: WorkloadSpec = workload.with_overrides(config.rate_qps, config.duration_s)
-        # Endpoints are asked once, here, which model they serve: the load generator is told.
-        self.stacks = [spec.model_copy(update={"model": check_endpoint(spec)})
-                       if isinstance(spec, EndpointSpec) else spec
-                       for spec in load_stacks(config.stacks)]
+        self.stacks = load_stacks(config.stacks)
         self.ablation: tuple[str, dict[str, str]] | None = None
         if config.ablate:
             studied, variant_names, variants = ablation_variants(self.stacks)
@@ -161,7 +166,6 @@ class Experiment:
                                                  load_tokenizer(self.workload.tokenizer_path()))
         self.schedule_sha256 = write_schedule(self.schedule, self.schedule_path)
         self.offsets_s = np.array([entry.offset_s for entry in self.schedule.entries])
-        self.replayed: dict[str, set[str]] = {spec.name: set() for spec in self.stacks}
         self.trials: dict[str, list[pd.DataFrame]] = {spec.name: [] for spec in self.stacks}
         self.summary_path = self.out / "summary.json"
         self._write_inputs()
@@ -204,7 +208,6 @@ class Experiment:
         if header["schedule_sha256"] != self.schedule_sha256:
             raise HarnessError(f"{raw_records} replayed schedule {header['schedule_sha256']}, "
                                f"not this run's {self.schedule_sha256}")
-        self.replayed[spec.name].add(header["schedule_sha256"])
         frame = account_for_schedule(frame, self.offsets_s).assign(trial=trial)
         write_parquet(frame, self.out / spec.name / "records" / f"trial-{trial}.parquet")
         self.trials[spec.name].append(frame)
@@ -218,13 +221,10 @@ class Experiment:
         for spec in self.stacks:
             if not self.trials[spec.name]:
                 continue
-            hashes = self.replayed[spec.name]
-            if len(hashes) != 1:
-                raise HarnessError(f"stack {spec.name} replayed schedules {sorted(hashes)}; "
-                                   "every trial must replay the same one")
             records = pd.concat(self.trials[spec.name], ignore_index=True)
+            # Every trial's records were checked to carry this hash when they were read.
             stacks[spec.name] = {**self.summarize_stack(records),
-                                 "schedule_sha256": next(iter(hashes)),
+                                 "schedule_sha256": self.schedule_sha256,
                                  "records": f"{spec.name}/records"}
         baseline = self.stacks[0].name
         summary = {

@@ -38,7 +38,7 @@ from harness.errors import HarnessError
 from harness.figures import comparison_figures, figures_html
 from harness.metrics import per_second, summarize
 from harness.redact import Redactor
-from harness.results import SavedRun, TrialResult, load_saved_run
+from harness.results import SavedRun, TrialResult, load_saved_run, read_json
 from stacks.spec import PROJECT_ROOT
 
 DEFAULT_STORE_DIR = PROJECT_ROOT / "results"
@@ -149,37 +149,18 @@ class RunLogger:
                      "harness.workload": str(saved.summary.get("workload", "")),
                      "harness.stacks": ",".join(saved.summary["stacks"]),
                      "harness.baseline": str(saved.summary.get("baseline", ""))}
-        environment = saved.run.get("environment", {})
         self.shared_params = {
             **flatten(saved.workload, "workload."),
             "seed": str(saved.workload.get("seed", "")),
             "schedule_sha256": str(saved.summary.get("schedule_sha256", "")),
-            "git_commit": str(environment.get("git_commit", "unknown")),
-            **flatten(environment.get("hardware", {}), "hardware."),
-            **flatten(environment.get("packages", {}), "packages."),
+            **environment_params(saved.run.get("environment", {})),
         }
-
-    # -- idempotence ----------------------------------------------------------------------
-    def existing(self) -> list[Any]:
-        return list(self.mlflow.search_runs(
-            [self.experiment_id], f"tags.`{RESULTS_TAG}` = '{self.saved.results_id}'",
-            max_results=10_000))
-
-    def logged_parent(self) -> str | None:
-        """The parent run of a complete earlier logging; a cut-short one is deleted."""
-        runs = self.existing()
-        for run in runs:
-            if run.data.tags.get(ROLE_TAG) == "comparison" \
-                    and run.data.tags.get(COMPLETE_TAG) == "complete":
-                return str(run.info.run_id)
-        for run in runs:
-            self.mlflow.delete_run(run.info.run_id)
-        return None
 
     # -- logging --------------------------------------------------------------------------
     def log(self) -> str:
         """The parent run's id, logged now or found from an earlier logging."""
-        found = self.logged_parent()
+        found = find_logged(self.mlflow, self.experiment_id, self.saved.results_id,
+                            "comparison")
         if found is not None:
             return found
         started = _millis(self.saved.run.get("started"), time.time())
@@ -193,9 +174,11 @@ class RunLogger:
             {key: value for key, value in self.saved.run.items() if key != "environment"},
             "run.")})
         self.log_metrics(parent_id, self.comparison_metrics(), started)
-        for trial in self.saved.trials:
-            self.log_trial(parent_id, trial, started, finished)
-        self.log_comparison_artifacts(parent_id)
+        # Each trial's records are read once, for its child run and for the figures.
+        frames = {trial: pd.read_parquet(trial.records_path) for trial in self.saved.trials}
+        for trial, records in frames.items():
+            self.log_trial(parent_id, trial, records, started, finished)
+        self.log_comparison_artifacts(parent_id, frames)
         self.mlflow.set_tag(parent_id, COMPLETE_TAG, "complete")
         self.mlflow.set_terminated(parent_id, "FINISHED", end_time=finished)
         return str(parent_id)
@@ -211,7 +194,8 @@ class RunLogger:
             metrics.update(scalar_metrics(shares, f"ablation.{optimization}."))
         return metrics
 
-    def log_trial(self, parent_id: str, trial: TrialResult, started: int, finished: int) -> None:
+    def log_trial(self, parent_id: str, trial: TrialResult, records: pd.DataFrame, started: int,
+                  finished: int) -> None:
         spec = self.saved.stack_specs.get(trial.stack, {"name": trial.stack})
         run = self.mlflow.create_run(
             self.experiment_id, start_time=started, run_name=f"{trial.stack}-trial-{trial.trial}",
@@ -221,7 +205,6 @@ class RunLogger:
         run_id = run.info.run_id
         self.log_params(run_id, {**self.shared_params, **flatten(spec, "stack."),
                                  "trial": str(trial.trial)})
-        records = pd.read_parquet(trial.records_path)
         summary = summarize(records, self.saved.window, self.saved.slo_s,
                             bool(self.saved.workload.get("stream", False)))
         self.log_metrics(run_id, scalar_metrics(summary), started)
@@ -243,14 +226,17 @@ class RunLogger:
         for batch in batched(points, 1000):
             self.mlflow.log_batch(run_id, metrics=batch)
 
-    def log_comparison_artifacts(self, parent_id: str) -> None:
+    def log_comparison_artifacts(self, parent_id: str,
+                                 frames: Mapping[TrialResult, pd.DataFrame]) -> None:
         path = self.saved.path
         with redacted_copy([path / "summary.json", path / "run.json", path / "specs"],
                            self.redact) as staged:
             self.mlflow.log_artifacts(parent_id, str(staged))
         if (path / "schedule.jsonl").is_file():
             self.mlflow.log_artifact(parent_id, str(path / "schedule.jsonl"))
-        records = {stack: self.saved.stack_records(stack) for stack in self.saved.summary["stacks"]}
+        records = {stack: pd.concat([frame for trial, frame in frames.items()
+                                     if trial.stack == stack], ignore_index=True)
+                   for stack in self.saved.summary["stacks"]}
         figures = comparison_figures(records, self.saved.summary, self.saved.window,
                                      self.saved.slo_s)
         with tempfile.TemporaryDirectory(prefix="harness-figures-") as temp:
@@ -259,31 +245,58 @@ class RunLogger:
                                          f"{' vs '.join(self.saved.summary['stacks'])}"))
             self.mlflow.log_artifact(parent_id, str(page), "figures")
 
-    # -- helpers --------------------------------------------------------------------------
     def log_params(self, run_id: str, params: Mapping[str, str]) -> None:
-        self.log_params_of(self.mlflow, run_id, self.redact, params)
+        log_params(self.mlflow, run_id, self.redact, params)
 
     def log_metrics(self, run_id: str, metrics: Mapping[str, float], at: int) -> None:
-        self.log_metrics_of(self.mlflow, run_id, metrics, at)
+        log_metrics(self.mlflow, run_id, metrics, at)
 
-    @staticmethod
-    def log_params_of(mlflow: Any, run_id: str, redact: Redactor,
-                      params: Mapping[str, str]) -> None:
-        from mlflow.entities import Param
 
-        clean = redact.mapping(params)
-        for batch in batched([Param(key, value) for key, value in clean.items()], BATCH):
-            mlflow.log_batch(run_id, params=batch)
+def environment_params(environment: Mapping[str, Any]) -> dict[str, str]:
+    """Where a run ran (`harness.environment`), as params."""
+    return {"git_commit": str(environment.get("git_commit", "unknown")),
+            **flatten(environment.get("hardware", {}), "hardware."),
+            **flatten(environment.get("packages", {}), "packages.")}
 
-    @staticmethod
-    def log_metrics_of(mlflow: Any, run_id: str, metrics: Mapping[str, float],
-                       at: int) -> None:
-        from mlflow.entities import Metric
 
-        points = [Metric(key, value, at, 0) for key, value in metrics.items()]
-        for batch in batched(points, 1000):
-            mlflow.log_batch(run_id, metrics=batch)
+def find_logged(mlflow: Any, experiment: str, results_id: str, role: str) -> str | None:
+    """The top run of a complete earlier logging of these results; the runs of a logging
+    that was cut short are deleted, so it is done again whole."""
+    runs = mlflow.search_runs([experiment], f"tags.`{RESULTS_TAG}` = '{results_id}'",
+                              max_results=10_000)
+    for run in runs:
+        if run.data.tags.get(ROLE_TAG) == role and run.data.tags.get(COMPLETE_TAG) == "complete":
+            return str(run.info.run_id)
+    for run in runs:
+        mlflow.delete_run(run.info.run_id)
+    return None
 
+
+def log_params(mlflow: Any, run_id: str, redact: Redactor, params: Mapping[str, str]) -> None:
+    from mlflow.entities import Param
+
+    clean = redact.mapping(params)
+    for batch in batched([Param(key, value) for key, value in clean.items()], BATCH):
+        mlflow.log_batch(run_id, params=batch)
+
+
+def log_metrics(mlflow: Any, run_id: str, metrics: Mapping[str, float], at: int) -> None:
+    from mlflow.entities import Metric
+
+    points = [Metric(key, value, at, 0) for key, value in metrics.items()]
+    for batch in batched(points, 1000):
+        mlflow.log_batch(run_id, metrics=batch)
+
+
+@contextmanager
+def store_errors(path: Path, uri: str) -> Iterator[None]:
+    """Whatever the store or its transport raises becomes one TrackingError naming both."""
+    try:
+        yield
+    except Exception as exc:  # noqa: BLE001  # the store's failures are many kinds; one answer
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise TrackingError(f"could not log {path} to the MLflow store {uri}: "
+                            f"{type(exc).__name__}: {first_line}") from exc
 
 
 @contextmanager
@@ -310,20 +323,15 @@ def redacted_copy(paths: Iterable[Path], redactor: Redactor) -> Iterator[Path]:
 
 def log_quality(path: Path, uri: str | None = None) -> str:
     """Log a `harness quality` result (quality.json) as one run, idempotently; its id."""
-    try:
-        saved = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise HarnessError(f"{path}: not a quality result written by `harness quality`: "
-                           f"{exc}") from None
+    saved = read_json(path)
     uri = uri or tracking_uri()
-    try:
+    with store_errors(path, uri):
         mlflow = client(uri)
         experiment = experiment_id(mlflow, str(saved["experiment"]))
         results_id = str(saved["run_id"])
-        for run in mlflow.search_runs([experiment], f"tags.`{RESULTS_TAG}` = '{results_id}'"):
-            if run.data.tags.get(COMPLETE_TAG) == "complete":
-                return str(run.info.run_id)
-            mlflow.delete_run(run.info.run_id)
+        found = find_logged(mlflow, experiment, results_id, "quality")
+        if found is not None:
+            return found
         redact = Redactor()
         verdict = "pass" if all(c["passed"] for c in saved["comparisons"]) else "fail"
         run = mlflow.create_run(experiment, run_name=path.parent.name, tags=redact.mapping({
@@ -331,25 +339,17 @@ def log_quality(path: Path, uri: str | None = None) -> str:
             "harness.stacks": ",".join(saved["answers"]), "harness.verdict": verdict,
             "harness.results_dir": str(path.parent)}))
         run_id = run.info.run_id
-        environment = saved.get("environment", {})
-        RunLogger.log_params_of(mlflow, run_id, redact, {
-            **flatten(saved["config"], "quality."),
-            "git_commit": str(environment.get("git_commit", "unknown")),
-            **flatten(environment.get("hardware", {}), "hardware."),
-            **flatten(environment.get("packages", {}), "packages.")})
+        log_params(mlflow, run_id, redact, {**flatten(saved["config"], "quality."),
+                                            **environment_params(saved.get("environment", {}))})
         metrics: dict[str, float] = {}
         for comparison in saved["comparisons"]:
             metrics.update(scalar_metrics(comparison, f"{comparison['stack']}."))
-        RunLogger.log_metrics_of(mlflow, run_id, metrics, int(time.time() * 1000))
+        log_metrics(mlflow, run_id, metrics, int(time.time() * 1000))
         with redacted_copy([path], redact) as staged:
             mlflow.log_artifact(run_id, str(staged / path.name))
         mlflow.set_tag(run_id, COMPLETE_TAG, "complete")
         mlflow.set_terminated(run_id, "FINISHED")
         return str(run_id)
-    except Exception as exc:  # noqa: BLE001  # the store's failures are many kinds; one answer
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        raise TrackingError(f"could not log {path} to the MLflow store {uri}: "
-                            f"{type(exc).__name__}: {first_line}") from exc
 
 
 def log_results(path: Path, experiment: str | None = None, uri: str | None = None) -> str:
@@ -359,9 +359,5 @@ def log_results(path: Path, experiment: str | None = None, uri: str | None = Non
     name = experiment or str(saved.run.get("experiment") or saved.summary.get("workload")
                              or "serving-harness")
     uri = uri or tracking_uri()
-    try:
+    with store_errors(path, uri):
         return RunLogger(saved, client(uri), name).log()
-    except Exception as exc:  # noqa: BLE001  # the store's failures are many kinds; one answer
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        raise TrackingError(f"could not log {path} to the MLflow store {uri}: "
-                            f"{type(exc).__name__}: {first_line}") from exc

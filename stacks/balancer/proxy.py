@@ -82,7 +82,7 @@ class Exchange:
 
     __slots__ = (
         "client", "request", "replica", "upstream", "started_s", "status", "head_sent",
-        "chunked", "attempts", "timer", "done", "retrying", "tried",
+        "chunked", "attempts", "timer", "done", "retrying", "retried_from",
     )
 
     def __init__(self, client: ClientConnection, request: Request) -> None:
@@ -98,7 +98,7 @@ class Exchange:
         self.timer: asyncio.TimerHandle | None = None
         self.done = False
         self.retrying = False  # a 502/503 head was swallowed: drop its body, then go elsewhere
-        self.tried: list[str] = []  # replicas that already failed this request
+        self.retried_from = ""  # the replica that failed this request, once it was retried
 
     def encode_request(self, host_header: bytes) -> bytes:
         request = self.request

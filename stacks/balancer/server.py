@@ -176,8 +176,12 @@ class Balancer:
 
     def _others(self, exchange: Exchange) -> list[ReplicaView]:
         """Healthy replicas that have not failed this request yet."""
-        tried = {*exchange.tried, exchange.replica}
+        tried = (exchange.retried_from, exchange.replica)
         return [view for view in self._healthy_views if view.name not in tried]
+
+    def _can_retry(self, exchange: Exchange) -> bool:
+        """Once per request, and only with another healthy replica to go to."""
+        return self.config.retry and not exchange.retried_from and bool(self._others(exchange))
 
     # Router -------------------------------------------------------------------------------
     def answer_locally(self, request: Request) -> tuple[int, bytes, bytes] | None:
@@ -196,7 +200,7 @@ class Balancer:
 
     def dispatch(self, exchange: Exchange) -> None:
         if not exchange.replica:
-            views = self._others(exchange) if exchange.tried else self._healthy_views
+            views = self._others(exchange) if exchange.retried_from else self._healthy_views
             if not views:
                 exchange.fail(NoHealthyReplica("no healthy replica to send the request to"))
                 return
@@ -226,7 +230,7 @@ class Balancer:
             if exchange.done:
                 return
             self.eject(exchange.replica, "refused")
-            if self.config.retry and not exchange.tried and self._others(exchange):
+            if self._can_retry(exchange):
                 self.retry(exchange, 502)
                 return
             exchange.fail(UpstreamUnavailable(f"replica {exchange.replica} unreachable: {exc}"))
@@ -247,15 +251,14 @@ class Balancer:
     def retry_on_status(self, exchange: Exchange, status: int) -> bool:
         if status >= 500:
             self.eject(exchange.replica, "status")
-        return (self.config.retry and status in RETRIED_STATUSES and not exchange.tried
-                and bool(self._others(exchange)))
+        return status in RETRIED_STATUSES and self._can_retry(exchange)
 
     def retry(self, exchange: Exchange, status: int | None = None) -> None:
         """Close the failed attempt's books and send the request once more, elsewhere."""
         failed = exchange.replica
         self.finish(exchange, status if status is not None else exchange.status)
         self.metrics.retried(failed)
-        exchange.tried.append(failed)
+        exchange.retried_from = failed
         exchange.replica = ""
         exchange.status = 0
         self.dispatch(exchange)
