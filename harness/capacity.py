@@ -6,14 +6,20 @@ open-loop run at that rate), so it is tested on synthetic stacks and driven by r
 
 1. probe `start_qps`; if even that fails, the stack has no capacity at this SLO — reported as
    such, never as 0 or a guess;
-2. multiply the rate by `growth` until a probe fails (or `max_qps` is passed);
+2. multiply the rate by `growth` until a probe fails (or `max_qps` is passed: the capacity is
+   then only known to be at least the last rate);
 3. bisect between the last passing and the first failing rate until they are within
    `tolerance` of each other (relative); the capacity is the highest passing rate.
 
+Rates are rounded to three significant digits, so two stacks searching the same range probe
+the same rates (and replay the same schedules).
+
 A rate passes when the scheduled-time P99 is within the SLO and the success rate meets the
-target. Over K interleaved trials, a stack's capacity is the mean with a Student-t 95 %
-interval; the ratio of two stacks gets a paired percentile bootstrap interval (trials paired by
-index, since interleaved trials share the machine's moods).
+target. Over K interleaved trials, a stack's capacity is the mean with a two-sided Student-t
+95 % interval. The ratio of two stacks pairs trials by index (interleaved trials share the
+machine's moods): it is the geometric mean of the K paired ratios, with a Student-t interval
+on their logarithms. With the few trials a capacity search affords (2 to 5), a percentile
+bootstrap would give intervals far narrower than the truth; the t interval does not.
 """
 
 from __future__ import annotations
@@ -21,12 +27,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from scipy import stats
 
 CONFIDENCE = 0.95
-BOOTSTRAP_RESAMPLES = 10_000
+RATE_DIGITS = 3  # significant digits of a probed rate
+SLO_QUANTILE = 0.99
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,12 +70,39 @@ class SearchResult:
     def failed_at_lowest(self) -> bool:
         return self.capacity_qps is None
 
+    def resolved(self, tolerance: float) -> bool:
+        """Whether the bracket closed to the tolerance (False: max_qps or max_probes ended
+        the search first, and the capacity is a lower bound)."""
+        return (self.capacity_qps is not None and self.failing_qps is not None
+                and (self.failing_qps - self.capacity_qps) / self.capacity_qps
+                <= tolerance + 1e-9)
+
+
+def round_rate(rate: float) -> float:
+    """A rate to `RATE_DIGITS` significant digits."""
+    return float(f"{rate:.{RATE_DIGITS}g}")
+
 
 def passes(latency_p99_s: float, success_rate: float, slo_p99_s: float,
            min_success: float) -> bool:
     """The SLO test of one probe; a probe with no successful request has no P99 and fails."""
     return (not math.isnan(latency_p99_s) and latency_p99_s <= slo_p99_s
             and success_rate >= min_success)
+
+
+def certain_failure(requests: int, failed: int, late: int, min_success: float) -> bool:
+    """Whether a probe has already failed, whatever its unfinished requests do.
+
+    `requests` are scheduled in the measured window; of those finished so far, `failed`
+    failed and `late` succeeded beyond the SLO. Success can only fall below the target once
+    more than (1 - target) of them failed. P99 (linear interpolation over n successes) lies
+    within the SLO only if at most ceil(0.01 (n - 1)) successes exceed it, so more late ones
+    than that, for the largest n possible, fail it for every n."""
+    if requests <= 0:
+        return False
+    success_at_best = (requests - failed) / requests
+    late_allowed = math.ceil(round((1 - SLO_QUANTILE) * (requests - 1), 9))
+    return success_at_best < min_success or late > late_allowed
 
 
 def find_capacity(probe: Callable[[float], Probe], config: SearchConfig) -> SearchResult:
@@ -77,23 +112,25 @@ def find_capacity(probe: Callable[[float], Probe], config: SearchConfig) -> Sear
         outcome = probe(rate)
         result.probes.append(outcome)
         if outcome.passed:
-            result.capacity_qps = max(result.capacity_qps or 0.0, rate)
+            result.capacity_qps = max(result.capacity_qps or 0.0, outcome.rate_qps)
         else:
-            result.failing_qps = min(result.failing_qps or math.inf, rate)
+            result.failing_qps = min(result.failing_qps or math.inf, outcome.rate_qps)
         return outcome.passed
 
-    if not run(config.start_qps):
+    rate = round_rate(config.start_qps)
+    if not run(rate):
         return result
-    rate = config.start_qps
     while len(result.probes) < config.max_probes:
-        rate *= config.growth
+        rate = round_rate(rate * config.growth)
         if rate > config.max_qps or not run(rate):
             break
     while (result.failing_qps is not None and result.capacity_qps is not None
            and len(result.probes) < config.max_probes
-           and (result.failing_qps - result.capacity_qps) / result.capacity_qps
-           > config.tolerance):
-        run((result.capacity_qps + result.failing_qps) / 2)
+           and not result.resolved(config.tolerance)):
+        middle = round_rate((result.capacity_qps + result.failing_qps) / 2)
+        if middle in (result.capacity_qps, result.failing_qps):
+            break  # the bracket is as narrow as rates are written
+        run(middle)
     return result
 
 
@@ -109,35 +146,47 @@ class Interval:
         return self.high - self.low
 
 
-def mean_interval(values: Sequence[float]) -> Interval:
+def _t_half_width(values: np.ndarray, resolution_var: float) -> float:
+    """Half width of the Student-t interval of the mean; `resolution_var` is the variance
+    each value carries from the search's bracket (a capacity lies anywhere between the last
+    passing and the first failing rate: uniform, w² / 12), so trials that agree to the rate
+    still get an interval as wide as the search could tell."""
+    variance = float(values.var(ddof=1)) + resolution_var
+    return float(stats.t.ppf((1 + CONFIDENCE) / 2, values.size - 1)
+                 * math.sqrt(variance / values.size))
+
+
+def mean_interval(values: Sequence[float], brackets: Sequence[float] | None = None) -> Interval:
     """Mean of the trials' capacities with a two-sided Student-t interval (NaN bounds with a
-    single trial: one measurement gives no interval)."""
+    single trial: one measurement gives no interval). `brackets`: each trial's bracket width
+    (first failing − capacity), whose resolution the interval includes."""
     array = np.asarray(values, dtype=np.float64)
     mean = float(array.mean())
     if array.size < 2:
         return Interval(mean, math.nan, math.nan, "one trial: no interval")
-    half = float(stats.t.ppf((1 + CONFIDENCE) / 2, array.size - 1)
-                 * array.std(ddof=1) / math.sqrt(array.size))
-    return Interval(mean, mean - half, mean + half, f"Student t, {CONFIDENCE:.0%}")
+    widths = np.asarray(brackets if brackets is not None else np.zeros(array.size))
+    half = _t_half_width(array, float((widths ** 2).mean()) / 12)
+    return Interval(mean, mean - half, mean + half,
+                    f"Student t over {array.size} trials, {CONFIDENCE:.0%}")
 
 
 def ratio_interval(stack: Sequence[float], baseline: Sequence[float],
-                   seed: int = 0) -> Interval:
-    """mean(stack) ÷ mean(baseline), with a paired percentile bootstrap interval."""
+                   relative_brackets: Sequence[float] | None = None) -> Interval:
+    """Geometric mean of the paired ratios stack[k] ÷ baseline[k], with a Student-t interval
+    on their logarithms. `relative_brackets`: per pair, the root of the summed squares of the
+    two searches' relative bracket widths (their resolution, in log terms)."""
     a, b = np.asarray(stack, dtype=np.float64), np.asarray(baseline, dtype=np.float64)
     if a.size != b.size or a.size == 0:
         raise ValueError("the ratio needs the same number of trials for both stacks")
-    value = float(a.mean() / b.mean())
+    logs = np.log(a / b)
+    value = float(np.exp(logs.mean()))
     if a.size < 2:
         return Interval(value, math.nan, math.nan, "one trial: no interval")
-    rng = np.random.default_rng(seed)
-    picks = rng.integers(0, a.size, size=(BOOTSTRAP_RESAMPLES, a.size))
-    ratios = a[picks].mean(axis=1) / b[picks].mean(axis=1)
-    tail = (1 - CONFIDENCE) / 2 * 100
-    low, high = np.percentile(ratios, [tail, 100 - tail])
-    return Interval(value, float(low), float(high),
-                    f"paired percentile bootstrap, {BOOTSTRAP_RESAMPLES:,} resamples, "
-                    f"{CONFIDENCE:.0%}")
+    widths = np.asarray(relative_brackets if relative_brackets is not None
+                        else np.zeros(a.size))
+    half = _t_half_width(logs, float((widths ** 2).mean()) / 12)
+    return Interval(value, float(np.exp(logs.mean() - half)), float(np.exp(logs.mean() + half)),
+                    f"paired Student t on log ratios over {a.size} trials, {CONFIDENCE:.0%}")
 
 
 def verdict(ratio: Interval, stack: str, baseline: str) -> str:
@@ -153,3 +202,89 @@ def verdict(ratio: Interval, stack: str, baseline: str) -> str:
                f"{ratio.value:.2f}× [{ratio.low:.2f}, {ratio.high:.2f}]"
     return (f"too close to call: {stack} ÷ {baseline} = {ratio.value:.2f}× and its interval "
             f"[{ratio.low:.2f}, {ratio.high:.2f}] includes 1")
+
+
+def _bound(value: float) -> float | None:
+    return None if math.isnan(value) else value
+
+
+def bracket_width(result: SearchResult) -> float:
+    """How far the capacity could lie above the reported rate (0 where it never failed: the
+    capacity is then only a lower bound, said elsewhere)."""
+    if result.capacity_qps is None or result.failing_qps is None:
+        return 0.0
+    return result.failing_qps - result.capacity_qps
+
+
+def stack_capacity(results: Sequence[SearchResult], config: SearchConfig,
+                   replicas: int | None) -> dict[str, Any]:
+    """A stack's capacity over its trials, with its interval and a status that says how far
+    to trust it:
+
+    - `measured`: every trial bracketed its capacity to the tolerance;
+    - `lower_bound`: some search ended before failing (`max_qps`, `max_probes`): the stack
+      sustains at least this;
+    - `fails_at_lowest_rate`: some trial failed the SLO at the lowest rate probed, so no
+      capacity is reported (not 0, not a guess)."""
+    trials = [{"trial": index + 1, "capacity_qps": result.capacity_qps,
+               "failing_qps": result.failing_qps, "bracket_qps": bracket_width(result),
+               "resolved": result.resolved(config.tolerance),
+               "probes": len(result.probes)} for index, result in enumerate(results)]
+    failed_lowest = [row["trial"] for row in trials if row["capacity_qps"] is None]
+    base: dict[str, Any] = {"replicas": replicas, "trials": trials, "capacity_qps": None,
+                            "per_replica_capacity_qps": None, "ci_low": None, "ci_high": None,
+                            "interval_method": None}
+    if not results:
+        return {**base, "status": "not_run", "note": "no trial finished"}
+    if failed_lowest:
+        lowest = round_rate(config.start_qps)
+        which = ("every trial" if len(failed_lowest) == len(trials)
+                 else "trial " + ", ".join(str(trial) for trial in failed_lowest))
+        return {**base, "status": "fails_at_lowest_rate",
+                "note": f"fails the SLO even at {lowest:g} QPS, the lowest rate probed "
+                        f"({which}): no capacity to report; lower --start-qps to find it"}
+    interval = mean_interval([result.capacity_qps or 0.0 for result in results],
+                             [bracket_width(result) for result in results])
+
+    def per_replica(value: float | None) -> float | None:
+        return None if replicas is None or value is None else value / replicas
+
+    unresolved = [row["trial"] for row in trials if not row["resolved"]]
+    if unresolved:
+        status = "lower_bound"
+        note = (f"trial {', '.join(str(trial) for trial in unresolved)} never failed up to "
+                f"--max-qps {config.max_qps:g} or ran out of probes ({config.max_probes}): "
+                "the capacity is at least this")
+    else:
+        status = "measured"
+        note = f"bracketed to {config.tolerance:.0%} in every trial"
+    return {**base, "status": status, "note": note, "capacity_qps": interval.value,
+            "per_replica_capacity_qps": per_replica(interval.value),
+            "ci_low": _bound(interval.low), "ci_high": _bound(interval.high),
+            "per_replica_ci_low": per_replica(_bound(interval.low)),
+            "per_replica_ci_high": per_replica(_bound(interval.high)),
+            "interval_method": interval.method}
+
+
+def capacity_ratio(stack: str, stack_row: dict[str, Any], baseline: str,
+                   baseline_row: dict[str, Any]) -> dict[str, Any]:
+    """stack ÷ baseline capacity over the trials both finished, with its interval and what
+    it lets one say."""
+    ratio: dict[str, Any] = {"stack": stack, "baseline": baseline, "value": None,
+                             "ci_low": None, "ci_high": None, "method": None}
+    for name, row in ((stack, stack_row), (baseline, baseline_row)):
+        if row["capacity_qps"] is None:
+            return {**ratio, "verdict": f"no ratio: {name} has no capacity ({row['note']})"}
+    pairs = list(zip(stack_row["trials"], baseline_row["trials"], strict=False))
+    interval = ratio_interval(
+        [mine["capacity_qps"] for mine, _ in pairs],
+        [theirs["capacity_qps"] for _, theirs in pairs],
+        [math.hypot(mine["bracket_qps"] / mine["capacity_qps"],
+                    theirs["bracket_qps"] / theirs["capacity_qps"]) for mine, theirs in pairs])
+    said = verdict(interval, stack, baseline)
+    bounds = [name for name, row in ((stack, stack_row), (baseline, baseline_row))
+              if row["status"] == "lower_bound"]
+    if bounds:
+        said += f" (but {' and '.join(bounds)} only has a lower bound: see its note)"
+    return {**ratio, "value": interval.value, "ci_low": _bound(interval.low),
+            "ci_high": _bound(interval.high), "method": interval.method, "verdict": said}

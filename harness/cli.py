@@ -15,18 +15,22 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 
+from harness.capacity_run import CapacityConfig, run_capacity
 from harness.dashboard_server import HOST, start_dashboard
 from harness.errors import HarnessError
 from harness.model import DEFAULT_MODEL_DIR, TinyModelConfig, build_tiny_model
 from harness.probe import probe
-from harness.progress import QualityProgress, RunProgress, StartProgress
+from harness.progress import CapacityProgress, QualityProgress, RunProgress, StartProgress
 from harness.quality import QualityConfig
 from harness.quality_run import run_quality
 from harness.quantize import quantize_checkpoint
 from harness.report import (
     ablation_table,
+    capacity_table,
+    capacity_verdicts,
     comparison_table,
     late_sender_warnings,
     quality_table,
@@ -39,7 +43,7 @@ from harness.tracking import TrackingError, log_quality, log_results, tracking_u
 from harness.workload import load_workload_spec
 from stacks.errors import StackError
 from stacks.launcher import Stack
-from stacks.spec import StackSpec, load_local_stack_spec
+from stacks.spec import StackSpec, describe_validation_error, load_local_stack_spec
 
 app = typer.Typer(help="Compare a DIY vLLM deployment with an optimized serving stack.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -150,6 +154,66 @@ def track(results: Path) -> None:
                   f"them later with `harness log {results}`", highlight=False, soft_wrap=True)
         return
     typer.echo(f"mlflow: run {parent} in {tracking_uri()} (`harness dashboard` shows it)")
+
+
+@app.command()
+def capacity(
+    stacks: Annotated[str, typer.Option(
+        help="comma-separated: stack names, stack.yaml paths or NAME=URL; the first is the "
+             "baseline of the ratio")] = "diy,optimized",
+    slo_p99: Annotated[float, typer.Option(
+        min=0.001, help="a rate passes when P99 end to end (from scheduled send) is at most "
+                        "this, in seconds")] = 1.0,
+    min_success: Annotated[float, typer.Option(
+        min=0.0, max=1.0, help="... and this fraction of its requests succeed")] = 0.9999,
+    trials: Annotated[int, typer.Option(
+        min=1, help="searches per stack, interleaved A B A B; 2 or more give intervals")] = 3,
+    workload: Annotated[str, typer.Option(help="a name under workloads/ or a .yaml path")] = (
+        "writing_assistant"),
+    duration: Annotated[float, typer.Option(min=0.001, help="measured seconds per probe")]
+    = 20.0,
+    warmup: Annotated[float | None, typer.Option(
+        min=0.0, help="warm-up seconds per probe (default: the workload's)")] = None,
+    start_qps: Annotated[float, typer.Option(min=0.001, help="the first rate probed")] = 2.0,
+    growth: Annotated[float, typer.Option(
+        min=1.01, help="rate multiplier of the exponential phase")] = 2.0,
+    tolerance: Annotated[float, typer.Option(
+        min=0.001, max=0.999, help="bisect until the bracket is this narrow (relative)")]
+    = 0.05,
+    max_qps: Annotated[float, typer.Option(min=0.001, help="never probe above this")]
+    = 100_000.0,
+    max_probes: Annotated[int, typer.Option(min=1, help="probes per search at most")] = 20,
+    workers: Annotated[int, typer.Option(min=0, help="Locust workers (0: one process)")] = 0,
+    out: Annotated[Path | None, typer.Option(help="results folder (new or empty)")] = None,
+    experiment: Annotated[str | None, typer.Option(
+        help="MLflow experiment to log to (default: the workload's name)")] = None,
+) -> None:
+    """Find each stack's highest sustained QPS within the SLO (exponential probe, then
+    bisection) and the ratio between stacks, with confidence intervals over the trials."""
+    with user_errors(), stop_signals_interrupt():
+        try:
+            config = CapacityConfig(
+                stacks=[name.strip() for name in stacks.split(",") if name.strip()],
+                workload=workload, slo_p99_s=slo_p99, min_success=min_success, trials=trials,
+                duration_s=duration, warmup_s=warmup, start_qps=start_qps, growth=growth,
+                tolerance=tolerance, max_qps=max_qps, max_probes=max_probes, workers=workers,
+                out=out, experiment=experiment)
+        except ValidationError as exc:
+            raise HarnessError(f"capacity: {describe_validation_error(exc, CapacityConfig)}"
+                               ) from None
+        try:
+            with CapacityProgress(len(config.stacks) * config.trials, err) as progress:
+                summary_path = run_capacity(config, progress)
+        except KeyboardInterrupt:
+            err.print("capacity search interrupted; every finished search is kept in its "
+                      "results folder; `harness log DIR` logs it to MLflow")
+            raise typer.Exit(130) from None
+        summary = json.loads(summary_path.read_text())
+        Console().print(capacity_table(summary))
+        for line in capacity_verdicts(summary):
+            typer.echo(f"ratio: {line}")
+        typer.echo(f"summary: {summary_path}")
+        track(summary_path.parent)
 
 
 @app.command()

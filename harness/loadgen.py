@@ -83,8 +83,12 @@ class RecordCounter:
         return max(0, self.lines - 1)  # the header line is no request
 
 
-def run_load(job: LoadJob, on_progress: Callable[[int], None]) -> None:
-    """Run the schedule against `job.host` to the end; raise LoadError if Locust fails."""
+def run_load(job: LoadJob, on_progress: Callable[[int], None],
+             stop_when: Callable[[], str | None] | None = None) -> str | None:
+    """Run the schedule against `job.host` to the end; raise LoadError if Locust fails.
+
+    `stop_when`, asked at every progress poll, may end the run early by returning why (a
+    capacity probe whose failure is already certain); that reason is returned, else None."""
     processes = start_locust(job)
     master = processes[0]
     counter = RecordCounter(job.records)
@@ -94,6 +98,8 @@ def run_load(job: LoadJob, on_progress: Callable[[int], None]) -> None:
     try:
         while (code := master.poll()) is None:
             on_progress(counter.count())
+            if stop_when is not None and (reason := stop_when()) is not None:
+                return reason
             if time.monotonic() > deadline:
                 raise LoadError(f"the load generator ran past {limit_s:.0f} s; last lines of "
                                 f"{log}:\n{tail(log)}")
@@ -102,6 +108,7 @@ def run_load(job: LoadJob, on_progress: Callable[[int], None]) -> None:
         if code != 0:
             raise LoadError(f"the load generator exited with code {code}; last lines of "
                             f"{log}:\n{tail(log)}")
+        return None
     finally:
         stop_trees(processes)
 

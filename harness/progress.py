@@ -6,6 +6,7 @@ Observers of `stacks.launcher.Stack` and `harness.run.Experiment`, which never p
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -20,6 +21,8 @@ from rich.progress import (
     TextColumn,
     TimeElapsedColumn,
 )
+
+from harness.capacity import SearchResult
 
 
 class StartProgress:
@@ -124,3 +127,67 @@ class QualityProgress(RunProgress):
         self.load_progress(done)
         if done == total:
             self._stop_live()
+
+
+class CapacityProgress(RunProgress):
+    """`harness capacity` on stderr: start-up lines per stack and trial, then a bar of
+    searches done (with the time so far) above a bar of the current probe's requests, and a
+    line per probe and per search as each ends."""
+
+    def __init__(self, searches: int, console: Console | None = None) -> None:
+        super().__init__(console)
+        self.searches = searches
+        self.searched = 0
+        self._where = ""
+        self._overall: TaskID | None = None
+
+    def __enter__(self) -> CapacityProgress:
+        return self
+
+    def stack_starting(self, stack: str, trial: int) -> StartProgress:
+        self._where = f"{stack} · trial {trial}"
+        self._stop_live()
+        self.console.rule(f"capacity search {self.searched + 1}/{self.searches}: "
+                          f"{self._where}", style="dim")
+        self._start = StartProgress(stack, self.console).__enter__()
+        return self._start
+
+    def probe_started(self, stack: str, trial: int, probe: int, rate_qps: float,
+                      requests: int) -> None:
+        self._stop_live()
+        self._load = Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TimeElapsedColumn(), console=self.console, transient=True,
+        )
+        self._overall = self._load.add_task(
+            f"searches done ({self._where} now)", total=self.searches, completed=self.searched)
+        self._task = self._load.add_task(f"probe {probe} · {rate_qps:g} QPS · requests",
+                                         total=requests)
+        self._load.start()
+
+    def probe_done(self, stack: str, trial: int, row: dict[str, Any]) -> None:
+        self._stop_live()
+        if row["passed"]:
+            outcome = "[green]pass[/green]"
+        elif row["stopped_early"]:
+            outcome = "[red]fail[/red] (stopped once certain)"
+        else:
+            outcome = "[red]fail[/red]"
+        p99 = row["latency_p99_s"]
+        shown = "–" if p99 is None or math.isnan(p99) else f"{p99 * 1000:,.0f} ms"
+        self.console.print(
+            f"{self._where} · probe {row['probe']} · {row['rate_qps']:g} QPS: {outcome} — "
+            f"P99 {shown}, success {row['success_rate']:.4f}", highlight=False)
+
+    def search_done(self, stack: str, trial: int, result: SearchResult) -> None:
+        self._stop_live()
+        self.searched += 1
+        if result.capacity_qps is None:
+            said = "[red]fails the SLO at the lowest rate probed[/red]"
+        elif result.failing_qps is None:
+            said = f"at least {result.capacity_qps:g} QPS (never failed)"
+        else:
+            said = (f"capacity [bold]{result.capacity_qps:g} QPS[/bold] (fails at "
+                    f"{result.failing_qps:g})")
+        self.console.print(f"{self._where}: {said}, {len(result.probes)} probes",
+                           highlight=False)

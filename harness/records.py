@@ -19,6 +19,7 @@ from harness.errors import HarnessError
 from workloads.records import COLUMNS, read_record_lines
 
 UNRECORDED = "unrecorded"
+STOPPED = "stopped"
 DTYPES = {
     "index": "int64", "scheduled_s": "float64", "sent_s": "float64", "first_byte_s": "float64",
     "done_s": "float64", "status": "Int64", "ok": "bool", "error": "string",
@@ -35,13 +36,15 @@ def read_records(path: Path) -> tuple[dict[str, Any], pd.DataFrame]:
     return header, frame.astype(DTYPES)
 
 
-def account_for_schedule(frame: pd.DataFrame, offsets_s: np.ndarray) -> pd.DataFrame:
-    """One row per scheduled request, in schedule order: missing ones become failures."""
+def account_for_schedule(frame: pd.DataFrame, offsets_s: np.ndarray,
+                         missing_error: str = UNRECORDED) -> pd.DataFrame:
+    """One row per scheduled request, in schedule order: missing ones become failures (error
+    `missing_error`: `unrecorded`, or `stopped` for a probe ended once it had failed)."""
     frame = frame.drop_duplicates("index", keep="first")
     missing = np.setdiff1d(np.arange(len(offsets_s)), frame["index"].to_numpy())
     if len(missing):
         filler = pd.DataFrame({"index": missing, "scheduled_s": offsets_s[missing],
-                               "ok": False, "error": UNRECORDED}).astype(
+                               "ok": False, "error": missing_error}).astype(
             {k: v for k, v in DTYPES.items() if k in ("index", "scheduled_s", "ok", "error")})
         frame = pd.concat([frame, filler], ignore_index=True).astype(DTYPES)
     return frame.sort_values("index", ignore_index=True)

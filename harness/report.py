@@ -133,3 +133,40 @@ def ablation_table(summary: dict[str, Any]) -> Table | None:
                           "throughput_qps", "goodput_qps", "latency_p50_s", "latency_p99_s",
                           "success_rate")])
     return table
+
+
+def show_qps(value: float | None, low: float | None = None, high: float | None = None) -> str:
+    if value is None:
+        return "–"
+    interval = f" [{low:,.1f}, {high:,.1f}]" if low is not None and high is not None else ""
+    return f"{value:,.1f}{interval}"
+
+
+def capacity_table(summary: dict[str, Any]) -> Table:
+    """Each stack's capacity at the SLO with its interval, per replica, each trial's figure,
+    and what the status says; read from the summary."""
+    slo = summary["slo"]
+    table = Table(title=f"capacity at P99 ≤ {slo['p99_s'] * 1000:,.0f} ms and success ≥ "
+                        f"{slo['min_success']:.2%} · {summary['workload']} · "
+                        f"run {summary['run']}")
+    for column in ("stack", "capacity QPS [95% CI]", "per replica", "each trial", "status"):
+        table.add_column(column, justify="left" if column in ("stack", "status") else "right")
+    for name, row in summary["stacks"].items():
+        per_replica = ("unknown" if row.get("replicas") is None
+                       else show_qps(row["per_replica_capacity_qps"],
+                                     row.get("per_replica_ci_low"),
+                                     row.get("per_replica_ci_high")))
+        trials = ", ".join("fails" if trial["capacity_qps"] is None
+                           else f"{trial['capacity_qps']:g}" for trial in row["trials"])
+        status = row["status"].replace("_", " ")
+        if row["status"] != "measured":
+            status = f"[yellow]{status}[/yellow]: {row['note']}"
+        table.add_row(name, show_qps(row["capacity_qps"], row["ci_low"], row["ci_high"]),
+                      per_replica, trials, status)
+    return table
+
+
+def capacity_verdicts(summary: dict[str, Any]) -> list[str]:
+    """One line per ratio to the baseline: the value, its interval and what it allows."""
+    return [ratio["verdict"] + (f" ({ratio['method']})" if ratio.get("method") else "")
+            for ratio in summary.get("ratios", {}).values()]

@@ -128,6 +128,9 @@ class EndpointSpec(_Strict):
                               description="served model name; default: the first of /v1/models")
     api_key_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
                                     description="environment variable holding a bearer key")
+    replicas: int | None = Field(default=None, ge=1,
+                                 description="engine replicas behind it, for per-replica "
+                                             "capacity; unknown when unset")
 
 
 def resolve_stack_path(stack: str) -> Path:
@@ -189,15 +192,15 @@ def describe_validation_error(exc: ValidationError,
     """First error as `field.path: message (got value)` — one line a user can act on. An
     unknown field lists the fields allowed there (of `model`, StackSpec by default)."""
     first = exc.errors()[0]
-    field = ".".join(str(part) for part in first["loc"]) or "(top level)"
-    message = first["msg"]
+    field = ".".join(str(part) for part in first["loc"])
+    message = str(first["msg"]).removeprefix("Value error, ")
     if first["type"] == "extra_forbidden":
         allowed = _fields_at(model or StackSpec, first["loc"][:-1])
         message = f"unknown field; allowed: {', '.join(allowed)}" if allowed else message
     shown = first.get("input")
     got = f" (got {shown!r})" if shown is not None and not isinstance(shown, dict) else ""
     more = f"; {len(exc.errors()) - 1} more error(s)" if len(exc.errors()) > 1 else ""
-    return f"{field}: {message}{got}{more}"
+    return f"{field}: {message}{got}{more}" if field else f"{message}{more}"
 
 
 def _fields_at(model: type[BaseModel], loc: tuple[int | str, ...]) -> list[str]:

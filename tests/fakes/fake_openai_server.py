@@ -2,7 +2,8 @@
 
 `python -m tests.fakes.fake_openai_server --port P --name fake-0 [--latency-ms 5]
 [--chunk-delay-ms 50] [--fail-status 500] [--hang] [--stall-once-ms 2000 --stall-after 20]
-[--unhealthy-from-s 1 --unhealthy-for-s 3] [--reported-waiting 10] [--cut-stream-after 2]`
+[--unhealthy-from-s 1 --unhealthy-for-s 3] [--reported-waiting 10] [--cut-stream-after 2]
+[--slots 4]`
 
 Answers `/health`, `/v1/models`, `/metrics`, `/v1/completions` and `/v1/chat/completions`
 (streamed as server-sent events when the body says `"stream": true`, one event per
@@ -12,12 +13,15 @@ answering, once. `--unhealthy-for-s` answers 503 to `/health` and to every POST 
 from `--unhealthy-from-s` after start. `/metrics` reports, like vLLM,
 `vllm:num_requests_running` (POSTs in progress) and `vllm:num_requests_waiting`
 (`--reported-waiting`, as if other clients queued work).
-`--cut-stream-after N` closes the connection after N events of a stream.
+`--cut-stream-after N` closes the connection after N events of a stream. `--slots N` answers at
+most N POSTs at once, the rest wait their turn: with `--latency-ms L` it serves N / L requests
+per second at most, a known capacity for the capacity search to find.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import json
 import threading
@@ -58,7 +62,7 @@ class FakeHandler(BaseHTTPRequestHandler):
         if self.server.unhealthy():
             self._send_json(503, {"error": "fake replica not ready"})
             return
-        with self.server.counting():
+        with self.server.counting(), self.server.slots:
             self._answer(body, options)
 
     def _answer(self, body: dict[str, object], options: argparse.Namespace) -> None:
@@ -127,6 +131,8 @@ class FakeServer(ThreadingHTTPServer):
         self.started = time.monotonic()
         self.running = 0
         self._lock = threading.Lock()
+        self.slots: threading.Semaphore | contextlib.nullcontext[None] = (
+            threading.Semaphore(options.slots) if options.slots else contextlib.nullcontext())
 
     def unhealthy(self) -> bool:
         since = time.monotonic() - self.started - self.options.unhealthy_from_s
@@ -165,6 +171,7 @@ def main() -> None:
     parser.add_argument("--unhealthy-for-s", type=float, default=0.0)
     parser.add_argument("--reported-waiting", type=int, default=0)
     parser.add_argument("--cut-stream-after", type=int, default=-1)
+    parser.add_argument("--slots", type=int, default=0)
     options = parser.parse_args()
     FakeServer(options.port, options.name, options).serve_forever()
 
