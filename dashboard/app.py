@@ -1,5 +1,7 @@
 """The comparison dashboard: which stack wins on throughput, P99 and reliability, by how much,
-and how latency behaved over the run. Reads the MLflow store `harness run` logs to.
+and how latency behaved over the run; for a capacity run, each stack's highest rate within
+the SLO, the ratio with its interval, and latency and success against offered load. Reads
+the MLflow store `harness run` and `harness capacity` log to.
 
     harness dashboard [--port 8501]
     MLFLOW_TRACKING_URI=... streamlit run dashboard/app.py      (the same, by hand)
@@ -13,18 +15,27 @@ from typing import Any, Literal
 import pandas as pd
 import streamlit as st
 
+from dashboard.capacity import capacity_frame, probes_frame
 from dashboard.comparison import TIE, ablation_frame, comparison_frame
-from dashboard.store import Comparison, comparisons, experiments, load_comparison, runs_table
-from harness.figures import comparison_figures
+from dashboard.store import (
+    Comparison,
+    comparisons,
+    experiments,
+    load_capacity_summary,
+    load_comparison,
+    runs_table,
+)
+from harness.figures import capacity_figures, comparison_figures
 from harness.tracking import client, tracking_uri
 
 FIRST_RUN = """
 No comparison has been logged to this store yet.
 
-Make a first run (it brings each stack up in turn on the embedded model, about 3 minutes):
+Make a first run (it brings each stack up in turn on the embedded model):
 
-    make demo
-    # or: .venv/bin/harness run --stacks diy,optimized --rate 10 --duration 30
+    make demo    # a short capacity search of both stacks, about 10 minutes
+    # or, one load side by side, about 3 minutes:
+    .venv/bin/harness run --stacks diy,optimized --rate 10 --duration 30
 
 then reload this page. A saved results folder can be logged with `harness log results/<run>`.
 """
@@ -54,8 +65,19 @@ def figures(uri: str, run_id: str) -> dict[str, Any]:
     return comparison_figures(data.records, data.summary, data.window, data.slo_s)
 
 
-def pick_run() -> tuple[str, str] | None:
-    """(experiment id, comparison run id) chosen in the sidebar; None for an empty store."""
+@st.cache_data(show_spinner="Loading the capacity run…")
+def capacity_summary(uri: str, run_id: str) -> dict[str, Any]:
+    return load_capacity_summary(_client(uri), run_id)
+
+
+@st.cache_data(show_spinner="Drawing the charts…")
+def capacity_charts(uri: str, run_id: str) -> dict[str, Any]:
+    return capacity_figures(capacity_summary(uri, run_id))
+
+
+def pick_run() -> tuple[str, str, str] | None:
+    """(experiment id, run id, kind) of the comparison or capacity run chosen in the sidebar;
+    None for an empty store."""
     found = experiments(store())
     if not found:
         st.info(FIRST_RUN)
@@ -63,10 +85,10 @@ def pick_run() -> tuple[str, str] | None:
     names = {name: experiment_id for experiment_id, name in found}
     experiment = st.sidebar.selectbox("Experiment", list(names))
     runs = comparisons(store(), names[experiment])
-    labels = [f"{row.name} ({row.stacks})" for row in runs.itertuples()]
-    choice = st.sidebar.selectbox("Comparison run (newest first)", range(len(labels)),
+    labels = [f"{row.kind}: {row.name} ({row.stacks})" for row in runs.itertuples()]
+    choice = st.sidebar.selectbox("Run (newest first)", range(len(labels)),
                                   format_func=lambda index: labels[index])
-    return names[experiment], str(runs.iloc[choice]["run_id"])
+    return names[experiment], str(runs.iloc[choice]["run_id"]), str(runs.iloc[choice]["kind"])
 
 
 def headline(data: Comparison, table: pd.DataFrame) -> None:
@@ -116,6 +138,53 @@ def runs_list(experiment_id: str) -> None:
     st.dataframe(frame, hide_index=True, width="stretch")
 
 
+def show_capacity(run_id: str) -> None:
+    summary = capacity_summary(tracking_uri(), run_id)
+    slo, search = summary["slo"], summary["search"]
+    st.caption(f"Capacity run `{summary['run']}` · workload `{summary['workload']}` · a rate "
+               f"passes when P99 ≤ {slo['p99_s'] * 1000:,.0f} ms and success ≥ "
+               f"{slo['min_success']:.2%} · probes of {search['duration_s']:g} s after "
+               f"{search['warmup_s']:g} s of warm-up · {summary['trials']} trial(s), each "
+               f"bracketed to {search['tolerance']:.0%}")
+    stacks = summary["stacks"]
+    columns = st.columns(len(stacks) + len(summary.get("ratios", {})))
+    for column, (stack, row) in zip(columns, stacks.items(), strict=False):
+        per_replica = row["replicas"] is not None
+        value = row["per_replica_capacity_qps" if per_replica else "capacity_qps"]
+        low, high = (row.get("per_replica_ci_low"), row.get("per_replica_ci_high")) \
+            if per_replica else (row["ci_low"], row["ci_high"])
+        column.metric(f"{stack}: capacity{' per replica' if per_replica else ''}",
+                      row["status"].replace("_", " ") if value is None
+                      else f"{value:,.1f} QPS",
+                      help=row["note"] + (f"; 95 % interval [{low:,.1f}, {high:,.1f}]"
+                                          if low is not None and high is not None else ""))
+    for column, ratio in zip(columns[len(stacks):], summary.get("ratios", {}).values(),
+                             strict=True):
+        column.metric(f"{ratio['stack']} ÷ {ratio['baseline']}",
+                      "–" if ratio["value"] is None else f"{ratio['value']:.2f}×",
+                      help=ratio.get("method") or ratio["verdict"])
+    for ratio in summary.get("ratios", {}).values():
+        if ratio["value"] is None:
+            st.error(ratio["verdict"])
+        elif ratio["ci_low"] is not None and (ratio["ci_low"] > 1 or ratio["ci_high"] < 1):
+            st.success(ratio["verdict"])
+        else:
+            st.warning(ratio["verdict"])
+    table = capacity_frame(summary)
+    st.dataframe(table.style.format({column: "{:,.1f}" for column in (
+        "capacity QPS", "95% CI low", "95% CI high", "per replica QPS")}, na_rep="–"),
+        hide_index=True, width="stretch")
+    charts = list(capacity_charts(tracking_uri(), run_id).values())
+    st.plotly_chart(charts[0], width="stretch")
+    left, right = st.columns(2)
+    for index, figure in enumerate(charts[1:]):
+        (left if index % 2 == 0 else right).plotly_chart(figure, width="stretch")
+    st.subheader("Every probe")
+    st.dataframe(probes_frame(summary).style.format(
+        {"P50 ms": "{:,.0f}", "P99 ms": "{:,.0f}", "success %": "{:.2f}",
+         "throughput QPS": "{:,.1f}"}, na_rep="–"), hide_index=True, width="stretch")
+
+
 def main() -> None:
     st.set_page_config(page_title="serving-harness comparison", layout="wide")
     st.title("Serving stacks compared")
@@ -123,7 +192,11 @@ def main() -> None:
     picked = pick_run()
     if picked is None:
         return
-    experiment_id, run_id = picked
+    experiment_id, run_id, kind = picked
+    if kind == "capacity":
+        show_capacity(run_id)
+        runs_list(experiment_id)
+        return
     data = comparison(tracking_uri(), run_id)
     window = data.window
     st.caption(f"Run `{data.name}` · workload `{data.summary.get('workload')}` · measured "

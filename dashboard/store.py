@@ -1,5 +1,6 @@
-"""What the dashboard reads from the MLflow store: experiments, comparison runs, and one
-comparison's summary and per-request records (the artifacts `harness run` logged)."""
+"""What the dashboard reads from the MLflow store: experiments, the comparison and capacity
+runs in them, one comparison's summary and per-request records (the artifacts `harness run`
+logged), and one capacity run's summary (`harness capacity`)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from harness.metrics import Window, summary_slo_s
 from harness.tracking import PARENT_TAG, ROLE_TAG
 
 RUN_TAGS = ("kind", "role", "stack", "trial", "workload", "stacks")
+SHOWN_ROLES = ("comparison", "capacity")  # the parent runs a user picks from
 RUN_METRICS = ("throughput_qps", "latency_p99_s", "success_rate")
 
 
@@ -34,25 +36,32 @@ class Comparison:
         return summary_slo_s(self.summary)
 
 
+def _shown_runs(client: Any, experiment_id: str, max_results: int) -> list[Any]:
+    runs = [run for role in SHOWN_ROLES
+            for run in client.search_runs([experiment_id], f"tags.`{ROLE_TAG}` = '{role}'",
+                                          order_by=["attributes.start_time DESC"],
+                                          max_results=max_results)]
+    return sorted(runs, key=lambda run: run.info.start_time, reverse=True)
+
+
 def experiments(client: Any) -> list[tuple[str, str]]:
-    """(id, name) of the experiments holding comparison runs, the most recent first."""
-    found = []
-    for experiment in client.search_experiments(order_by=["last_update_time DESC"]):
-        if client.search_runs([experiment.experiment_id],
-                              f"tags.`{ROLE_TAG}` = 'comparison'", max_results=1):
-            found.append((str(experiment.experiment_id), str(experiment.name)))
-    return found
+    """(id, name) of the experiments holding comparison or capacity runs, the most recent
+    first."""
+    return [(str(experiment.experiment_id), str(experiment.name))
+            for experiment in client.search_experiments(order_by=["last_update_time DESC"])
+            if _shown_runs(client, experiment.experiment_id, 1)]
 
 
 def comparisons(client: Any, experiment_id: str) -> pd.DataFrame:
-    """The experiment's comparison runs, newest first: run_id, name, started, stacks."""
-    runs = client.search_runs([experiment_id], f"tags.`{ROLE_TAG}` = 'comparison'",
-                              order_by=["attributes.start_time DESC"], max_results=1000)
+    """The experiment's comparison and capacity runs, newest first: run_id, name, started,
+    stacks, kind (`comparison` or `capacity`)."""
     return pd.DataFrame([{
         "run_id": run.info.run_id, "name": run.info.run_name,
         "started": pd.to_datetime(run.info.start_time, unit="ms"),
         "stacks": run.data.tags.get("harness.stacks", ""),
-    } for run in runs], columns=["run_id", "name", "started", "stacks"])
+        "kind": run.data.tags.get(ROLE_TAG, ""),
+    } for run in _shown_runs(client, experiment_id, 1000)],
+        columns=["run_id", "name", "started", "stacks", "kind"])
 
 
 def runs_table(client: Any, experiment_id: str) -> pd.DataFrame:
@@ -93,3 +102,9 @@ def load_comparison(client: Any, run_id: str) -> Comparison:
     records = {stack: pd.concat(frames[stack], ignore_index=True) for stack in order}
     return Comparison(run_id, str(parent.info.run_name), summary, records)
 
+
+
+def load_capacity_summary(client: Any, run_id: str) -> dict[str, Any]:
+    """A capacity run's summary: everything its page shows."""
+    summary: dict[str, Any] = json.loads(_download_text(client, run_id, "summary.json"))
+    return summary

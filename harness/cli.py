@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from rich.console import Console
 
 from harness.capacity_run import CapacityConfig, run_capacity
+from harness.capacity_tracking import log_saved
 from harness.dashboard_server import HOST, start_dashboard
 from harness.errors import HarnessError
 from harness.model import DEFAULT_MODEL_DIR, TinyModelConfig, build_tiny_model
@@ -39,7 +40,7 @@ from harness.report import (
 from harness.run import RunConfig, run_experiment
 from harness.schedule import build_schedule, load_tokenizer, write_schedule
 from harness.serve import default_log_dir, ensure_model, hold, stop_signals_interrupt
-from harness.tracking import TrackingError, log_quality, log_results, tracking_uri
+from harness.tracking import TrackingError, log_quality, tracking_uri
 from harness.workload import load_workload_spec
 from stacks.errors import StackError
 from stacks.launcher import Stack
@@ -60,6 +61,17 @@ def user_errors() -> Iterator[None]:
     except (StackError, HarnessError) as exc:
         err.print(f"[red]error:[/red] {exc}", highlight=False, markup=True, soft_wrap=True)
         raise typer.Exit(2) from None
+
+
+@contextmanager
+def interrupt_keeps(what: str, unit: str) -> Iterator[None]:
+    """Ctrl-C ends a measurement with status 130, saying what it kept and how to log it."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        err.print(f"{what} interrupted; every finished {unit} is kept in its results folder; "
+                  "`harness log DIR` logs it to MLflow")
+        raise typer.Exit(130) from None
 
 
 @app.command()
@@ -128,13 +140,8 @@ def run(
                            workload=workload, rate_qps=rate, duration_s=duration,
                            trials=trials, workers=workers, out=out, experiment=experiment,
                            ablate=ablate)
-        try:
-            with RunProgress(err) as progress:
-                summary_path = run_experiment(config, progress)
-        except KeyboardInterrupt:
-            err.print("run interrupted; every finished trial is kept in its results folder; "
-                      "`harness log DIR` logs it to MLflow")
-            raise typer.Exit(130) from None
+        with interrupt_keeps("run", "trial"), RunProgress(err) as progress:
+            summary_path = run_experiment(config, progress)
         summary = json.loads(summary_path.read_text())
         Console().print(comparison_table(summary))
         if (shares := ablation_table(summary)) is not None:
@@ -148,7 +155,7 @@ def run(
 def track(results: Path) -> None:
     """Log a finished run to MLflow; a store that fails costs one warning, never the run."""
     try:
-        parent = log_results(results)
+        parent = log_saved(results)
     except TrackingError as exc:
         err.print(f"[yellow]warning:[/yellow] {exc}; the results are safe in {results}; log "
                   f"them later with `harness log {results}`", highlight=False, soft_wrap=True)
@@ -201,13 +208,9 @@ def capacity(
         except ValidationError as exc:
             raise HarnessError(f"capacity: {describe_validation_error(exc, CapacityConfig)}"
                                ) from None
-        try:
-            with CapacityProgress(len(config.stacks) * config.trials, err) as progress:
-                summary_path = run_capacity(config, progress)
-        except KeyboardInterrupt:
-            err.print("capacity search interrupted; every finished search is kept in its "
-                      "results folder; `harness log DIR` logs it to MLflow")
-            raise typer.Exit(130) from None
+        with (interrupt_keeps("capacity search", "search"),
+              CapacityProgress(len(config.stacks) * config.trials, err) as progress):
+            summary_path = run_capacity(config, progress)
         summary = json.loads(summary_path.read_text())
         Console().print(capacity_table(summary))
         for line in capacity_verdicts(summary):
@@ -263,13 +266,14 @@ def quality(
 
 @app.command("log")
 def log_command(
-    results: Annotated[Path, typer.Argument(help="a results folder written by `harness run`")],
+    results: Annotated[Path, typer.Argument(
+        help="a results folder written by `harness run` or `harness capacity`")],
     experiment: Annotated[str | None, typer.Option(
         help="MLflow experiment (default: the one the run named, else its workload)")] = None,
 ) -> None:
     """Log a saved run to MLflow (again is harmless: a run already logged is not duplicated)."""
     with user_errors():
-        parent = log_results(results, experiment)
+        parent = log_saved(results, experiment)
         typer.echo(f"mlflow: run {parent} in {tracking_uri()}")
 
 

@@ -1,6 +1,7 @@
-"""The comparison's charts, as Plotly figures: the dashboard shows them and every comparison
-run keeps them as one HTML artifact. The numbers come from `harness.metrics`; this module only
-draws them (latencies in milliseconds, rates in requests per second, the SLO as a line)."""
+"""The charts, as Plotly figures: the dashboard shows them and every comparison or capacity run
+keeps them as one HTML artifact. The numbers come from `harness.metrics` and the capacity
+summary; this module only draws them (latencies in milliseconds, rates in requests per second,
+the SLO as a line)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ from collections.abc import Mapping
 from html import escape
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
+from plotly.colors import DEFAULT_PLOTLY_COLORS
 from plotly.io import to_html
 
 from harness.metrics import Window, error_timeline, latency_cdf, per_second
@@ -102,6 +105,80 @@ def comparison_figures(records: Records, summary: Mapping[str, Any], window: Win
         "replica_share": replica_share_figure(summary),
         "errors": error_figure(records, window),
     }
+
+
+def _probe_traces(figure: go.Figure, summary: Mapping[str, Any], value: str, name: str,
+                  scale: float, dash: str = "solid", legend: bool = True) -> None:
+    """One line per stack and trial through its probes, by rate: filled markers passed, open
+    ones failed, crosses were stopped once failing was certain (their figures cover only
+    what had finished, so a latency there is a lower bound)."""
+    for index, (stack, row) in enumerate(summary["stacks"].items()):
+        colour = DEFAULT_PLOTLY_COLORS[index % len(DEFAULT_PLOTLY_COLORS)]
+        probes = pd.DataFrame(row["probes"])
+        if probes.empty:
+            continue
+        for order, (_, rows) in enumerate(probes.sort_values("rate_qps").groupby("trial")):
+            symbols = ["circle" if passed else "x" if stopped else "circle-open"
+                       for passed, stopped in zip(rows["passed"], rows["stopped_early"],
+                                                  strict=True)]
+            figure.add_trace(go.Scatter(
+                x=rows["rate_qps"], y=rows[value].astype(float) * scale,
+                mode="lines+markers", name=f"{stack} {name}", legendgroup=f"{stack} {name}",
+                showlegend=legend and order == 0,
+                line={"color": colour, "dash": dash}, marker={"symbol": symbols, "size": 9},
+                customdata=np.stack([rows["trial"], rows["probe"], rows["passed"],
+                                     rows["stopped_early"].notna()], axis=-1),
+                hovertemplate=(f"{stack} {name}: %{{y:,.1f}} at %{{x:g}} QPS<br>trial "
+                               "%{customdata[0]}, probe %{customdata[1]}, passed "
+                               "%{customdata[2]}, stopped early %{customdata[3]}"
+                               "<extra></extra>")))
+
+
+def latency_load_figure(summary: Mapping[str, Any]) -> go.Figure:
+    figure = go.Figure()
+    _probe_traces(figure, summary, "latency_p99_s", "P99", MS)
+    _probe_traces(figure, summary, "latency_p50_s", "P50", MS, dash="dot")
+    slo_s = float(summary["slo"]["p99_s"])
+    figure.add_hline(y=slo_s * MS, annotation_text=f"SLO P99 {slo_s * MS:,.0f} ms", **SLO_STYLE)
+    figure.update_yaxes(type="log")
+    return _layout(figure, "Latency against offered load (each probe; × stopped once failing)",
+                   "offered load (QPS)", "end-to-end latency (ms, log scale)")
+
+
+def success_load_figure(summary: Mapping[str, Any]) -> go.Figure:
+    figure = go.Figure()
+    _probe_traces(figure, summary, "success_rate", "success", 100.0)
+    target = float(summary["slo"]["min_success"])
+    figure.add_hline(y=target * 100, annotation_text=f"target {target:.2%}", **SLO_STYLE)
+    return _layout(figure, "Success against offered load (each probe)", "offered load (QPS)",
+                   "requests succeeded (%)")
+
+
+def capacity_bar_figure(summary: Mapping[str, Any]) -> go.Figure:
+    """Capacity per replica (per stack where its replicas are unknown), with the interval."""
+    figure = go.Figure()
+    for index, (stack, row) in enumerate(summary["stacks"].items()):
+        known = row.get("replicas") is not None
+        prefix = "per_replica_" if known else ""
+        value = row.get(f"{prefix}capacity_qps")
+        low, high = row.get(f"{prefix}ci_low"), row.get(f"{prefix}ci_high")
+        error = ({"type": "data", "symmetric": False, "array": [high - value],
+                  "arrayminus": [value - low]} if value is not None and low is not None
+                 and high is not None else None)
+        figure.add_trace(go.Bar(
+            x=[f"{stack}{'' if known else ' (whole stack)'}"], y=[value or 0.0],
+            error_y=error, name=stack,
+            marker_color=DEFAULT_PLOTLY_COLORS[index % len(DEFAULT_PLOTLY_COLORS)],
+            text=[f"{value:,.1f}" if value is not None else row["status"].replace("_", " ")],
+            textposition="outside"))
+    return _layout(figure, "Capacity at SLO per replica (95 % interval over trials)", "stack",
+                   "sustained QPS per replica")
+
+
+def capacity_figures(summary: Mapping[str, Any]) -> dict[str, go.Figure]:
+    return {"capacity": capacity_bar_figure(summary),
+            "latency_vs_load": latency_load_figure(summary),
+            "success_vs_load": success_load_figure(summary)}
 
 
 def figures_html(figures: Mapping[str, go.Figure], title: str) -> str:

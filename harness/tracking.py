@@ -127,7 +127,7 @@ def batched(items: list[Any], size: int) -> Iterator[list[Any]]:
         yield items[start:start + size]
 
 
-def _millis(moment: str | None, fallback: float) -> int:
+def to_millis(moment: str | None, fallback: float) -> int:
     if moment:
         try:
             return int(datetime.fromisoformat(moment).timestamp() * 1000)
@@ -163,7 +163,7 @@ class RunLogger:
                             "comparison")
         if found is not None:
             return found
-        started = _millis(self.saved.run.get("started"), time.time())
+        started = to_millis(self.saved.run.get("started"), time.time())
         finished = int((self.saved.path / "summary.json").stat().st_mtime * 1000)
         parent = self.mlflow.create_run(
             self.experiment_id, start_time=started, run_name=self.saved.path.name,
