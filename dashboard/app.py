@@ -15,7 +15,7 @@ from typing import Any, Literal
 import pandas as pd
 import streamlit as st
 
-from dashboard.capacity import capacity_frame, probes_frame
+from dashboard.capacity import capacity_ablation_frame, capacity_frame, probes_frame
 from dashboard.comparison import TIE, ablation_frame, comparison_frame
 from dashboard.store import (
     Comparison,
@@ -174,6 +174,15 @@ def show_capacity(run_id: str) -> None:
     st.dataframe(table.style.format({column: "{:,.1f}" for column in (
         "capacity QPS", "95% CI low", "95% CI high", "per replica QPS")}, na_rep="–"),
         hide_index=True, width="stretch")
+    shares = capacity_ablation_frame(summary)
+    if shares is not None:
+        st.subheader(f"What each optimization of {summary['ablation']['stack']} contributes "
+                     "to capacity")
+        st.caption("The full stack's capacity ÷ the same stack's with only that optimization "
+                   "turned off: above 1× it helps; an interval that includes 1 cannot tell.")
+        st.dataframe(shares.style.format({c: "{:.2f}×" for c in shares.columns
+                                          if "×" in c or "CI" in c}, na_rep="–"),
+                     hide_index=True, width="stretch")
     charts = list(capacity_charts(tracking_uri(), run_id).values())
     st.plotly_chart(charts[0], width="stretch")
     left, right = st.columns(2)

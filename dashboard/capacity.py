@@ -8,6 +8,8 @@ from typing import Any
 
 import pandas as pd
 
+from harness.ablation import ABLATION_LABELS
+
 PROBE_COLUMNS = {"trial": "trial", "probe": "probe", "rate_qps": "offered QPS",
                  "passed": "passed", "latency_p50_s": "P50 ms", "latency_p99_s": "P99 ms",
                  "success_rate": "success %", "throughput_qps": "throughput QPS",
@@ -54,3 +56,16 @@ def probes_frame(summary: dict[str, Any]) -> pd.DataFrame:
         return pd.DataFrame(columns=["stack", *PROBE_COLUMNS.values()])
     return pd.concat(frames, ignore_index=True)[["stack", *PROBE_COLUMNS]].rename(
         columns=PROBE_COLUMNS)
+
+
+def capacity_ablation_frame(summary: dict[str, Any]) -> pd.DataFrame | None:
+    """One row per optimization: the full stack's capacity ÷ its variant's without it, with
+    the interval; None without an ablation."""
+    ablation = summary.get("ablation")
+    if not ablation:
+        return None
+    return pd.DataFrame([{
+        "optimization": ABLATION_LABELS.get(name, name), "variant without it": row["baseline"],
+        "capacity ×": _number(row["value"]), "95% CI low": _number(row["ci_low"]),
+        "95% CI high": _number(row["ci_high"]), "verdict": row["verdict"]}
+        for name, row in ablation["contributions"].items()])

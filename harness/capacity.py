@@ -258,10 +258,12 @@ def stack_capacity(results: Sequence[SearchResult], config: SearchConfig,
     else:
         status = "measured"
         note = f"bracketed to {config.tolerance:.0%} in every trial"
+    # A capacity is never below 0, whatever the t interval's symmetric half width says.
+    low = None if math.isnan(interval.low) else max(0.0, interval.low)
     return {**base, "status": status, "note": note, "capacity_qps": interval.value,
             "per_replica_capacity_qps": per_replica(interval.value),
-            "ci_low": _bound(interval.low), "ci_high": _bound(interval.high),
-            "per_replica_ci_low": per_replica(_bound(interval.low)),
+            "ci_low": low, "ci_high": _bound(interval.high),
+            "per_replica_ci_low": per_replica(low),
             "per_replica_ci_high": per_replica(_bound(interval.high)),
             "interval_method": interval.method}
 

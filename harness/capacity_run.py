@@ -36,6 +36,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from harness.ablation import ablation_variants
 from harness.capacity import (
     Probe,
     SearchConfig,
@@ -92,6 +93,7 @@ class CapacityConfig(BaseModel):
     workers: int = Field(default=0, ge=0, le=64)
     out: Path | None = None
     experiment: str | None = None
+    ablate: bool = False  # add variants of the last launched stack, one optimization off each
 
     @model_validator(mode="after")
     def _rates_ordered(self) -> CapacityConfig:
@@ -107,6 +109,8 @@ class CapacityConfig(BaseModel):
 
 
 class CapacityObserver(Protocol):
+    def searches_planned(self, searches: int) -> None: ...
+
     def stack_starting(self, stack: str, trial: int) -> StartObserver: ...
 
     def probe_started(self, stack: str, trial: int, probe: int, rate_qps: float,
@@ -172,8 +176,8 @@ class FailureWatch:
     def check(self) -> str | None:
         self._read_new()
         if certain_failure(self.requests, self.failed, self.late, self.min_success):
-            return (f"failure certain: {self.failed} failed and {self.late} over the SLO of "
-                    f"{self.requests} requests in the window")
+            return (f"{self.failed} failed and {self.late} over the SLO of the "
+                    f"{self.requests} requests in the window made failing certain")
         return None
 
 
@@ -219,6 +223,11 @@ class CapacityRun:
                          else config.warmup_s)
         self.window = Window(self.warmup_s, config.duration_s)
         self.stacks = load_stacks(config.stacks)
+        self.ablation: tuple[str, dict[str, str]] | None = None
+        if config.ablate:
+            studied, variant_names, variants = ablation_variants(self.stacks)
+            self.stacks = [*self.stacks, *variants]
+            self.ablation = (studied, variant_names)
         self.out = fresh_out_dir(config.out or default_out_dir(
             f"{self.base_workload.name}-capacity"))
         self.tokenizer = load_tokenizer(self.base_workload.tokenizer_path())
@@ -276,6 +285,7 @@ class CapacityRun:
 
     # -- searching ---------------------------------------------------------------------------
     def run(self) -> Path:
+        self.observer.searches_planned(len(self.stacks) * self.config.trials)
         for trial in range(1, self.config.trials + 1):
             for spec in self.stacks:
                 self.search_stack(spec, trial)
@@ -355,6 +365,14 @@ class CapacityRun:
             "trials": self.config.trials, "baseline": baseline, "stacks": stacks,
             "ratio": next(iter(ratios.values()), None), "ratios": ratios,
         }
+        if self.ablation is not None:
+            studied, variant_names = self.ablation
+            summary["ablation"] = {"stack": studied, "variants": variant_names,
+                                   "contributions": {
+                                       optimization: capacity_ratio(studied, stacks[studied],
+                                                                    variant, stacks[variant])
+                                       for optimization, variant in variant_names.items()
+                                       if studied in stacks and variant in stacks}}
         staging = self.summary_path.with_suffix(".partial")
         staging.write_text(json.dumps(json_safe(summary), indent=2))
         staging.replace(self.summary_path)

@@ -4,7 +4,8 @@ child per stack and trial.
     parent  (tags harness.kind=capacity, harness.role=capacity)
       params    workload, SLO, search settings, environment
       metrics   <stack>.capacity_qps, .per_replica_capacity_qps, .ci_low, .ci_high;
-                ratio.<stack>.value, .ci_low, .ci_high (÷ the baseline)
+                ratio.<stack>.value, .ci_low, .ci_high (÷ the baseline); with --ablate,
+                ablation.<optimization>.value, .ci_low, .ci_high (full ÷ without it)
       artifacts summary.json, run.json, specs/, schedules/, figures/capacity.html (the capacity
                 bars, latency and success against offered load, with the SLO)
     child   (harness.role=capacity_trial, harness.stack, harness.trial; mlflow.parentRunId)
@@ -80,10 +81,12 @@ def capacity_metrics(summary: dict[str, Any]) -> dict[str, float]:
                     "per_replica_ci_low", "per_replica_ci_high"):
             if (value := number(row.get(key))) is not None:
                 metrics[f"{stack}.{key}"] = value
-    for stack, ratio in summary.get("ratios", {}).items():
-        for key in ("value", "ci_low", "ci_high"):
-            if (value := number(ratio.get(key))) is not None:
-                metrics[f"ratio.{stack}.{key}"] = value
+    shares = (summary.get("ablation") or {}).get("contributions", {})
+    for prefix, ratios in (("ratio", summary.get("ratios", {})), ("ablation", shares)):
+        for name, ratio in ratios.items():
+            for key in ("value", "ci_low", "ci_high"):
+                if (value := number(ratio.get(key))) is not None:
+                    metrics[f"{prefix}.{name}.{key}"] = value
     return metrics
 
 

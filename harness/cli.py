@@ -30,6 +30,7 @@ from harness.quality_run import run_quality
 from harness.quantize import quantize_checkpoint
 from harness.report import (
     ablation_table,
+    capacity_ablation_table,
     capacity_table,
     capacity_verdicts,
     comparison_table,
@@ -194,6 +195,10 @@ def capacity(
     out: Annotated[Path | None, typer.Option(help="results folder (new or empty)")] = None,
     experiment: Annotated[str | None, typer.Option(
         help="MLflow experiment to log to (default: the workload's name)")] = None,
+    ablate: Annotated[bool, typer.Option(
+        "--ablate", help="also search the last stack with each of its optimizations turned "
+                         "off, one at a time, and show what each contributes to capacity")]
+    = False,
 ) -> None:
     """Find each stack's highest sustained QPS within the SLO (exponential probe, then
     bisection) and the ratio between stacks, with confidence intervals over the trials."""
@@ -204,19 +209,23 @@ def capacity(
                 workload=workload, slo_p99_s=slo_p99, min_success=min_success, trials=trials,
                 duration_s=duration, warmup_s=warmup, start_qps=start_qps, growth=growth,
                 tolerance=tolerance, max_qps=max_qps, max_probes=max_probes, workers=workers,
-                out=out, experiment=experiment)
+                out=out, experiment=experiment, ablate=ablate)
         except ValidationError as exc:
             raise HarnessError(f"capacity: {describe_validation_error(exc, CapacityConfig)}"
                                ) from None
         with (interrupt_keeps("capacity search", "search"),
-              CapacityProgress(len(config.stacks) * config.trials, err) as progress):
+              CapacityProgress(err) as progress):
             summary_path = run_capacity(config, progress)
         summary = json.loads(summary_path.read_text())
         Console().print(capacity_table(summary))
+        if (shares := capacity_ablation_table(summary)) is not None:
+            Console().print(shares)
         for line in capacity_verdicts(summary):
             typer.echo(f"ratio: {line}")
         typer.echo(f"summary: {summary_path}")
         track(summary_path.parent)
+        typer.echo(f"dashboard: `make dashboard` (or `.venv/bin/harness dashboard`), then open "
+                   f"http://{HOST}:8501 and pick run {summary_path.parent.name}")
 
 
 @app.command()

@@ -134,15 +134,18 @@ class CapacityProgress(RunProgress):
     searches done (with the time so far) above a bar of the current probe's requests, and a
     line per probe and per search as each ends."""
 
-    def __init__(self, searches: int, console: Console | None = None) -> None:
+    def __init__(self, console: Console | None = None) -> None:
         super().__init__(console)
-        self.searches = searches
+        self.searches = 0  # known once the run has its stacks (ablation adds some)
         self.searched = 0
         self._where = ""
         self._overall: TaskID | None = None
 
     def __enter__(self) -> CapacityProgress:
         return self
+
+    def searches_planned(self, searches: int) -> None:
+        self.searches = searches
 
     def stack_starting(self, stack: str, trial: int) -> StartProgress:
         self._where = f"{stack} · trial {trial}"
@@ -167,17 +170,17 @@ class CapacityProgress(RunProgress):
 
     def probe_done(self, stack: str, trial: int, row: dict[str, Any]) -> None:
         self._stop_live()
-        if row["passed"]:
-            outcome = "[green]pass[/green]"
-        elif row["stopped_early"]:
-            outcome = "[red]fail[/red] (stopped once certain)"
-        else:
-            outcome = "[red]fail[/red]"
+        head = f"{self._where} · probe {row['probe']} · {row['rate_qps']:g} QPS:"
+        if row["stopped_early"]:
+            # Its figures cover only what had finished: say why it stopped instead.
+            self.console.print(f"{head} [red]fail[/red] — stopped once {row['stopped_early']}",
+                               highlight=False)
+            return
         p99 = row["latency_p99_s"]
         shown = "–" if p99 is None or math.isnan(p99) else f"{p99 * 1000:,.0f} ms"
-        self.console.print(
-            f"{self._where} · probe {row['probe']} · {row['rate_qps']:g} QPS: {outcome} — "
-            f"P99 {shown}, success {row['success_rate']:.4f}", highlight=False)
+        outcome = "[green]pass[/green]" if row["passed"] else "[red]fail[/red]"
+        self.console.print(f"{head} {outcome} — P99 {shown}, success {row['success_rate']:.4f}",
+                           highlight=False)
 
     def search_done(self, stack: str, trial: int, result: SearchResult) -> None:
         self._stop_live()

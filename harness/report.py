@@ -170,3 +170,21 @@ def capacity_verdicts(summary: dict[str, Any]) -> list[str]:
     """One line per ratio to the baseline: the value, its interval and what it allows."""
     return [ratio["verdict"] + (f" ({ratio['method']})" if ratio.get("method") else "")
             for ratio in summary.get("ratios", {}).values()]
+
+
+def capacity_ablation_table(summary: dict[str, Any]) -> Table | None:
+    """Each optimization's share of capacity: the full stack's ÷ its variant's without it."""
+    ablation = summary.get("ablation")
+    if not ablation:
+        return None
+    table = Table(title=f"what each optimization of {ablation['stack']} contributes to "
+                        f"capacity ({ablation['stack']} ÷ the variant without it)")
+    for column in ("optimization", "variant without it", "capacity ×", "95% CI", "verdict"):
+        table.add_column(column, justify="right" if "×" in column or "CI" in column
+                         else "left")
+    for optimization, row in ablation["contributions"].items():
+        interval = ("–" if row["ci_low"] is None
+                    else f"[{row['ci_low']:.2f}, {row['ci_high']:.2f}]")
+        table.add_row(ABLATION_LABELS.get(optimization, optimization), row["baseline"],
+                      show_ratio(row["value"]), interval, row["verdict"])
+    return table

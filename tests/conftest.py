@@ -26,6 +26,21 @@ def wait_healthy(url: str, process: subprocess.Popen[bytes], timeout_s: float = 
     raise AssertionError(f"{url} not healthy within {timeout_s}s")
 
 
+def start_fakes(root: Path, knobs: dict[str, list[str]],
+                processes: list[subprocess.Popen[bytes]]) -> dict[str, str]:
+    """Fake OpenAI servers, one per name with its knobs, logs under `root`: name -> URL. Each
+    started process is appended to `processes` at once, so the caller stops it."""
+    urls = {}
+    for name, options in knobs.items():
+        port = free_port()
+        process = spawn([*FAKE_SERVER, "--port", str(port), "--name", name, *options],
+                        root / f"{name}.log")
+        processes.append(process)
+        urls[name] = f"http://127.0.0.1:{port}"
+        wait_healthy(urls[name], process)
+    return urls
+
+
 @pytest.fixture
 def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
     started: list[subprocess.Popen[bytes]] = []

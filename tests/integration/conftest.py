@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from stacks.process import free_port, spawn, stop_trees
-from tests.conftest import FAKE_SERVER, wait_healthy
+from stacks.process import stop_trees
+from tests.conftest import start_fakes
 
 SECRET = "sk-test-do-not-log-0123456789"
 KEY_VARIABLE = "HARNESS_TEST_API_KEY"
@@ -39,16 +39,9 @@ def harness(*args: str, env: dict[str, str], timeout: float = 300) -> \
 @pytest.fixture(scope="session")
 def logged_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LoggedRun]:
     root = tmp_path_factory.mktemp("logged-run")
-    processes = []
+    processes: list[subprocess.Popen[bytes]] = []
     try:
-        urls = {}
-        for name, knobs in (("fast", []), ("slow", ["--latency-ms", "30"])):
-            port = free_port()
-            process = spawn([*FAKE_SERVER, "--port", str(port), "--name", name, *knobs],
-                            root / f"{name}.log")
-            processes.append(process)
-            urls[name] = f"http://127.0.0.1:{port}"
-            wait_healthy(urls[name], process)
+        urls = start_fakes(root, {"fast": [], "slow": ["--latency-ms", "30"]}, processes)
         keyed = root / "keyed.yaml"
         # A key pasted into a description by mistake must still never reach the store.
         keyed.write_text(yaml.safe_dump({"name": "keyed", "endpoint": urls["slow"],

@@ -40,8 +40,7 @@ def test_the_table_holds_both_stacks_with_ratios(logged_run: LoggedRun,
     assert success["plain"] == success["keyed"] == 100.0
     # The keyed endpoint answers 30 ms later: it loses on P50.
     assert table.set_index("metric").loc["latency P50", "winner"] == "★ plain"
-    assert [box.label for box in app.selectbox] == ["Experiment",
-                                                    "Comparison run (newest first)"]
+    assert [box.label for box in app.selectbox] == ["Experiment", "Run (newest first)"]
     assert app.selectbox[0].value == "tracking-test"
 
 

@@ -108,4 +108,8 @@ def test_an_endpoint_spec_file_needs_no_engine(tmp_path: Path) -> None:
     with pytest.raises(SpecError, match="only stacks with an engine can be brought up"):
         load_local_stack_spec(write(tmp_path, "name: c\nendpoint: http://h:1\n"))
     with pytest.raises(SpecError, match="unknown field; allowed: name, description, endpoint"):
-        load_stack_spec(write(tmp_path, "name: c\nendpoint: http://h:1\nreplicas: 2\n"))
+        load_stack_spec(write(tmp_path, "name: c\nendpoint: http://h:1\nbalancer: {}\n"))
+    # How many replicas serve behind it, for per-replica capacity.
+    replicas = load_stack_spec(write(tmp_path, "name: c\nendpoint: http://h:1\nreplicas: 4\n"))
+    assert isinstance(replicas, EndpointSpec)
+    assert replicas.replicas == 4
