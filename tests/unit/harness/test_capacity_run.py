@@ -1,0 +1,57 @@
+"""The pieces of `harness capacity` that need no stack: the probe's failure watch and the
+run's options."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from harness.capacity_run import CapacityConfig, FailureWatch
+from harness.metrics import Window
+
+
+def row(index: int, scheduled: float, done: float, ok: bool = True) -> str:
+    return json.dumps([index, scheduled, scheduled, done, done, 200 if ok else 500, ok,
+                       None if ok else "http_500", 8, 4, "replica-0"]) + "\n"
+
+
+def test_the_watch_counts_only_the_window_and_waits_for_a_torn_line(tmp_path: Path) -> None:
+    records = tmp_path / "records.jsonl"
+    watch = FailureWatch(records, Window(1.0, 10.0), requests=100, slo_s=0.5, min_success=0.9)
+    assert watch.check() is None  # no file yet
+    records.write_text(json.dumps({"records_version": 1}) + "\n"
+                       + row(0, 0.5, 3.0)  # warm-up: late, but never measured
+                       + row(1, 1.0, 2.0)  # late
+                       + row(2, 1.5, 1.6)  # in time
+                       + row(3, 11.0, 30.0))  # after the window
+    assert watch.check() is None
+    assert (watch.late, watch.failed) == (1, 0)
+    with records.open("a") as handle:
+        handle.write(row(4, 2.0, 3.0) + row(5, 2.5, 3.5)[:10])  # the second one torn
+    assert watch.check() is not None  # 2 late of 100: P99 is over the SLO whatever follows
+    assert (watch.late, watch.failed) == (2, 0)
+    with records.open("a") as handle:
+        handle.write(row(5, 2.5, 3.5)[10:])
+    watch.check()
+    assert watch.late == 3  # the torn line counted once it was whole
+
+
+def test_failures_beyond_the_success_target_stop_a_probe(tmp_path: Path) -> None:
+    records = tmp_path / "records.jsonl"
+    records.write_text(json.dumps({"records_version": 1}) + "\n"
+                       + "".join(row(i, 1.0 + i / 10, 1.1 + i / 10, ok=False) for i in range(10)))
+    lenient = FailureWatch(records, Window(1.0, 10.0), requests=100, slo_s=0.5, min_success=0.9)
+    strict = FailureWatch(records, Window(1.0, 10.0), requests=100, slo_s=0.5,
+                          min_success=0.9999)
+    assert lenient.check() is None  # 90 % success is still possible
+    reason = strict.check()
+    assert reason is not None
+    assert reason.startswith("10 failed and 0 over the SLO of the 100 requests")
+
+
+def test_a_search_that_starts_above_its_ceiling_is_refused() -> None:
+    with pytest.raises(ValidationError, match="start_qps"):
+        CapacityConfig(start_qps=50, max_qps=10)
