@@ -176,8 +176,8 @@ class FailureWatch:
     def check(self) -> str | None:
         self._read_new()
         if certain_failure(self.requests, self.failed, self.late, self.min_success):
-            return (f"{self.failed} failed and {self.late} over the SLO of the "
-                    f"{self.requests} requests in the window made failing certain")
+            return (f"failing was certain: {self.failed} failed and {self.late} over the SLO "
+                    f"of the {self.requests} requests in the window")
         return None
 
 

@@ -7,6 +7,7 @@ Observers of `stacks.launcher.Stack` and `harness.run.Experiment`, which never p
 from __future__ import annotations
 
 import math
+import time
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -138,6 +139,7 @@ class CapacityProgress(RunProgress):
         super().__init__(console)
         self.searches = 0  # known once the run has its stacks (ablation adds some)
         self.searched = 0
+        self._began = time.monotonic()
         self._where = ""
         self._overall: TaskID | None = None
 
@@ -146,12 +148,17 @@ class CapacityProgress(RunProgress):
 
     def searches_planned(self, searches: int) -> None:
         self.searches = searches
+        self._began = time.monotonic()
+
+    def _elapsed(self) -> str:
+        minutes, seconds = divmod(int(time.monotonic() - self._began), 60)
+        return f"{minutes}:{seconds:02d} elapsed"
 
     def stack_starting(self, stack: str, trial: int) -> StartProgress:
         self._where = f"{stack} · trial {trial}"
         self._stop_live()
         self.console.rule(f"capacity search {self.searched + 1}/{self.searches}: "
-                          f"{self._where}", style="dim")
+                          f"{self._where} · {self._elapsed()}", style="dim")
         self._start = StartProgress(stack, self.console).__enter__()
         return self._start
 
@@ -163,7 +170,8 @@ class CapacityProgress(RunProgress):
             TimeElapsedColumn(), console=self.console, transient=True,
         )
         self._overall = self._load.add_task(
-            f"searches done ({self._where} now)", total=self.searches, completed=self.searched)
+            f"searches done ({self._where} now, {self._elapsed()})", total=self.searches,
+            completed=self.searched)
         self._task = self._load.add_task(f"probe {probe} · {rate_qps:g} QPS · requests",
                                          total=requests)
         self._load.start()
@@ -173,7 +181,7 @@ class CapacityProgress(RunProgress):
         head = f"{self._where} · probe {row['probe']} · {row['rate_qps']:g} QPS:"
         if row["stopped_early"]:
             # Its figures cover only what had finished: say why it stopped instead.
-            self.console.print(f"{head} [red]fail[/red] — stopped once {row['stopped_early']}",
+            self.console.print(f"{head} [red]fail[/red] — stopped early, {row['stopped_early']}",
                                highlight=False)
             return
         p99 = row["latency_p99_s"]

@@ -25,6 +25,7 @@ from harness.dashboard_server import APP
 from harness.schedule import file_sha256
 from stacks.process import stop_trees
 from tests.conftest import start_fakes
+from tests.integration.browser import CHROMIUM, SCREENSHOTS, screenshot_charts, served_dashboard
 from tests.integration.conftest import harness
 
 SLO_S = 0.5
@@ -196,3 +197,13 @@ def test_the_dashboard_shows_the_capacity_run(capacity_run: CapacityRun,
     probes = app.dataframe[1].value
     assert len(probes) == sum(len(row["probes"])
                               for row in capacity_run.summary["stacks"].values())
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium (`make test` "
+                    "installs it)")
+def test_a_browser_sees_the_capacity_curves(capacity_run: CapacityRun, tmp_path: Path) -> None:
+    with served_dashboard(capacity_run.env, tmp_path / "dashboard.log") as url:
+        # The capacity bars, latency against offered load, success against offered load.
+        text = screenshot_charts(url, 3, (SCREENSHOTS or tmp_path) / "dashboard-capacity.png")
+    assert "Latency against offered load" in text
+    assert "no ratio: broken has no capacity" in text

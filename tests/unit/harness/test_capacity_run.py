@@ -49,7 +49,8 @@ def test_failures_beyond_the_success_target_stop_a_probe(tmp_path: Path) -> None
     assert lenient.check() is None  # 90 % success is still possible
     reason = strict.check()
     assert reason is not None
-    assert reason.startswith("10 failed and 0 over the SLO of the 100 requests")
+    assert reason == ("failing was certain: 10 failed and 0 over the SLO of the 100 requests "
+                      "in the window")
 
 
 def test_a_search_that_starts_above_its_ceiling_is_refused() -> None:
