@@ -48,7 +48,7 @@ endif
 model: setup
 	$(VENV)/bin/harness model build
 
-# A short capacity search of both stacks (about 10 minutes on 2 cores): 3 interleaved trials of
+# A short capacity search of both stacks (about 12 minutes on 2 cores): 3 interleaved trials of
 # 10 s probes, bracketed to 15 %. `harness capacity` with its defaults (20 s probes, 5 %) is the
 # full measurement.
 demo: setup

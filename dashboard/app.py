@@ -33,7 +33,7 @@ No comparison has been logged to this store yet.
 
 Make a first run (it brings each stack up in turn on the embedded model):
 
-    make demo    # a short capacity search of both stacks, about 10 minutes
+    make demo    # a short capacity search of both stacks, about 12 minutes
     # or, one load side by side, about 3 minutes:
     .venv/bin/harness run --stacks diy,optimized --rate 10 --duration 30
 

@@ -33,6 +33,7 @@ from harness.report import (
     capacity_ablation_table,
     capacity_table,
     capacity_verdicts,
+    capacity_warnings,
     comparison_table,
     late_sender_warnings,
     quality_table,
@@ -220,6 +221,8 @@ def capacity(
         Console().print(capacity_table(summary))
         if (shares := capacity_ablation_table(summary)) is not None:
             Console().print(shares)
+        for line in capacity_warnings(summary):
+            err.print(f"[yellow]warning:[/yellow] {line}", highlight=False)
         for line in capacity_verdicts(summary):
             typer.echo(f"ratio: {line}")
         typer.echo(f"summary: {summary_path}")

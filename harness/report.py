@@ -188,3 +188,19 @@ def capacity_ablation_table(summary: dict[str, Any]) -> Table | None:
         table.add_row(ABLATION_LABELS.get(optimization, optimization), row["baseline"],
                       show_ratio(row["value"]), interval, row["verdict"])
     return table
+
+
+# Below this many requests in a probe's window, P99 is their maximum or next to it.
+FEW_REQUESTS = 100
+
+
+def capacity_warnings(summary: dict[str, Any]) -> list[str]:
+    """What makes the capacity less steady than it looks: probes too short for their P99."""
+    judged = [probe for row in summary["stacks"].values() for probe in row["probes"]
+              if not probe["stopped_early"]]
+    few = [probe for probe in judged if probe["requests"] < FEW_REQUESTS]
+    if not few:
+        return []
+    return [f"{len(few)} of {len(judged)} probes judged whole had fewer than {FEW_REQUESTS} "
+            "requests in their window, where P99 is the slowest request or next to it: one "
+            "slow request decides such a probe; a longer --duration gives a steadier capacity"]

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from harness.capacity_run import CapacityConfig, FailureWatch
 from harness.metrics import Window
+from harness.report import capacity_warnings
 
 
 def row(index: int, scheduled: float, done: float, ok: bool = True) -> str:
@@ -56,3 +57,15 @@ def test_failures_beyond_the_success_target_stop_a_probe(tmp_path: Path) -> None
 def test_a_search_that_starts_above_its_ceiling_is_refused() -> None:
     with pytest.raises(ValidationError, match="start_qps"):
         CapacityConfig(start_qps=50, max_qps=10)
+
+
+def test_probes_too_short_for_their_p99_are_warned_of() -> None:
+    def probe(requests: int, stopped: str | None = None) -> dict[str, object]:
+        return {"requests": requests, "stopped_early": stopped}
+
+    steady = {"stacks": {"a": {"probes": [probe(400), probe(150)]}}}
+    short = {"stacks": {"a": {"probes": [probe(400), probe(60), probe(30, "failing was "
+                                                                          "certain")]}}}
+    assert capacity_warnings(steady) == []
+    (warning,) = capacity_warnings(short)
+    assert warning.startswith("1 of 2 probes judged whole had fewer than 100 requests")

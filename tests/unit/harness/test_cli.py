@@ -38,3 +38,9 @@ def test_model_build_writes_where_told(tmp_path: Path) -> None:
     result = runner.invoke(app, ["model", "build", "--out", str(tmp_path / "m")])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "m" / "model.safetensors").is_file()
+
+
+def test_capacity_options_that_cannot_work_are_one_line_and_exit_2() -> None:
+    result = runner.invoke(app, ["capacity", "--start-qps", "50", "--max-qps", "10"])
+    assert result.exit_code == 2
+    assert result.output.strip() == "error: capacity: start_qps (50) must not exceed max_qps (10)"
