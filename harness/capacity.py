@@ -4,10 +4,11 @@ targets, and how sure we are of it.
 The search is a pure function of a `probe(rate) -> Probe` callable (one fixed-duration
 open-loop run at that rate), so it is tested on synthetic stacks and driven by real runs alike:
 
-1. probe `start_qps`; if even that fails, the stack has no capacity at this SLO — reported as
-   such, never as 0 or a guess;
-2. multiply the rate by `growth` until a probe fails (or `max_qps` is passed: the capacity is
-   then only known to be at least the last rate);
+1. probe `start_qps`; if it fails, divide the rate by `growth` until a probe passes, down to
+   `min_qps`; if even that fails, the stack has no capacity at this SLO — reported as such,
+   never as 0 or a guess;
+2. from a passing start, multiply the rate by `growth` until a probe fails (or `max_qps` is
+   passed: the capacity is then only known to be at least the last rate);
 3. bisect between the last passing and the first failing rate until they are within
    `tolerance` of each other (relative); the capacity is the highest passing rate.
 
@@ -49,6 +50,7 @@ class Probe:
 @dataclass(frozen=True, slots=True)
 class SearchConfig:
     start_qps: float = 1.0
+    min_qps: float | None = None  # the floor of a search whose start fails; start ÷ growth²
     growth: float = 2.0
     tolerance: float = 0.05
     max_qps: float = 100_000.0
@@ -58,6 +60,14 @@ class SearchConfig:
         if self.start_qps <= 0 or self.growth <= 1 or not 0 < self.tolerance < 1:
             raise ValueError("capacity search needs start_qps > 0, growth > 1 and "
                              f"0 < tolerance < 1; got {self}")
+        if self.min_qps is not None and not 0 < self.min_qps <= self.start_qps:
+            raise ValueError(f"min_qps ({self.min_qps:g}) must lie in (0, start_qps]")
+
+    @property
+    def floor_qps(self) -> float:
+        """The lowest rate a search probes."""
+        return round_rate(self.min_qps if self.min_qps is not None
+                          else self.start_qps / self.growth ** 2)
 
 
 @dataclass(slots=True)
@@ -118,9 +128,15 @@ def find_capacity(probe: Callable[[float], Probe], config: SearchConfig) -> Sear
         return outcome.passed
 
     rate = round_rate(config.start_qps)
-    if not run(rate):
-        return result
-    while len(result.probes) < config.max_probes:
+    passed = run(rate)
+    while not passed:  # too high a start: down until a rate passes, or the floor failed
+        lower = max(round_rate(rate / config.growth), config.floor_qps)
+        if lower >= rate or len(result.probes) >= config.max_probes:
+            return result
+        rate = lower
+        passed = run(rate)
+    came_down = result.failing_qps is not None  # then the bracket is known already
+    while not came_down and len(result.probes) < config.max_probes:
         rate = round_rate(rate * config.growth)
         if rate > config.max_qps or not run(rate):
             break
@@ -231,18 +247,19 @@ def stack_capacity(results: Sequence[SearchResult], config: SearchConfig,
                "resolved": result.resolved(config.tolerance),
                "probes": len(result.probes)} for index, result in enumerate(results)]
     failed_lowest = [row["trial"] for row in trials if row["capacity_qps"] is None]
+    lowest = min((probe.rate_qps for result in results for probe in result.probes),
+                 default=config.floor_qps)
     base: dict[str, Any] = {"replicas": replicas, "trials": trials, "capacity_qps": None,
                             "per_replica_capacity_qps": None, "ci_low": None, "ci_high": None,
                             "interval_method": None}
     if not results:
         return {**base, "status": "not_run", "note": "no trial finished"}
     if failed_lowest:
-        lowest = round_rate(config.start_qps)
         which = ("every trial" if len(failed_lowest) == len(trials)
                  else "trial " + ", ".join(str(trial) for trial in failed_lowest))
         return {**base, "status": "fails_at_lowest_rate",
                 "note": f"fails the SLO even at {lowest:g} QPS, the lowest rate probed "
-                        f"({which}): no capacity to report; lower --start-qps to find it"}
+                        f"({which}): no capacity to report; lower --min-qps to find it"}
     interval = mean_interval([result.capacity_qps or 0.0 for result in results],
                              [bracket_width(result) for result in results])
 

@@ -86,6 +86,8 @@ class CapacityConfig(BaseModel):
     warmup_s: float | None = Field(default=None, ge=0,
                                    description="per probe; the workload's when unset")
     start_qps: float = Field(default=2.0, gt=0)
+    min_qps: float | None = Field(default=None, gt=0,
+                                  description="floor when the start fails; start ÷ growth²")
     growth: float = Field(default=2.0, gt=1)
     tolerance: float = Field(default=0.05, gt=0, lt=1)
     max_qps: float = Field(default=100_000.0, gt=0)
@@ -100,10 +102,13 @@ class CapacityConfig(BaseModel):
         if self.start_qps > self.max_qps:
             raise ValueError(f"start_qps ({self.start_qps:g}) must not exceed max_qps "
                              f"({self.max_qps:g})")
+        if self.min_qps is not None and self.min_qps > self.start_qps:
+            raise ValueError(f"min_qps ({self.min_qps:g}) must not exceed start_qps "
+                             f"({self.start_qps:g})")
         return self
 
     def search(self) -> SearchConfig:
-        return SearchConfig(start_qps=self.start_qps, growth=self.growth,
+        return SearchConfig(start_qps=self.start_qps, min_qps=self.min_qps, growth=self.growth,
                             tolerance=self.tolerance, max_qps=self.max_qps,
                             max_probes=self.max_probes)
 
@@ -360,7 +365,8 @@ class CapacityRun:
             "slo": {"p99_s": self.config.slo_p99_s, "min_success": self.config.min_success},
             "search": {**self.config.model_dump(
                 include={"start_qps", "growth", "tolerance", "max_qps", "max_probes",
-                         "duration_s"}), "warmup_s": self.warmup_s},
+                         "duration_s"}), "min_qps": self.search.floor_qps,
+                "warmup_s": self.warmup_s},
             "window": {"start_s": self.window.start_s, "length_s": self.window.length_s},
             "trials": self.config.trials, "baseline": baseline, "stacks": stacks,
             "ratio": next(iter(ratios.values()), None), "ratios": ratios,

@@ -184,6 +184,9 @@ def capacity(
     warmup: Annotated[float | None, typer.Option(
         min=0.0, help="warm-up seconds per probe (default: the workload's)")] = None,
     start_qps: Annotated[float, typer.Option(min=0.001, help="the first rate probed")] = 2.0,
+    min_qps: Annotated[float | None, typer.Option(
+        min=0.001, help="if the first rate fails, rates go down to this before the stack is "
+                        "said to have no capacity (default: start ÷ growth²)")] = None,
     growth: Annotated[float, typer.Option(
         min=1.01, help="rate multiplier of the exponential phase")] = 2.0,
     tolerance: Annotated[float, typer.Option(
@@ -208,7 +211,8 @@ def capacity(
             config = CapacityConfig(
                 stacks=[name.strip() for name in stacks.split(",") if name.strip()],
                 workload=workload, slo_p99_s=slo_p99, min_success=min_success, trials=trials,
-                duration_s=duration, warmup_s=warmup, start_qps=start_qps, growth=growth,
+                duration_s=duration, warmup_s=warmup, start_qps=start_qps, min_qps=min_qps,
+                growth=growth,
                 tolerance=tolerance, max_qps=max_qps, max_probes=max_probes, workers=workers,
                 out=out, experiment=experiment, ablate=ablate)
         except ValidationError as exc:

@@ -62,7 +62,7 @@ def capacity_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CapacityR
         done = harness("capacity", "--stacks", f"slow={urls['slow']},{fast},"
                        f"broken={urls['broken']}", "--workload", str(workload),
                        "--slo-p99", str(SLO_S), "--trials", "2", "--duration", "3",
-                       "--warmup", "1", "--start-qps", "5", "--growth", "3",
+                       "--warmup", "1", "--start-qps", "5", "--min-qps", "2.5", "--growth", "3",
                        "--tolerance", "0.5", "--experiment", "capacity-test", "--out", str(out),
                        env=env, timeout=600)
         assert done.returncode == 0, done.stderr[-3000:]
@@ -105,8 +105,9 @@ def test_a_stack_failing_at_the_lowest_rate_is_reported_as_such(
     broken = capacity_run.summary["stacks"]["broken"]
     assert broken["status"] == "fails_at_lowest_rate"
     assert broken["capacity_qps"] is None
-    assert "even at 5 QPS" in broken["note"]
-    assert [probe["rate_qps"] for probe in broken["probes"]] == [5.0, 5.0]  # once per trial
+    assert "even at 2.5 QPS" in broken["note"]
+    # Down from the start to the floor, in each trial.
+    assert [probe["rate_qps"] for probe in broken["probes"]] == [5.0, 2.5, 5.0, 2.5]
     assert all(probe["stopped_early"] for probe in broken["probes"])  # at its first failure
     assert capacity_run.summary["ratios"]["broken"]["value"] is None
     assert capacity_run.summary["ratios"]["broken"]["verdict"].startswith(

@@ -52,11 +52,24 @@ def test_bisection_finds_the_break_within_tolerance(breaks_at: float) -> None:
 
 
 def test_a_stack_failing_at_the_lowest_rate_has_no_capacity() -> None:
-    _, probe = synthetic_stack(0.5)
+    probed, probe = synthetic_stack(0.1)
     result = find_capacity(probe, SearchConfig(start_qps=1.0))
     assert result.failed_at_lowest
     assert result.capacity_qps is None
-    assert len(result.probes) == 1
+    assert probed == [1.0, 0.5, 0.25]  # down to the floor, start ÷ growth², and no further
+    probed, probe = synthetic_stack(0.1)
+    find_capacity(probe, SearchConfig(start_qps=1.0, min_qps=0.3))
+    assert probed == [1.0, 0.5, 0.3]
+
+
+def test_a_start_above_capacity_comes_down_then_bisects() -> None:
+    probed, probe = synthetic_stack(0.7)
+    result = find_capacity(probe, SearchConfig(start_qps=1.0, tolerance=0.05))
+    assert probed[:2] == [1.0, 0.5]  # down once, then never up past a known failure
+    assert all(rate < 1.0 for rate in probed[1:])
+    assert result.capacity_qps is not None
+    assert 0.7 / 1.05 <= result.capacity_qps <= 0.7
+    assert result.resolved(0.05)
 
 
 def test_the_search_stops_at_max_qps_without_inventing_a_break() -> None:
@@ -157,7 +170,7 @@ def test_a_stack_failing_at_the_lowest_rate_is_reported_as_such_never_as_zero() 
     assert row["status"] == "fails_at_lowest_rate"
     assert row["capacity_qps"] is None
     assert row["per_replica_capacity_qps"] is None
-    assert "even at 2 QPS" in row["note"]
+    assert "even at 0.5 QPS" in row["note"]
     assert "every trial" in row["note"]
     other = stack_capacity([search(10.0, 10.5), search(10.0, 10.5)], config, 2)
     ratio = capacity_ratio("optimized", other, "diy", row)
