@@ -9,10 +9,12 @@ from typing import Any
 import pandas as pd
 
 from harness.ablation import ABLATION_LABELS
+from harness.figures import finished_success
 
 PROBE_COLUMNS = {"trial": "trial", "probe": "probe", "rate_qps": "offered QPS",
                  "passed": "passed", "latency_p50_s": "P50 ms", "latency_p99_s": "P99 ms",
-                 "success_rate": "success %", "throughput_qps": "throughput QPS",
+                 "success_rate": "success % (of finished)",
+                 "throughput_qps": "throughput QPS",
                  "stopped_early": "stopped early"}
 
 
@@ -42,15 +44,17 @@ def capacity_frame(summary: dict[str, Any]) -> pd.DataFrame:
 
 def probes_frame(summary: dict[str, Any]) -> pd.DataFrame:
     """Every probe of every search, by stack, trial and order: what was offered and how the
-    stack did (latencies in milliseconds, success in percent)."""
+    stack did (latencies in milliseconds; success in percent of the requests the probe
+    finished, as the chart shows it)."""
     frames = []
     for stack, row in summary["stacks"].items():
-        probes = pd.DataFrame(row["probes"], columns=list(PROBE_COLUMNS))
+        probes = pd.DataFrame(row["probes"], columns=[*PROBE_COLUMNS, "requests",
+                                                      "ok_requests", "errors"])
         frames.append(probes.assign(
             stack=stack,
             latency_p50_s=probes["latency_p50_s"].astype(float) * 1000,
             latency_p99_s=probes["latency_p99_s"].astype(float) * 1000,
-            success_rate=probes["success_rate"].astype(float) * 100,
+            success_rate=finished_success(probes).astype(float) * 100,
             stopped_early=probes["stopped_early"].notna()))
     if not frames:
         return pd.DataFrame(columns=["stack", *PROBE_COLUMNS.values()])

@@ -212,9 +212,8 @@ def capacity(
                 stacks=[name.strip() for name in stacks.split(",") if name.strip()],
                 workload=workload, slo_p99_s=slo_p99, min_success=min_success, trials=trials,
                 duration_s=duration, warmup_s=warmup, start_qps=start_qps, min_qps=min_qps,
-                growth=growth,
-                tolerance=tolerance, max_qps=max_qps, max_probes=max_probes, workers=workers,
-                out=out, experiment=experiment, ablate=ablate)
+                growth=growth, tolerance=tolerance, max_qps=max_qps, max_probes=max_probes,
+                workers=workers, out=out, experiment=experiment, ablate=ablate)
         except ValidationError as exc:
             raise HarnessError(f"capacity: {describe_validation_error(exc, CapacityConfig)}"
                                ) from None

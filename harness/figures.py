@@ -5,7 +5,7 @@ the SLO as a line)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from html import escape
 from typing import Any
 
@@ -16,6 +16,7 @@ from plotly.colors import DEFAULT_PLOTLY_COLORS
 from plotly.io import to_html
 
 from harness.metrics import Window, error_timeline, latency_cdf, per_second
+from harness.records import STOPPED
 
 Records = Mapping[str, pd.DataFrame]  # stack name -> its records, every trial
 Series = Mapping[str, pd.DataFrame]  # stack name -> its `per_second` series
@@ -107,8 +108,18 @@ def comparison_figures(records: Records, summary: Mapping[str, Any], window: Win
     }
 
 
-def _probe_traces(figure: go.Figure, summary: Mapping[str, Any], value: str, name: str,
-                  scale: float, dash: str = "solid", legend: bool = True) -> None:
+def finished_success(probes: pd.DataFrame) -> pd.Series:
+    """Success over the requests each probe waited for: a probe stopped once failing was
+    certain never learned how its unfinished requests would end, so they are left out (its
+    summary counts them as failures, as a run must)."""
+    stopped = probes["errors"].map(lambda errors: (errors or {}).get(STOPPED, 0))
+    finished = (probes["requests"] - stopped).where(lambda count: count > 0)
+    return probes["ok_requests"] / finished
+
+
+def _probe_traces(figure: go.Figure, summary: Mapping[str, Any],
+                  value: Callable[[pd.DataFrame], pd.Series], name: str, dash: str = "solid"
+                  ) -> None:
     """One line per stack and trial through its probes, by rate: filled markers passed, open
     ones failed, crosses were stopped once failing was certain (their figures cover only
     what had finished, so a latency there is a lower bound)."""
@@ -122,9 +133,9 @@ def _probe_traces(figure: go.Figure, summary: Mapping[str, Any], value: str, nam
                        for passed, stopped in zip(rows["passed"], rows["stopped_early"],
                                                   strict=True)]
             figure.add_trace(go.Scatter(
-                x=rows["rate_qps"], y=rows[value].astype(float) * scale,
+                x=rows["rate_qps"], y=value(rows).astype(float),
                 mode="lines+markers", name=f"{stack} {name}", legendgroup=f"{stack} {name}",
-                showlegend=legend and order == 0,
+                showlegend=order == 0,
                 line={"color": colour, "dash": dash}, marker={"symbol": symbols, "size": 9},
                 customdata=np.stack([rows["trial"], rows["probe"], rows["passed"],
                                      rows["stopped_early"].notna()], axis=-1),
@@ -136,8 +147,8 @@ def _probe_traces(figure: go.Figure, summary: Mapping[str, Any], value: str, nam
 
 def latency_load_figure(summary: Mapping[str, Any]) -> go.Figure:
     figure = go.Figure()
-    _probe_traces(figure, summary, "latency_p99_s", "P99", MS)
-    _probe_traces(figure, summary, "latency_p50_s", "P50", MS, dash="dot")
+    _probe_traces(figure, summary, lambda rows: rows["latency_p99_s"] * MS, "P99")
+    _probe_traces(figure, summary, lambda rows: rows["latency_p50_s"] * MS, "P50", dash="dot")
     slo_s = float(summary["slo"]["p99_s"])
     figure.add_hline(y=slo_s * MS, annotation_text=f"SLO P99 {slo_s * MS:,.0f} ms", **SLO_STYLE)
     figure.update_yaxes(type="log")
@@ -147,11 +158,11 @@ def latency_load_figure(summary: Mapping[str, Any]) -> go.Figure:
 
 def success_load_figure(summary: Mapping[str, Any]) -> go.Figure:
     figure = go.Figure()
-    _probe_traces(figure, summary, "success_rate", "success", 100.0)
+    _probe_traces(figure, summary, lambda rows: finished_success(rows) * 100, "success")
     target = float(summary["slo"]["min_success"])
     figure.add_hline(y=target * 100, annotation_text=f"target {target:.2%}", **SLO_STYLE)
-    return _layout(figure, "Success against offered load (each probe)", "offered load (QPS)",
-                   "requests succeeded (%)")
+    return _layout(figure, "Success against offered load (each probe; × over the requests it "
+                           "finished)", "offered load (QPS)", "requests succeeded (%)")
 
 
 def capacity_bar_figure(summary: Mapping[str, Any]) -> go.Figure:
