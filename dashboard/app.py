@@ -190,8 +190,9 @@ def show_capacity(run_id: str) -> None:
         (left if index % 2 == 0 else right).plotly_chart(figure, width="stretch")
     st.subheader("Every probe")
     st.dataframe(probes_frame(summary).style.format(
-        {"P50 ms": "{:,.0f}", "P99 ms": "{:,.0f}", "success % (of finished)": "{:.2f}",
-         "throughput QPS": "{:,.1f}"}, na_rep="–"), hide_index=True, width="stretch")
+        {"offered QPS": "{:g}", "P50 ms": "{:,.0f}", "P99 ms": "{:,.0f}",
+         "success % (of finished)": "{:.2f}", "throughput QPS": "{:,.1f}"},
+        na_rep="–"), hide_index=True, width="stretch")
 
 
 def main() -> None:

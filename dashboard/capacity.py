@@ -12,7 +12,8 @@ from harness.ablation import ABLATION_LABELS
 from harness.figures import finished_success
 
 PROBE_COLUMNS = {"trial": "trial", "probe": "probe", "rate_qps": "offered QPS",
-                 "passed": "passed", "latency_p50_s": "P50 ms", "latency_p99_s": "P99 ms",
+                 "passed": "passed", "requests": "requests", "latency_p50_s": "P50 ms",
+                 "latency_p99_s": "P99 ms",
                  "success_rate": "success % (of finished)",
                  "throughput_qps": "throughput QPS",
                  "stopped_early": "stopped early"}
@@ -48,8 +49,7 @@ def probes_frame(summary: dict[str, Any]) -> pd.DataFrame:
     finished, as the chart shows it)."""
     frames = []
     for stack, row in summary["stacks"].items():
-        probes = pd.DataFrame(row["probes"], columns=[*PROBE_COLUMNS, "requests",
-                                                      "ok_requests", "errors"])
+        probes = pd.DataFrame(row["probes"], columns=[*PROBE_COLUMNS, "ok_requests", "errors"])
         frames.append(probes.assign(
             stack=stack,
             latency_p50_s=probes["latency_p50_s"].astype(float) * 1000,
