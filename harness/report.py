@@ -186,8 +186,19 @@ def capacity_ablation_table(summary: dict[str, Any]) -> Table | None:
         interval = ("–" if row["ci_low"] is None
                     else f"[{row['ci_low']:.2f}, {row['ci_high']:.2f}]")
         table.add_row(ABLATION_LABELS.get(optimization, optimization), row["baseline"],
-                      show_ratio(row["value"]), interval, row["verdict"])
+                      show_ratio(row["value"]), interval, contribution_verdict(row))
     return table
+
+
+def contribution_verdict(row: dict[str, Any]) -> str:
+    """The ablation verdict in a table cell's words; the ratio and interval sit beside it."""
+    if row["ci_low"] is None or row["ci_high"] is None:
+        return "one trial: no interval"
+    if row["ci_low"] > 1:
+        return "[green]adds capacity[/green]"
+    if row["ci_high"] < 1:
+        return "[red]costs capacity[/red]"
+    return "too close to call"
 
 
 # Below this many requests in a probe's window, P99 is their maximum or next to it.

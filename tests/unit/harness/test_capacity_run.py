@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from harness.capacity_run import CapacityConfig, FailureWatch
 from harness.metrics import Window
-from harness.report import capacity_warnings
+from harness.report import capacity_warnings, contribution_verdict
 
 
 def row(index: int, scheduled: float, done: float, ok: bool = True) -> str:
@@ -69,3 +69,11 @@ def test_probes_too_short_for_their_p99_are_warned_of() -> None:
     assert capacity_warnings(steady) == []
     (warning,) = capacity_warnings(short)
     assert warning.startswith("1 of 2 probes judged whole had fewer than 100 requests")
+
+
+@pytest.mark.parametrize(("low", "high", "said"), [
+    (1.1, 1.5, "adds capacity"), (0.5, 0.9, "costs capacity"), (0.8, 1.3, "too close to call"),
+    (None, None, "one trial: no interval")])
+def test_an_optimization_is_credited_only_when_its_interval_excludes_1(
+        low: float | None, high: float | None, said: str) -> None:
+    assert said in contribution_verdict({"ci_low": low, "ci_high": high})
