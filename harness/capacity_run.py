@@ -233,9 +233,10 @@ class CapacityRun:
             studied, variant_names, variants = ablation_variants(self.stacks)
             self.stacks = [*self.stacks, *variants]
             self.ablation = (studied, variant_names)
+        self.tokenizer = load_tokenizer(self.base_workload.tokenizer_path())
+        self._check_floor_rate()
         self.out = fresh_out_dir(config.out or default_out_dir(
             f"{self.base_workload.name}-capacity"))
-        self.tokenizer = load_tokenizer(self.base_workload.tokenizer_path())
         self.schedules: dict[float, RateSchedule] = {}
         self.results: dict[str, list[SearchResult]] = {spec.name: [] for spec in self.stacks}
         self.probes: dict[str, list[dict[str, Any]]] = {spec.name: [] for spec in self.stacks}
@@ -252,6 +253,21 @@ class CapacityRun:
         except ValidationError as exc:
             raise HarnessError(f"workload {self.base_workload.name} at {rate_qps:g} QPS: "
                                f"{describe_validation_error(exc, WorkloadSpec)}") from exc
+
+    def count_in_window(self, offsets: np.ndarray) -> int:
+        return int(((offsets >= self.window.start_s) & (offsets < self.window.end_s)).sum())
+
+    def _check_floor_rate(self) -> None:
+        """Refuse, before any stack starts, a search whose lowest rate would measure nothing:
+        met mid-search, it could only end the run with stacks unmeasured."""
+        floor_qps = self.search.floor_qps
+        built = build_schedule(self.probe_workload(floor_qps), self.tokenizer)
+        if self.count_in_window(np.array([entry.offset_s for entry in built.entries])) == 0:
+            raise HarnessError(
+                f"at {floor_qps:g} QPS, the lowest rate the search may probe (--min-qps; by "
+                f"default --start-qps ÷ --growth²), no request falls in the "
+                f"{self.config.duration_s:g} s measured window: raise --duration, --start-qps "
+                "or --min-qps")
 
     def _write_inputs(self) -> None:
         specs = self.out / "specs"
@@ -278,8 +294,7 @@ class CapacityRun:
             path = self.out / "schedules" / f"{rate_label(rate_qps)}.jsonl"
             sha256 = write_schedule(built, path)
             offsets = np.array([entry.offset_s for entry in built.entries])
-            in_window = int(((offsets >= self.window.start_s)
-                             & (offsets < self.window.end_s)).sum())
+            in_window = self.count_in_window(offsets)
             if in_window == 0:
                 raise HarnessError(f"at {rate_qps:g} QPS no request falls in the "
                                    f"{self.config.duration_s:g} s measured window: raise "

@@ -17,22 +17,24 @@ def test_a_short_capacity_search_of_both_stacks(tmp_path: Path, mlflow_store: st
     out = tmp_path / "capacity"
     done = subprocess.run(
         [sys.executable, "-m", "harness.cli", "capacity", "--stacks", "diy,optimized",
-         "--trials", "1", "--duration", "4", "--warmup", "2", "--start-qps", "4",
-         "--growth", "3", "--tolerance", "0.5", "--max-probes", "4", "--out", str(out)],
+         "--trials", "1", "--duration", "4", "--warmup", "2", "--start-qps", "2",
+         "--min-qps", "1", "--growth", "2", "--tolerance", "0.5", "--max-probes", "4",
+         "--out", str(out)],
         capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     assert f"summary: {out / 'summary.json'}" in done.stdout
     summary = json.loads((out / "summary.json").read_text())
     for name in ("diy", "optimized"):
         row = summary["stacks"][name]
-        # 4 QPS of ~50-token completions is far below what either stack serves on 2 cores.
+        # 2 QPS of ~50-token completions is well below what either stack serves on 2 cores
+        # (about 5 QPS, where P99 nears 1 s and one slow request passes or fails a probe).
         assert row["status"] in ("measured", "lower_bound"), row["note"]
-        assert row["capacity_qps"] >= 4
+        assert row["capacity_qps"] >= 2
         assert row["replicas"] == 2
         assert row["per_replica_capacity_qps"] == pytest.approx(row["capacity_qps"] / 2)
         assert row["ci_low"] is None  # one trial: no interval is made up
         first = row["probes"][0]
-        assert (first["rate_qps"], first["passed"]) == (4.0, True)
+        assert (first["rate_qps"], first["passed"]) == (2.0, True)
         assert first["success_rate"] == 1.0
         assert (out / first["records"]).is_file()
         assert (out / name / "trial-1" / "logs" / "replica-0.log").is_file()

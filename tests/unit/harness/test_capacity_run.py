@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from harness.capacity_run import CapacityConfig, FailureWatch
+from harness.capacity_run import CapacityConfig, CapacityRun, FailureWatch
+from harness.errors import HarnessError
 from harness.metrics import Window
 from harness.report import capacity_warnings, contribution_verdict
 
@@ -57,6 +58,16 @@ def test_failures_beyond_the_success_target_stop_a_probe(tmp_path: Path) -> None
 def test_a_search_that_starts_above_its_ceiling_is_refused() -> None:
     with pytest.raises(ValidationError, match="start_qps"):
         CapacityConfig(start_qps=50, max_qps=10)
+
+
+def test_a_search_whose_lowest_rate_measures_nothing_is_refused_before_it_starts(
+        tmp_path: Path) -> None:
+    # From 0.5 QPS, growth 2: the floor is 0.125 QPS, whose 2 s window holds no request.
+    config = CapacityConfig(stacks=["diy"], start_qps=0.5, duration_s=2,
+                            warmup_s=0, out=tmp_path / "c")
+    with pytest.raises(HarnessError, match=r"at 0\.125 QPS, the lowest rate .* --min-qps"):
+        CapacityRun(config, observer=None)  # type: ignore[arg-type]  # refused before any use
+    assert not (tmp_path / "c").exists()
 
 
 def test_probes_too_short_for_their_p99_are_warned_of() -> None:
