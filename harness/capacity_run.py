@@ -29,7 +29,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 import yaml
@@ -60,7 +60,7 @@ from harness.run import (
     load_stacks,
     serving,
 )
-from harness.schedule import build_schedule, load_tokenizer, write_schedule
+from harness.schedule import Schedule, build_schedule, load_tokenizer, write_schedule
 from harness.workload import WorkloadSpec, load_workload_spec
 from stacks.launcher import StartObserver
 from stacks.spec import EndpointSpec, StackSpec, describe_validation_error
@@ -126,6 +126,15 @@ class CapacityObserver(Protocol):
     def probe_done(self, stack: str, trial: int, row: dict[str, Any]) -> None: ...
 
     def search_done(self, stack: str, trial: int, result: SearchResult) -> None: ...
+
+
+class BuiltSchedule(NamedTuple):
+    """A rate's schedule before it is written: its send offsets and how many fall in the
+    measured window."""
+
+    schedule: Schedule
+    offsets_s: np.ndarray
+    in_window: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,6 +243,7 @@ class CapacityRun:
             self.stacks = [*self.stacks, *variants]
             self.ablation = (studied, variant_names)
         self.tokenizer = load_tokenizer(self.base_workload.tokenizer_path())
+        self._built: dict[float, BuiltSchedule] = {}  # built, not yet written
         self._check_floor_rate()
         self.out = fresh_out_dir(config.out or default_out_dir(
             f"{self.base_workload.name}-capacity"))
@@ -254,15 +264,22 @@ class CapacityRun:
             raise HarnessError(f"workload {self.base_workload.name} at {rate_qps:g} QPS: "
                                f"{describe_validation_error(exc, WorkloadSpec)}") from exc
 
-    def count_in_window(self, offsets: np.ndarray) -> int:
-        return int(((offsets >= self.window.start_s) & (offsets < self.window.end_s)).sum())
+    def build(self, rate_qps: float) -> BuiltSchedule:
+        """The rate's schedule and how many of its requests fall in the measured window; kept
+        until `schedule_for` writes it, so a rate's schedule is built once."""
+        if rate_qps not in self._built:
+            built = build_schedule(self.probe_workload(rate_qps), self.tokenizer)
+            offsets = np.array([entry.offset_s for entry in built.entries])
+            in_window = int(((offsets >= self.window.start_s)
+                             & (offsets < self.window.end_s)).sum())
+            self._built[rate_qps] = BuiltSchedule(built, offsets, in_window)
+        return self._built[rate_qps]
 
     def _check_floor_rate(self) -> None:
         """Refuse, before any stack starts, a search whose lowest rate would measure nothing:
         met mid-search, it could only end the run with stacks unmeasured."""
         floor_qps = self.search.floor_qps
-        built = build_schedule(self.probe_workload(floor_qps), self.tokenizer)
-        if self.count_in_window(np.array([entry.offset_s for entry in built.entries])) == 0:
+        if self.build(floor_qps).in_window == 0:
             raise HarnessError(
                 f"at {floor_qps:g} QPS, the lowest rate the search may probe (--min-qps; by "
                 f"default --start-qps ÷ --growth²), no request falls in the "
@@ -290,17 +307,16 @@ class CapacityRun:
         """The rate's schedule, built and written on first use: both stacks replay the same
         bytes at the same rate."""
         if rate_qps not in self.schedules:
-            built = build_schedule(self.probe_workload(rate_qps), self.tokenizer)
+            built, offsets, in_window = self.build(rate_qps)
             path = self.out / "schedules" / f"{rate_label(rate_qps)}.jsonl"
             sha256 = write_schedule(built, path)
-            offsets = np.array([entry.offset_s for entry in built.entries])
-            in_window = self.count_in_window(offsets)
             if in_window == 0:
                 raise HarnessError(f"at {rate_qps:g} QPS no request falls in the "
                                    f"{self.config.duration_s:g} s measured window: raise "
                                    "--duration or --start-qps")
             self.schedules[rate_qps] = RateSchedule(rate_qps, path, sha256, offsets, in_window,
                                                     built.header["last_offset_s"])
+            del self._built[rate_qps]
         return self.schedules[rate_qps]
 
     # -- searching ---------------------------------------------------------------------------
