@@ -97,6 +97,9 @@ class Replay:
         if not path.is_file():
             raise SystemExit(f"schedule file {path} not found: write one with `harness schedule "
                              "WORKLOAD --out FILE` and pass --schedule FILE")
+        if not isinstance(environment.runner, WorkerRunner) and not environment.host:
+            raise SystemExit("no endpoint to send to: pass --host URL (a stack's balancer or any "
+                             "OpenAI-compatible server)")
         records = Path(self.options.records)
         if not isinstance(environment.runner, WorkerRunner) and records.exists() \
                 and records.stat().st_size:
@@ -274,7 +277,8 @@ class ScheduledUser(User):
         header = self.replay.header
         self.path = PATHS[header["api"]]
         self.request_headers = self.replay.headers()
-        self.connection = Connection(self.host or "")
+        assert self.host  # Replay refuses to start without one; workers get the master's
+        self.connection = Connection(self.host)
 
     def send_next(self) -> None:
         claimed = self.replay.claim()

@@ -4,6 +4,8 @@ as a subprocess, exactly as `harness run` starts it."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -95,3 +97,12 @@ def test_a_stream_cut_off_by_its_timeout_never_spills_into_the_next_answer(
     totals = next(line for line in log.splitlines() if line.strip().startswith("Aggregated"))
     assert totals.split()[1] == str(len(schedule.entries))
     assert totals.split()[2].startswith(f"{len(timed_out)}(")
+
+
+def test_without_an_endpoint_locust_stops_with_a_clear_line(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless",
+                           "--records", str(tmp_path / "records.jsonl")],
+                          capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert done.returncode != 0
+    assert "no endpoint to send to: pass --host URL" in done.stderr
+    assert not (tmp_path / "records.jsonl").exists()
