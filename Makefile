@@ -71,7 +71,7 @@ test-fast: setup
 
 check: setup browser
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy harness stacks/balancer workloads bench dashboard
+	$(VENV)/bin/mypy harness stacks workloads bench dashboard
 	$(PY) -m pytest -ra
 
 clean:

@@ -4,7 +4,7 @@ Against a trivial fast upstream (nginx when installed, else `bench/fast_upstream
 target rate is replayed with constant arrivals, by one Locust process and by a master with 2
 workers, exactly as `harness run` drives a stack. For each it prints achieved ÷ target rate
 (successful requests finished in the measured window, per second) and send lag P50/P99/max
-(`sent_s - scheduled_s`), all from the records by `harness.metrics`.
+(`sent_s - scheduled_s`), all from the records by `harness.measure.metrics`.
 
     .venv/bin/python bench/loadgen.py [--rates 500,1000,2000,5000] [--duration 10]
         [--workers 0,2] [--senders 256] [--upstream auto|nginx|python] [--repeats N]
@@ -29,13 +29,14 @@ from rich.console import Console
 from rich.table import Table
 from tokenizers import Tokenizer
 
-from harness.loadgen import LoadJob, run_load
-from harness.metrics import Window, summarize
-from harness.records import account_for_schedule, read_records
-from harness.schedule import build_schedule, load_tokenizer, write_schedule
-from harness.workload import LengthSpec, WorkloadSpec
+from harness.measure.loadgen import LoadJob, run_load
+from harness.measure.metrics import Window, summarize
+from harness.measure.records import account_for_schedule, read_records
+from harness.workload.schedule import build_schedule, load_tokenizer
+from harness.workload.spec import LengthSpec, WorkloadSpec
 from stacks.launcher import health_ok
 from stacks.process import free_port, spawn, stop_trees
+from workloads.schedule import write_schedule
 
 BENCH_DIR = Path(__file__).resolve().parent
 WARMUP_S = 2.0

@@ -1,7 +1,8 @@
 """The comparison dashboard: which stack wins on throughput, P99 and reliability, by how much,
 and how latency behaved over the run; for a capacity run, each stack's highest rate within
 the SLO, the ratio with its interval, and latency and success against offered load. Reads
-the MLflow store `harness run` and `harness capacity` log to.
+the MLflow store `harness run` and `harness capacity` log to. Every table and figure is the
+report's own (`harness.report`): this page lays them out and formats nothing itself.
 
     harness dashboard [--port 8501]
     MLFLOW_TRACKING_URI=... streamlit run dashboard/app.py      (the same, by hand)
@@ -9,14 +10,10 @@ the MLflow store `harness run` and `harness capacity` log to.
 
 from __future__ import annotations
 
-import math
-from typing import Any, Literal
+from typing import Any
 
-import pandas as pd
 import streamlit as st
 
-from dashboard.capacity import capacity_ablation_frame, capacity_frame, probes_frame
-from dashboard.comparison import TIE, ablation_frame, comparison_frame
 from dashboard.store import (
     Comparison,
     comparisons,
@@ -25,8 +22,17 @@ from dashboard.store import (
     load_comparison,
     runs_table,
 )
-from harness.figures import capacity_figures, comparison_figures
-from harness.tracking import client, tracking_uri
+from harness.report.capacity_tables import (
+    capacity_ablation_table,
+    capacity_headlines,
+    capacity_table,
+    decisive,
+    probes_table,
+)
+from harness.report.figures import capacity_figures, comparison_figures
+from harness.report.results import CapacitySummary
+from harness.report.tables import ReportTable, ablation_table, comparison_table, headlines
+from harness.report.tracking import client, tracking_uri
 
 FIRST_RUN = """
 No comparison has been logged to this store yet.
@@ -62,11 +68,11 @@ def comparison(uri: str, run_id: str) -> Comparison:
 def figures(uri: str, run_id: str) -> dict[str, Any]:
     """Its charts, likewise computed once, not on every click elsewhere on the page."""
     data = comparison(uri, run_id)
-    return comparison_figures(data.records, data.summary, data.window, data.slo_s)
+    return comparison_figures(data.records, data.summary)
 
 
 @st.cache_data(show_spinner="Loading the capacity run…")
-def capacity_summary(uri: str, run_id: str) -> dict[str, Any]:
+def capacity_summary(uri: str, run_id: str) -> CapacitySummary:
     return load_capacity_summary(_client(uri), run_id)
 
 
@@ -91,35 +97,21 @@ def pick_run() -> tuple[str, str, str] | None:
     return names[experiment], str(runs.iloc[choice]["run_id"]), str(runs.iloc[choice]["kind"])
 
 
-def headline(data: Comparison, table: pd.DataFrame) -> None:
-    baseline = data.summary.get("baseline", "")
-    others = [stack for stack in data.records if stack != baseline]
-    if not others:
+def headline(data: Comparison) -> None:
+    shown = headlines(data.summary)
+    for column, metric in zip(st.columns(len(shown) or 1), shown, strict=False):
+        # Streamlit colours a delta by its sign: the change is given, not the ratio.
+        column.metric(metric.label, metric.value, delta=metric.change,
+                      delta_color="normal" if metric.higher_is_better else "inverse")
+
+
+def show_table(table: ReportTable | None, caption: str = "") -> None:
+    if table is None:
         return
-    other = others[0]
-    ratio = f"{other} ÷ {baseline}"
-    rows: dict[Any, dict[Any, Any]] = table.set_index("metric").to_dict("index")
-    columns = st.columns(3)
-    better: dict[str, Literal["normal", "inverse"]] = {
-        "throughput": "normal", "latency P99": "inverse", "success rate": "normal"}
-    for column, (metric, color) in zip(columns, better.items(), strict=True):
-        value, unit = float(rows[metric][other]), str(rows[metric]["unit"])
-        delta = float(rows[metric][ratio])
-        # Streamlit colours a delta by its sign: give the change, not the ratio.
-        change = None if math.isnan(delta) else f"{(delta - 1) * 100:+.1f} % vs {baseline}"
-        column.metric(f"{other}: {metric}", "–" if math.isnan(value) else f"{value:,.1f} {unit}",
-                      delta=change, delta_color=color)
-
-
-def show_table(table: pd.DataFrame) -> None:
-    def mark(winner: str) -> str:
-        return winner if winner in (TIE, "–") else f"★ {winner}"
-
-    shown = table.assign(winner=table["winner"].map(mark))
-    number_columns = [c for c in shown.columns if c not in ("metric", "unit", "winner")]
-    st.dataframe(shown.style.format({c: "{:,.3f}" if "÷" in c else "{:,.2f}"
-                                     for c in number_columns}, na_rep="–"),
-                 hide_index=True, width="stretch")
+    st.subheader(table.title)
+    if caption:
+        st.caption(caption)
+    st.dataframe(table.frame(), hide_index=True, width="stretch")
 
 
 def runs_list(experiment_id: str) -> None:
@@ -140,59 +132,28 @@ def runs_list(experiment_id: str) -> None:
 
 def show_capacity(run_id: str) -> None:
     summary = capacity_summary(tracking_uri(), run_id)
-    slo, search = summary["slo"], summary["search"]
-    st.caption(f"Capacity run `{summary['run']}` · workload `{summary['workload']}` · a rate "
-               f"passes when P99 ≤ {slo['p99_s'] * 1000:,.0f} ms and success ≥ "
-               f"{slo['min_success']:.2%} · probes of {search['duration_s']:g} s after "
-               f"{search['warmup_s']:g} s of warm-up · {summary['trials']} trial(s), each "
-               f"bracketed to {search['tolerance']:.0%}")
-    stacks = summary["stacks"]
-    columns = st.columns(len(stacks) + len(summary.get("ratios", {})))
-    for column, (stack, row) in zip(columns, stacks.items(), strict=False):
-        per_replica = row["replicas"] is not None
-        value = row["per_replica_capacity_qps" if per_replica else "capacity_qps"]
-        low, high = (row.get("per_replica_ci_low"), row.get("per_replica_ci_high")) \
-            if per_replica else (row["ci_low"], row["ci_high"])
-        column.metric(f"{stack}: capacity{' per replica' if per_replica else ''}",
-                      row["status"].replace("_", " ") if value is None
-                      else f"{value:,.1f} QPS",
-                      help=row["note"] + (f"; 95 % interval [{low:,.1f}, {high:,.1f}]"
-                                          if low is not None and high is not None else ""))
-    for column, ratio in zip(columns[len(stacks):], summary.get("ratios", {}).values(),
-                             strict=True):
-        column.metric(f"{ratio['stack']} ÷ {ratio['baseline']}",
-                      "–" if ratio["value"] is None else f"{ratio['value']:.2f}×",
-                      help=ratio.get("method") or ratio["verdict"])
-    for ratio in summary.get("ratios", {}).values():
-        if ratio["value"] is None:
-            st.error(ratio["verdict"])
-        elif ratio["ci_low"] is not None and (ratio["ci_low"] > 1 or ratio["ci_high"] < 1):
-            st.success(ratio["verdict"])
-        else:
-            st.warning(ratio["verdict"])
-    table = capacity_frame(summary)
-    st.dataframe(table.style.format({column: "{:,.1f}" for column in (
-        "capacity QPS", "95% CI low", "95% CI high", "per replica QPS")}, na_rep="–"),
-        hide_index=True, width="stretch")
-    shares = capacity_ablation_frame(summary)
-    if shares is not None:
-        st.subheader(f"What each optimization of {summary['ablation']['stack']} contributes "
-                     "to capacity")
-        st.caption("The full stack's capacity ÷ the same stack's with only that optimization "
-                   "turned off: above 1× it helps; an interval that includes 1 cannot tell.")
-        st.dataframe(shares.style.format({c: "{:.2f}×" for c in shares.columns
-                                          if "×" in c or "CI" in c}, na_rep="–"),
-                     hide_index=True, width="stretch")
+    slo, search = summary.slo, summary.search
+    st.caption(f"Capacity run `{summary.run}` · workload `{summary.workload}` · a rate "
+               f"passes when P99 ≤ {slo.p99_s * 1000:,.0f} ms and success ≥ "
+               f"{slo.min_success:.2%} · probes of {search.duration_s:g} s after "
+               f"{search.warmup_s:g} s of warm-up · {summary.trials} trial(s), each "
+               f"bracketed to {search.tolerance:.0%}")
+    shown = capacity_headlines(summary)
+    for column, metric in zip(st.columns(len(shown)), shown, strict=True):
+        column.metric(metric.label, metric.value, help=metric.help)
+    for ratio in summary.ratios.values():
+        said = decisive(ratio)
+        (st.error if said is None else st.success if said else st.warning)(ratio.verdict)
+    show_table(capacity_table(summary))
+    show_table(capacity_ablation_table(summary),
+               "The full stack's capacity ÷ the same stack's with only that optimization "
+               "turned off: above 1× it helps; an interval that includes 1 cannot tell.")
     charts = list(capacity_charts(tracking_uri(), run_id).values())
     st.plotly_chart(charts[0], width="stretch")
     left, right = st.columns(2)
     for index, figure in enumerate(charts[1:]):
         (left if index % 2 == 0 else right).plotly_chart(figure, width="stretch")
-    st.subheader("Every probe")
-    st.dataframe(probes_frame(summary).style.format(
-        {"offered QPS": "{:g}", "P50 ms": "{:,.0f}", "P99 ms": "{:,.0f}",
-         "success % (of finished)": "{:.2f}", "throughput QPS": "{:,.1f}"},
-        na_rep="–"), hide_index=True, width="stretch")
+    show_table(probes_table(summary))
 
 
 def main() -> None:
@@ -208,22 +169,16 @@ def main() -> None:
         runs_list(experiment_id)
         return
     data = comparison(tracking_uri(), run_id)
-    window = data.window
-    st.caption(f"Run `{data.name}` · workload `{data.summary.get('workload')}` · measured "
+    summary, window = data.summary, data.summary.window
+    st.caption(f"Run `{data.name}` · workload `{summary.workload}` · measured "
                f"{window.length_s:g} s after {window.start_s:g} s of warm-up · SLO "
-               f"{data.slo_s * 1000:,.0f} ms · schedule sha256 "
-               f"`{str(data.summary.get('schedule_sha256', ''))[:12]}`")
-    table = comparison_frame(data.summary)
-    headline(data, table)
-    show_table(table)
-    shares = ablation_frame(data.summary)
-    if shares is not None:
-        st.subheader(f"What each optimization of {data.summary['ablation']['stack']} "
-                     "contributes")
-        st.caption("The full stack's figure ÷ the same stack with only that optimization "
-                   "turned off: throughput above 1× and latency below 1× mean it helps.")
-        st.dataframe(shares.style.format({c: "{:.2f}×" for c in shares.columns if "×" in c},
-                                         na_rep="–"), hide_index=True, width="stretch")
+               f"{summary.slo_s * 1000:,.0f} ms · schedule sha256 "
+               f"`{summary.schedule_sha256[:12]}`")
+    headline(data)
+    show_table(comparison_table(summary))
+    show_table(ablation_table(summary),
+               "The full stack's figure ÷ the same stack with only that optimization turned "
+               "off: throughput above 1× and latency below 1× mean it helps.")
     left, right = st.columns(2)
     for index, figure in enumerate(figures(tracking_uri(), run_id).values()):
         (left if index % 2 == 0 else right).plotly_chart(figure, width="stretch")

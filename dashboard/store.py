@@ -4,7 +4,6 @@ logged), and one capacity run's summary (`harness capacity`)."""
 
 from __future__ import annotations
 
-import json
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,8 +11,8 @@ from typing import Any
 
 import pandas as pd
 
-from harness.metrics import Window, summary_slo_s
-from harness.tracking import PARENT_TAG, ROLE_TAG
+from harness.report.results import CapacitySummary, ComparisonSummary
+from harness.report.tracking import PARENT_TAG, ROLE_TAG
 
 RUN_TAGS = ("kind", "role", "stack", "trial", "workload", "stacks")
 SHOWN_ROLES = ("comparison", "capacity")  # the parent runs a user picks from
@@ -24,16 +23,8 @@ RUN_METRICS = ("throughput_qps", "latency_p99_s", "success_rate")
 class Comparison:
     run_id: str
     name: str
-    summary: dict[str, Any]
+    summary: ComparisonSummary
     records: dict[str, pd.DataFrame]  # stack -> every trial's records
-
-    @property
-    def window(self) -> Window:
-        return Window.from_summary(self.summary)
-
-    @property
-    def slo_s(self) -> float:
-        return summary_slo_s(self.summary)
 
 
 def _shown_runs(client: Any, experiment_id: str, max_results: int) -> list[Any]:
@@ -86,7 +77,8 @@ def _download_text(client: Any, run_id: str, path: str) -> str:
 
 def load_comparison(client: Any, run_id: str) -> Comparison:
     parent = client.get_run(run_id)
-    summary = json.loads(_download_text(client, run_id, "summary.json"))
+    summary = ComparisonSummary.model_validate_json(_download_text(client, run_id,
+                                                                   "summary.json"))
     children = client.search_runs([parent.info.experiment_id],
                                   f"tags.`{PARENT_TAG}` = '{run_id}' "
                                   f"and tags.`{ROLE_TAG}` = 'trial'", max_results=10_000)
@@ -98,13 +90,11 @@ def load_comparison(client: Any, run_id: str) -> Comparison:
             local = client.download_artifacts(child.info.run_id,
                                                f"records/trial-{trial}.parquet", temp)
             frames.setdefault(stack, []).append(pd.read_parquet(local))
-    order = [stack for stack in summary.get("stacks", {}) if stack in frames]
+    order = [stack for stack in summary.stacks if stack in frames]
     records = {stack: pd.concat(frames[stack], ignore_index=True) for stack in order}
     return Comparison(run_id, str(parent.info.run_name), summary, records)
 
 
-
-def load_capacity_summary(client: Any, run_id: str) -> dict[str, Any]:
+def load_capacity_summary(client: Any, run_id: str) -> CapacitySummary:
     """A capacity run's summary: everything its page shows."""
-    summary: dict[str, Any] = json.loads(_download_text(client, run_id, "summary.json"))
-    return summary
+    return CapacitySummary.model_validate_json(_download_text(client, run_id, "summary.json"))

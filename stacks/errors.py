@@ -2,6 +2,8 @@
 
     StackError
     ├── SpecError          a stack.yaml that does not validate (one line: file, field, allowed)
+    ├── ModelError         a model the stack serves cannot be found, built or quantized
+    │   └── ModelMissing   ... specifically: a model directory lacks the file it needs
     └── StackStartError    a replica or the balancer died or never became healthy
         └── HealthTimeout  ... specifically: no /health 200 within the startup timeout
 """
@@ -12,6 +14,14 @@ class StackError(Exception):
 
 
 class SpecError(StackError):
+    pass
+
+
+class ModelError(StackError):
+    pass
+
+
+class ModelMissing(ModelError):
     pass
 
 

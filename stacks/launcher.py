@@ -3,10 +3,12 @@
     with Stack(spec, log_dir) as stack:      # replicas start in parallel, then the balancer
         stack.endpoint                       # http://127.0.0.1:PORT, OpenAI-compatible
 
-Readiness is `/health` answering 200 within the spec's startup timeout. If a replica dies or
-times out, the error names it and shows the end of its log, and everything already started is
-stopped. `stop()` runs on every way out of the `with` block. Progress goes to an observer, so
-this module never prints.
+`start()` first prepares what the spec serves (`stacks.models.prepare`: the embedded model
+built, a quantized engine pointed at its W8A8 copy), so a spec deploys itself. Readiness is
+`/health` answering 200 within the spec's startup timeout. If a replica dies or times out, the
+error names it and shows the end of its log, and everything already started is stopped.
+`stop()` runs on every way out of the `with` block. Progress goes to an observer, so this
+module never prints.
 """
 
 from __future__ import annotations
@@ -16,12 +18,14 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import urlsplit
 
 from stacks.errors import HealthTimeout, StackStartError
+from stacks.models.prepare import prepare
 from stacks.process import free_port, spawn, stop_trees, tail
 from stacks.spec import StackSpec
 
@@ -152,10 +156,7 @@ class Stack:
         if self.balancer is not None or self.replicas:
             raise StackStartError(f"stack {self.spec.name} is already started")
         self.observer = observer or QuietObserver()
-        model = self.spec.engine.model_path()
-        if not (model / "config.json").is_file():
-            raise StackStartError(f"stack {self.spec.name}: model directory {model} has no "
-                                  "config.json (build the embedded one with `harness model build`)")
+        self.spec = prepare(self.spec)
         try:
             for index in range(self.spec.replicas):
                 self.replicas.append(self._start_replica(index))
@@ -208,6 +209,26 @@ class Stack:
                 )
             if waiting:
                 time.sleep(HEALTH_POLL_S)
+
+    @property
+    def served_model(self) -> str:
+        """The model name clients ask for: the served name, else the model's path."""
+        return self.spec.engine.served_model_name or str(self.spec.engine.model_path())
+
+    def hold(self, on_replica_lost: Callable[[Member, int], None], poll_s: float = 1.0) -> None:
+        """Keep serving until KeyboardInterrupt ends it; raise if the balancer dies, and say
+        once per replica that exits (`on_replica_lost`)."""
+        lost: set[str] = set()
+        while True:
+            time.sleep(poll_s)
+            if self.balancer is not None and (code := self.balancer.process.poll()) is not None:
+                raise StackStartError(f"{self.spec.name}/balancer exited with code {code}; "
+                                      f"see {self.balancer.log_path}")
+            for replica in self.replicas:
+                code = replica.process.poll()
+                if code is not None and replica.name not in lost:
+                    lost.add(replica.name)
+                    on_replica_lost(replica, code)
 
     def stop(self) -> None:
         """Balancer first (no new work reaches replicas), then every replica, each whole tree."""

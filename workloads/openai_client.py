@@ -79,14 +79,26 @@ class Connection:
     TLS certificates are not verified, as with Locust's `FastHttpUser`: endpoints under test are
     often internal deployments with their own certificates."""
 
-    def __init__(self, base_url: str) -> None:
+    def __init__(self, base_url: str, timeout_s: float = 3600.0) -> None:
         url = URL(base_url)
         self.prefix = url.path.rstrip("/")  # an endpoint may live under a path
-        # Socket timeouts stay out of the way: each request's total timeout (the schedule's
-        # timeout_s, from send to last byte) is what ends a slow request.
-        self.client = HTTPClient.from_url(url, concurrency=1, connection_timeout=3600.0,
-                                          network_timeout=3600.0, insecure=True,
+        # Socket timeouts stay out of the way of sends: each request's total timeout (the
+        # schedule's timeout_s, from send to last byte) is what ends a slow request.
+        self.client = HTTPClient.from_url(url, concurrency=1, connection_timeout=timeout_s,
+                                          network_timeout=timeout_s, insecure=True,
                                           ssl_context_factory=insecure_ssl_context_factory)
+
+
+def first_model(base_url: str, headers: dict[str, str], timeout_s: float = 30.0) -> str:
+    """The first model the endpoint lists at /v1/models, asked once before any send."""
+    connection = Connection(base_url, timeout_s)
+    try:
+        response = connection.client.get(f"{connection.prefix}/v1/models", headers=headers)
+        if response.status_code != 200:
+            raise ValueError(f"{base_url}/v1/models answered {response.status_code}")
+        return str(json.loads(response.read())["data"][0]["id"])
+    finally:
+        connection.client.close()
 
 
 def read_stream(response: HTTPSocketPoolResponse, outcome: Outcome, clock: Clock) -> None:

@@ -19,12 +19,8 @@ Options (also from the environment): `--schedule` (HARNESS_SCHEDULE), `--records
 from __future__ import annotations
 
 import gc
-import hashlib
-import json
 import os
 import time
-import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +29,9 @@ from locust import LoadTestShape, User, constant, events
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
-from workloads.openai_client import PATHS, Connection, request_body, send_scheduled
+from workloads.openai_client import PATHS, Connection, first_model, request_body, send_scheduled
 from workloads.records import COLUMNS, FLUSH_INTERVAL_S, RecordFile, read_record_lines
+from workloads.schedule import ScheduleEntry, read_schedule
 
 WORKLOADS_DIR = Path(__file__).resolve().parent
 DEFAULT_SCHEDULE = WORKLOADS_DIR / "schedules" / "writing_assistant.jsonl"
@@ -49,15 +46,6 @@ SPIN_S = {"select": 0.0002}.get(gevent.get_hub().loop.backend, 0.0015)
 RECORDS_MESSAGE = "harness_records"
 
 
-@dataclass(frozen=True, slots=True)
-class Entry:
-    index: int
-    offset_s: float
-    max_tokens: int
-    prompt_tokens: int
-    prompt: str
-
-
 @events.init_command_line_parser.add_listener
 def add_arguments(parser: Any, **_: Any) -> None:
     parser.add_argument("--schedule", env_var="HARNESS_SCHEDULE", default=str(DEFAULT_SCHEDULE),
@@ -70,20 +58,6 @@ def add_arguments(parser: Any, **_: Any) -> None:
                         help="Unix time of schedule offset 0; 0: a few seconds after start")
     parser.add_argument("--api-key-env", env_var="HARNESS_API_KEY_ENV", default="",
                         help="environment variable holding a bearer API key")
-
-
-def load_schedule(path: Path) -> tuple[dict[str, Any], list[Entry], str]:
-    data = path.read_bytes()
-    lines = data.decode("utf-8").splitlines()
-    header = json.loads(lines[0])
-    entries = [Entry(**json.loads(line)) for line in lines[1:] if line]
-    return header, entries, hashlib.sha256(data).hexdigest()
-
-
-def first_model(host: str, headers: dict[str, str]) -> str:
-    request = urllib.request.Request(f"{host.rstrip('/')}/v1/models", headers=headers)
-    with urllib.request.urlopen(request, timeout=30) as answer:
-        return str(json.load(answer)["data"][0]["id"])
 
 
 class Replay:
@@ -105,12 +79,13 @@ class Replay:
                 and records.stat().st_size:
             raise SystemExit(f"records file {records} already exists; pass a new --records FILE "
                              "(records are never appended to another run's)")
-        self.header, self.entries, self.schedule_sha256 = load_schedule(path)
+        schedule, self.schedule_sha256 = read_schedule(path)
+        self.header, self.entries = schedule.header, schedule.entries
         # The schedule lives as long as the process: keep it out of the collector's passes,
         # whose full sweeps over 10^5 objects would stall sends for milliseconds.
         gc.freeze()
         self.anchor_perf_s: float | None = None
-        self._queue: list[Entry] | None = None
+        self._queue: list[ScheduleEntry] | None = None
         self._bodies: list[bytes] = []
         self._next = 0
         self._pending: list[list[Any]] = []  # a worker's records not yet sent to the master
@@ -143,7 +118,7 @@ class Replay:
             headers["authorization"] = f"Bearer {os.environ[self.options.api_key_env]}"
         return headers
 
-    def claim(self) -> tuple[Entry, bytes] | None:
+    def claim(self) -> tuple[ScheduleEntry, bytes] | None:
         """The next request this process sends, with its body, or None when its share is
         done. The first call takes this process's share and encodes every body up front,
         before the anchor, so encoding never delays a send."""

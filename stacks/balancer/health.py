@@ -16,9 +16,9 @@ from collections.abc import Callable
 from typing import Protocol
 
 import httptools
-from prometheus_client.parser import text_string_to_metric_families
 
-LOAD_METRICS = frozenset({"vllm:num_requests_running", "vllm:num_requests_waiting"})
+from stacks.load import ENGINE_LOAD_METRICS, requests_in_progress
+
 MAX_ANSWER_BYTES = 4 << 20
 
 
@@ -70,13 +70,9 @@ async def http_get(host: str, port: int, path: str, timeout_s: float) -> tuple[i
 
 
 def scraped_load(metrics_text: str) -> int:
-    """Running plus waiting requests, summed over every series (one per model)."""
-    total = 0.0
-    for family in text_string_to_metric_families(metrics_text):
-        for sample in family.samples:
-            if sample.name in LOAD_METRICS:
-                total += sample.value
-    return int(total)
+    """Running plus waiting requests, summed over every series (one per model); 0 when the
+    replica reports neither."""
+    return requests_in_progress(metrics_text, ENGINE_LOAD_METRICS) or 0
 
 
 class ReplicaMonitor:

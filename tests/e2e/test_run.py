@@ -13,8 +13,8 @@ import pytest
 import yaml
 from mlflow import MlflowClient
 
-from harness.schedule import file_sha256
-from harness.workload import load_workload_spec
+from harness.workload.spec import load_workload_spec
+from workloads.schedule import file_sha256
 
 pytestmark = pytest.mark.e2e
 

@@ -20,13 +20,13 @@ import yaml
 from mlflow import MlflowClient
 from streamlit.testing.v1 import AppTest
 
-from harness.capacity import certain_failure
-from harness.dashboard_server import APP
-from harness.schedule import file_sha256
+from harness.experiments.capacity.search import certain_failure
+from harness.report.dashboard_server import APP
 from stacks.process import stop_trees
 from tests.conftest import start_fakes
 from tests.integration.browser import CHROMIUM, SCREENSHOTS, screenshot_charts, served_dashboard
 from tests.integration.conftest import harness
+from workloads.schedule import file_sha256
 
 SLO_S = 0.5
 

@@ -13,11 +13,12 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from harness.loadgen import LoadJob, run_load
-from harness.records import read_records
-from harness.schedule import Schedule, build_schedule, load_tokenizer, write_schedule
-from harness.workload import LengthSpec, WorkloadSpec
+from harness.measure.loadgen import LoadJob, run_load
+from harness.measure.records import read_records
+from harness.workload.schedule import build_schedule, load_tokenizer
+from harness.workload.spec import LengthSpec, WorkloadSpec
 from stacks.process import free_port
+from workloads.schedule import Schedule, write_schedule
 
 Start = Callable[..., str]
 

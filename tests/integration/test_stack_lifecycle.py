@@ -10,7 +10,7 @@ import psutil
 import pytest
 
 from stacks import launcher
-from stacks.errors import StackStartError
+from stacks.errors import ModelMissing, StackStartError
 from stacks.launcher import Stack
 from stacks.spec import StackSpec
 from tests.processes import still_running
@@ -110,5 +110,5 @@ def test_replica_that_never_gets_healthy_times_out(tmp_path: Path,
 
 def test_missing_model_directory_says_how_to_build_it(tmp_path: Path) -> None:
     spec = StackSpec.model_validate({"name": "x", "engine": {"model": str(tmp_path / "none")}})
-    with pytest.raises(StackStartError, match="harness model build"):
+    with pytest.raises(ModelMissing, match="harness model build"):
         Stack(spec, tmp_path).start()

@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 from mlflow import MlflowClient
 
-from harness.tracking import COMPLETE_TAG
+from harness.report.tracking import COMPLETE_TAG
 from stacks.process import free_port
 from tests.integration.conftest import KEY_VARIABLE, SECRET, LoggedRun, harness
 

@@ -1,0 +1,141 @@
+"""Capacity at SLO: the search for the highest arrival rate a stack sustains within its latency
+and success targets.
+
+The search is a pure function of a `probe(rate) -> Probe` callable (one fixed-duration
+open-loop run at that rate), so it is tested on synthetic stacks and driven by real runs alike:
+
+1. probe `start_qps`; if it fails, divide the rate by `growth` until a probe passes, down to
+   `min_qps`; if even that fails, the stack has no capacity at this SLO — reported as such,
+   never as 0 or a guess;
+2. from a passing start, multiply the rate by `growth` until a probe fails (or `max_qps` is
+   passed: the capacity is then only known to be at least the last rate);
+3. bisect between the last passing and the first failing rate until they are within
+   `tolerance` of each other (relative); the capacity is the highest passing rate.
+
+Rates are rounded to three significant digits, so two stacks searching the same range probe
+the same rates (and replay the same schedules).
+
+A rate passes when the scheduled-time P99 is within the SLO and the success rate meets the
+target. How sure a capacity is, over trials, is `harness.experiments.capacity.stats`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+RATE_DIGITS = 3  # significant digits of a probed rate
+SLO_QUANTILE = 0.99
+
+
+@dataclass(frozen=True, slots=True)
+class Probe:
+    rate_qps: float
+    passed: bool
+    latency_p99_s: float
+    success_rate: float
+    throughput_qps: float
+
+
+@dataclass(frozen=True, slots=True)
+class SearchConfig:
+    start_qps: float = 1.0
+    min_qps: float | None = None  # the floor of a search whose start fails; start ÷ growth²
+    growth: float = 2.0
+    tolerance: float = 0.05
+    max_qps: float = 100_000.0
+    max_probes: int = 30
+
+    def __post_init__(self) -> None:
+        if self.start_qps <= 0 or self.growth <= 1 or not 0 < self.tolerance < 1:
+            raise ValueError("capacity search needs start_qps > 0, growth > 1 and "
+                             f"0 < tolerance < 1; got {self}")
+        if self.min_qps is not None and not 0 < self.min_qps <= self.start_qps:
+            raise ValueError(f"min_qps ({self.min_qps:g}) must lie in (0, start_qps]")
+
+    @property
+    def floor_qps(self) -> float:
+        """The lowest rate a search probes."""
+        return round_rate(self.min_qps if self.min_qps is not None
+                          else self.start_qps / self.growth ** 2)
+
+
+@dataclass(slots=True)
+class SearchResult:
+    capacity_qps: float | None  # None: failed at the lowest rate probed
+    probes: list[Probe] = field(default_factory=list)
+    failing_qps: float | None = None  # the lowest failing rate seen (None: never failed)
+
+    @property
+    def failed_at_lowest(self) -> bool:
+        return self.capacity_qps is None
+
+    def resolved(self, tolerance: float) -> bool:
+        """Whether the bracket closed to the tolerance (False: max_qps or max_probes ended
+        the search first, and the capacity is a lower bound)."""
+        return (self.capacity_qps is not None and self.failing_qps is not None
+                and (self.failing_qps - self.capacity_qps) / self.capacity_qps
+                <= tolerance + 1e-9)
+
+
+def round_rate(rate: float) -> float:
+    """A rate to `RATE_DIGITS` significant digits."""
+    return float(f"{rate:.{RATE_DIGITS}g}")
+
+
+def passes(latency_p99_s: float, success_rate: float, slo_p99_s: float,
+           min_success: float) -> bool:
+    """The SLO test of one probe; a probe with no successful request has no P99 and fails."""
+    return (not math.isnan(latency_p99_s) and latency_p99_s <= slo_p99_s
+            and success_rate >= min_success)
+
+
+def certain_failure(requests: int, failed: int, late: int, min_success: float) -> bool:
+    """Whether a probe has already failed, whatever its unfinished requests do.
+
+    `requests` are scheduled in the measured window; of those finished so far, `failed`
+    failed and `late` succeeded beyond the SLO. Success can only fall below the target once
+    more than (1 - target) of them failed. P99 (linear interpolation over n successes) lies
+    within the SLO only if at most ceil(0.01 (n - 1)) successes exceed it, so more late ones
+    than that, for the largest n possible, fail it for every n."""
+    if requests <= 0:
+        return False
+    success_at_best = (requests - failed) / requests
+    late_allowed = math.ceil(round((1 - SLO_QUANTILE) * (requests - 1), 9))
+    return success_at_best < min_success or late > late_allowed
+
+
+def find_capacity(probe: Callable[[float], Probe], config: SearchConfig) -> SearchResult:
+    result = SearchResult(capacity_qps=None)
+
+    def run(rate: float) -> bool:
+        outcome = probe(rate)
+        result.probes.append(outcome)
+        if outcome.passed:
+            result.capacity_qps = max(result.capacity_qps or 0.0, outcome.rate_qps)
+        else:
+            result.failing_qps = min(result.failing_qps or math.inf, outcome.rate_qps)
+        return outcome.passed
+
+    rate = round_rate(config.start_qps)
+    passed = run(rate)
+    while not passed:  # too high a start: down until a rate passes, or the floor failed
+        lower = max(round_rate(rate / config.growth), config.floor_qps)
+        if lower >= rate or len(result.probes) >= config.max_probes:
+            return result
+        rate = lower
+        passed = run(rate)
+    came_down = result.failing_qps is not None  # then the bracket is known already
+    while not came_down and len(result.probes) < config.max_probes:
+        rate = round_rate(rate * config.growth)
+        if rate > config.max_qps or not run(rate):
+            break
+    while (result.failing_qps is not None and result.capacity_qps is not None
+           and len(result.probes) < config.max_probes
+           and not result.resolved(config.tolerance)):
+        middle = round_rate((result.capacity_qps + result.failing_qps) / 2)
+        if middle in (result.capacity_qps, result.failing_qps):
+            break  # the bracket is as narrow as rates are written
+        run(middle)
+    return result

@@ -1,0 +1,180 @@
+"""How sure a capacity is: over K interleaved trials, a stack's capacity is the mean with a
+two-sided Student-t 95 % interval. The ratio of two stacks pairs trials by index (interleaved
+trials share the machine's moods): it is the geometric mean of the K paired ratios, with a
+Student-t interval on their logarithms. With the few trials a capacity search affords (2 to 5),
+a percentile bootstrap would give intervals far narrower than the truth; the t interval does
+not. Every interval includes the search's own resolution (its bracket width).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+from harness.experiments.capacity.search import SearchConfig, SearchResult
+
+CONFIDENCE = 0.95
+
+
+@dataclass(frozen=True, slots=True)
+class Interval:
+    value: float
+    low: float
+    high: float
+    method: str
+
+    @property
+    def width(self) -> float:
+        return self.high - self.low
+
+
+def _t_half_width(values: np.ndarray, resolution_var: float) -> float:
+    """Half width of the Student-t interval of the mean; `resolution_var` is the variance
+    each value carries from the search's bracket (a capacity lies anywhere between the last
+    passing and the first failing rate: uniform, w² / 12), so trials that agree to the rate
+    still get an interval as wide as the search could tell."""
+    variance = float(values.var(ddof=1)) + resolution_var
+    return float(stats.t.ppf((1 + CONFIDENCE) / 2, values.size - 1)
+                 * math.sqrt(variance / values.size))
+
+
+def mean_interval(values: Sequence[float], brackets: Sequence[float] | None = None) -> Interval:
+    """Mean of the trials' capacities with a two-sided Student-t interval (NaN bounds with a
+    single trial: one measurement gives no interval). `brackets`: each trial's bracket width
+    (first failing − capacity), whose resolution the interval includes."""
+    array = np.asarray(values, dtype=np.float64)
+    mean = float(array.mean())
+    if array.size < 2:
+        return Interval(mean, math.nan, math.nan, "one trial: no interval")
+    widths = np.asarray(brackets if brackets is not None else np.zeros(array.size))
+    half = _t_half_width(array, float((widths ** 2).mean()) / 12)
+    return Interval(mean, mean - half, mean + half,
+                    f"Student t over {array.size} trials, {CONFIDENCE:.0%}")
+
+
+def ratio_interval(stack: Sequence[float], baseline: Sequence[float],
+                   relative_brackets: Sequence[float] | None = None) -> Interval:
+    """Geometric mean of the paired ratios stack[k] ÷ baseline[k], with a Student-t interval
+    on their logarithms. `relative_brackets`: per pair, the root of the summed squares of the
+    two searches' relative bracket widths (their resolution, in log terms)."""
+    a, b = np.asarray(stack, dtype=np.float64), np.asarray(baseline, dtype=np.float64)
+    if a.size != b.size or a.size == 0:
+        raise ValueError("the ratio needs the same number of trials for both stacks")
+    logs = np.log(a / b)
+    value = float(np.exp(logs.mean()))
+    if a.size < 2:
+        return Interval(value, math.nan, math.nan, "one trial: no interval")
+    widths = np.asarray(relative_brackets if relative_brackets is not None
+                        else np.zeros(a.size))
+    half = _t_half_width(logs, float((widths ** 2).mean()) / 12)
+    return Interval(value, float(np.exp(logs.mean() - half)), float(np.exp(logs.mean() + half)),
+                    f"paired Student t on log ratios over {a.size} trials, {CONFIDENCE:.0%}")
+
+
+def verdict(ratio: Interval, stack: str, baseline: str) -> str:
+    """Who wins, or that the interval is too wide to say."""
+    if math.isnan(ratio.low):
+        return (f"{stack} ÷ {baseline} = {ratio.value:.2f}× from one trial: run --trials 3 "
+                "or more for an interval")
+    if ratio.low > 1:
+        return f"{stack} serves more than {baseline}: {ratio.value:.2f}× " \
+               f"[{ratio.low:.2f}, {ratio.high:.2f}]"
+    if ratio.high < 1:
+        return f"{baseline} serves more than {stack}: {stack} ÷ {baseline} = " \
+               f"{ratio.value:.2f}× [{ratio.low:.2f}, {ratio.high:.2f}]"
+    return (f"too close to call: {stack} ÷ {baseline} = {ratio.value:.2f}× and its interval "
+            f"[{ratio.low:.2f}, {ratio.high:.2f}] includes 1")
+
+
+def _bound(value: float) -> float | None:
+    return None if math.isnan(value) else value
+
+
+def bracket_width(result: SearchResult) -> float:
+    """How far the capacity could lie above the reported rate (0 where it never failed: the
+    capacity is then only a lower bound, said elsewhere)."""
+    if result.capacity_qps is None or result.failing_qps is None:
+        return 0.0
+    return result.failing_qps - result.capacity_qps
+
+
+def stack_capacity(results: Sequence[SearchResult], config: SearchConfig,
+                   replicas: int | None) -> dict[str, Any]:
+    """A stack's capacity over its trials, with its interval and a status that says how far
+    to trust it:
+
+    - `measured`: every trial bracketed its capacity to the tolerance;
+    - `lower_bound`: some search ended before failing (`max_qps`, `max_probes`): the stack
+      sustains at least this;
+    - `fails_at_lowest_rate`: some trial failed the SLO at the lowest rate probed, so no
+      capacity is reported (not 0, not a guess)."""
+    trials = [{"trial": index + 1, "capacity_qps": result.capacity_qps,
+               "failing_qps": result.failing_qps, "bracket_qps": bracket_width(result),
+               "resolved": result.resolved(config.tolerance),
+               "probes": len(result.probes)} for index, result in enumerate(results)]
+    failed_lowest = [row["trial"] for row in trials if row["capacity_qps"] is None]
+    lowest = min((probe.rate_qps for result in results for probe in result.probes),
+                 default=config.floor_qps)
+    base: dict[str, Any] = {"replicas": replicas, "trials": trials, "capacity_qps": None,
+                            "per_replica_capacity_qps": None, "ci_low": None, "ci_high": None,
+                            "interval_method": None}
+    if not results:
+        return {**base, "status": "not_run", "note": "no trial finished"}
+    if failed_lowest:
+        which = ("every trial" if len(failed_lowest) == len(trials)
+                 else "trial " + ", ".join(str(trial) for trial in failed_lowest))
+        return {**base, "status": "fails_at_lowest_rate",
+                "note": f"fails the SLO even at {lowest:g} QPS, the lowest rate probed "
+                        f"({which}): no capacity to report; lower --min-qps to find it"}
+    interval = mean_interval([result.capacity_qps or 0.0 for result in results],
+                             [bracket_width(result) for result in results])
+
+    def per_replica(value: float | None) -> float | None:
+        return None if replicas is None or value is None else value / replicas
+
+    unresolved = [row["trial"] for row in trials if not row["resolved"]]
+    if unresolved:
+        status = "lower_bound"
+        note = (f"trial {', '.join(str(trial) for trial in unresolved)} never failed up to "
+                f"--max-qps {config.max_qps:g} or ran out of probes ({config.max_probes}): "
+                "the capacity is at least this")
+    else:
+        status = "measured"
+        note = f"bracketed to {config.tolerance:.0%} in every trial"
+    # A capacity is never below 0, whatever the t interval's symmetric half width says.
+    low = None if math.isnan(interval.low) else max(0.0, interval.low)
+    return {**base, "status": status, "note": note, "capacity_qps": interval.value,
+            "per_replica_capacity_qps": per_replica(interval.value),
+            "ci_low": low, "ci_high": _bound(interval.high),
+            "per_replica_ci_low": per_replica(low),
+            "per_replica_ci_high": per_replica(_bound(interval.high)),
+            "interval_method": interval.method}
+
+
+def capacity_ratio(stack: str, stack_row: dict[str, Any], baseline: str,
+                   baseline_row: dict[str, Any]) -> dict[str, Any]:
+    """stack ÷ baseline capacity over the trials both finished, with its interval and what
+    it lets one say."""
+    ratio: dict[str, Any] = {"stack": stack, "baseline": baseline, "value": None,
+                             "ci_low": None, "ci_high": None, "method": None}
+    for name, row in ((stack, stack_row), (baseline, baseline_row)):
+        if row["capacity_qps"] is None:
+            return {**ratio, "verdict": f"no ratio: {name} has no capacity ({row['note']})"}
+    pairs = list(zip(stack_row["trials"], baseline_row["trials"], strict=False))
+    interval = ratio_interval(
+        [mine["capacity_qps"] for mine, _ in pairs],
+        [theirs["capacity_qps"] for _, theirs in pairs],
+        [math.hypot(mine["bracket_qps"] / mine["capacity_qps"],
+                    theirs["bracket_qps"] / theirs["capacity_qps"]) for mine, theirs in pairs])
+    said = verdict(interval, stack, baseline)
+    bounds = [name for name, row in ((stack, stack_row), (baseline, baseline_row))
+              if row["status"] == "lower_bound"]
+    if bounds:
+        said += f" (but {' and '.join(bounds)} only has a lower bound: see its note)"
+    return {**ratio, "value": interval.value, "ci_low": _bound(interval.low),
+            "ci_high": _bound(interval.high), "method": interval.method, "verdict": said}

@@ -1,0 +1,185 @@
+"""Every number shown to a user, computed here, from per-request records, with pandas.
+
+Definitions (times are seconds from the trial's anchor; the measured window is cut by
+*scheduled* time, `warmup_s <= scheduled_s < warmup_s + measured_s`, per trial):
+
+- `requests`: scheduled in the window; `success_rate` = ok ÷ requests (a request never
+  answered counts as a failure).
+- `throughput_qps`: successful requests that *finished* inside the window, per second of
+  window — what the stack delivered. `goodput_qps`: those of them within `slo_s` end to end.
+  `offered_qps`: requests scheduled in the window per second. `output_tokens_per_s` likewise.
+- `latency_*`: end to end from the *scheduled* send time (`done_s - scheduled_s`), the
+  headline: it counts the time a request waited because the load generator or the stack was
+  behind (coordinated omission corrected). `service_*`: from the actual send
+  (`done_s - sent_s`). `ttft_*`: first generated token after the send, streaming only.
+  Percentiles are exact (numpy's default linear interpolation) over the successful requests
+  scheduled in the window.
+- `send_lag_*`: `sent_s - scheduled_s` over every request sent — the load generator's
+  fidelity.
+- `replica_share`: fraction of answered requests per replica (from `x-upstream`).
+
+Over time (`per_second`), each second of the window holds what finished in it
+(`throughput_qps`), and of the requests scheduled in it the end-to-end P99 and the failures;
+with several trials, counts are per trial and percentiles pool the trials.
+
+An empty series gives NaN (null in JSON) beside its count, never 0.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+PERCENTILES = {"p50": 0.50, "p90": 0.90, "p99": 0.99, "p999": 0.999}
+# Ratio = stack ÷ baseline; for latencies below 1 is better, for the rest above 1.
+RATIO_METRICS = ("throughput_qps", "goodput_qps", "success_rate", "output_tokens_per_s",
+                 "latency_p50_s", "latency_p90_s", "latency_p99_s", "latency_p999_s",
+                 "service_p50_s", "service_p99_s", "ttft_p50_s", "ttft_p99_s")
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """The measured window of every trial, by scheduled time."""
+
+    start_s: float
+    length_s: float
+
+    @property
+    def end_s(self) -> float:
+        return self.start_s + self.length_s
+
+
+def in_window(records: pd.DataFrame, window: Window) -> pd.DataFrame:
+    """The requests scheduled in the measured window."""
+    return records[(records["scheduled_s"] >= window.start_s)
+                   & (records["scheduled_s"] < window.end_s)]
+
+
+def trial_count(records: pd.DataFrame) -> int:
+    return int(records["trial"].nunique()) if "trial" in records.columns else 1
+
+
+def percentiles(values: pd.Series, prefix: str) -> dict[str, float | int]:
+    array = values.dropna().to_numpy(dtype=np.float64)
+    out: dict[str, float | int] = {f"{prefix}_count": int(array.size)}
+    for name, q in PERCENTILES.items():
+        out[f"{prefix}_{name}_s"] = float(np.quantile(array, q)) if array.size else math.nan
+    out[f"{prefix}_mean_s"] = float(array.mean()) if array.size else math.nan
+    return out
+
+
+def summarize(records: pd.DataFrame, window: Window, slo_s: float,
+              stream: bool) -> dict[str, Any]:
+    """Summary of one stack over its trials (a `trial` column; one trial without it). TTFT is
+    reported only for streams, where `first_byte_s` is the first generated token."""
+    trials = trial_count(records)
+    seconds = window.length_s * trials
+    scheduled = in_window(records, window)
+    ok = scheduled[scheduled["ok"]]
+    finished = records[records["ok"] & (records["done_s"] >= window.start_s)
+                       & (records["done_s"] < window.end_s)]
+    end_to_end = finished["done_s"] - finished["scheduled_s"]
+    sent = scheduled[scheduled["sent_s"].notna()]
+    lag = sent["sent_s"] - sent["scheduled_s"]
+    answered = scheduled["replica"].dropna()
+    summary: dict[str, Any] = {
+        "trials": trials,
+        "window_s": window.length_s,
+        "requests": int(len(scheduled)),
+        "ok_requests": int(len(ok)),
+        "failed_requests": int(len(scheduled) - len(ok)),
+        "success_rate": len(ok) / len(scheduled) if len(scheduled) else math.nan,
+        "offered_qps": len(scheduled) / seconds,
+        "throughput_qps": len(finished) / seconds,
+        "goodput_qps": int((end_to_end <= slo_s).sum()) / seconds,
+        "output_tokens_per_s": float(finished["output_tokens"].sum()) / seconds,
+        "slo_s": slo_s,
+        **percentiles(ok["done_s"] - ok["scheduled_s"], "latency"),
+        **percentiles(ok["done_s"] - ok["sent_s"], "service"),
+        **(percentiles(ok["first_byte_s"] - ok["sent_s"], "ttft") if stream else {}),
+        **percentiles(lag, "send_lag"),
+        "send_lag_max_s": float(lag.max()) if len(lag) else math.nan,
+        "errors": {str(k): int(v) for k, v in scheduled["error"].value_counts().items()},
+        "replica_share": {str(k): float(v)
+                          for k, v in answered.value_counts(normalize=True).sort_index().items()},
+    }
+    return summary
+
+
+def per_second(records: pd.DataFrame, window: Window) -> pd.DataFrame:
+    """One row per whole second of the window (`second`: seconds from the run's start):
+    `offered_qps`, `throughput_qps`, `latency_p99_s` (NaN where nothing succeeded), `errors`."""
+    trials = trial_count(records)
+    seconds = np.arange(math.floor(window.start_s), math.ceil(window.end_s))
+    scheduled = in_window(records, window)
+    by_schedule = np.floor(scheduled["scheduled_s"]).astype(int)
+    ok = scheduled[scheduled["ok"]]
+    latency = (ok["done_s"] - ok["scheduled_s"]).groupby(by_schedule[scheduled["ok"]])
+    finished = records[records["ok"] & (records["done_s"] >= window.start_s)
+                       & (records["done_s"] < window.end_s)]
+    by_done = np.floor(finished["done_s"]).astype(int)
+    frame = pd.DataFrame({
+        "second": seconds,
+        "offered_qps": by_schedule.value_counts().reindex(seconds, fill_value=0).to_numpy()
+        / trials,
+        "throughput_qps": by_done.value_counts().reindex(seconds, fill_value=0).to_numpy()
+        / trials,
+        "latency_p99_s": latency.quantile(0.99).reindex(seconds).to_numpy(dtype=np.float64),
+        "errors": (~scheduled["ok"]).groupby(by_schedule).sum().reindex(seconds, fill_value=0)
+        .to_numpy() / trials,
+    })
+    return frame
+
+
+def error_timeline(records: pd.DataFrame, window: Window) -> pd.DataFrame:
+    """Failed requests per second of scheduled time and error class (`second`, `error`,
+    `count`, per trial); empty when nothing failed."""
+    failed = in_window(records, window)
+    failed = failed[~failed["ok"]]
+    counts = (failed.assign(second=np.floor(failed["scheduled_s"]).astype(int),
+                            error=failed["error"].fillna("unknown"))
+              .groupby(["second", "error"]).size().rename("count").reset_index())
+    return counts.assign(count=counts["count"] / trial_count(records))
+
+
+def latency_cdf(records: pd.DataFrame, window: Window) -> pd.DataFrame:
+    """End-to-end latency of every successful request in the window, sorted, with the fraction
+    of requests at or below it (`latency_s`, `fraction`)."""
+    scheduled = in_window(records, window)
+    ok = scheduled[scheduled["ok"]]
+    latency = np.sort((ok["done_s"] - ok["scheduled_s"]).to_numpy(dtype=np.float64))
+    return pd.DataFrame({"latency_s": latency,
+                         "fraction": np.arange(1, latency.size + 1) / max(latency.size, 1)})
+
+
+def ratios(summaries: dict[str, dict[str, Any]], baseline: str) -> dict[str, dict[str, float]]:
+    """Each other stack's metrics divided by the baseline's (NaN where undefined)."""
+    base = summaries[baseline]
+    out: dict[str, dict[str, float]] = {}
+    for name, summary in summaries.items():
+        if name == baseline:
+            continue
+        out[name] = {metric: _ratio(summary.get(metric), base.get(metric))
+                     for metric in RATIO_METRICS if metric in base}
+    return out
+
+
+def _ratio(value: Any, base: Any) -> float:
+    if value is None or base is None or not base or math.isnan(base) or math.isnan(value):
+        return math.nan
+    return float(value) / float(base)
+
+
+def json_safe(value: Any) -> Any:
+    """NaN becomes null (JSON has no NaN), recursively."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {key: json_safe(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [json_safe(item) for item in value]
+    return value

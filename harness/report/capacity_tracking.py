@@ -1,0 +1,199 @@
+"""Logs a saved `harness capacity` folder to MLflow, like a comparison: one parent run, one
+child per stack and trial.
+
+    parent  (tags harness.kind=capacity, harness.role=capacity)
+      params    workload, SLO, search settings, environment
+      metrics   <stack>.capacity_qps, .per_replica_capacity_qps, .ci_low, .ci_high;
+                ratio.<stack>.value, .ci_low, .ci_high (÷ the baseline); with --ablate,
+                ablation.<optimization>.value, .ci_low, .ci_high (full ÷ without it)
+      artifacts summary.json, run.json, specs/, schedules/, figures/capacity.html (the capacity
+                bars, latency and success against offered load, with the SLO)
+    child   (harness.role=capacity_trial, harness.stack, harness.trial; mlflow.parentRunId)
+      params    the stack spec flattened, workload, environment
+      metrics   that search's capacity_qps and failing_qps; each probe as a step:
+                probe.rate_qps, probe.latency_p50_s, probe.latency_p99_s, probe.success_rate,
+                probe.passed
+      artifacts probes/probe-<i>/records.parquet, logs/ (stack logs, each probe's Locust log)
+
+Idempotent and redacted like `harness.report.tracking`, whose store helpers it shares.
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from harness.report.figures import capacity_figures, figures_html
+from harness.report.redact import Redactor
+from harness.report.results import (
+    CapacitySummary,
+    ProbeRow,
+    RunInfo,
+    TrialCapacity,
+    read_result,
+)
+from harness.report.saved import results_folder
+from harness.report.tracking import (
+    COMPLETE_TAG,
+    KIND_TAG,
+    PARENT_TAG,
+    RESULTS_TAG,
+    ROLE_TAG,
+    client,
+    environment_params,
+    experiment_id,
+    find_logged,
+    flatten,
+    log_metrics,
+    log_params,
+    log_results,
+    redacted_copy,
+    store_errors,
+    to_millis,
+    tracking_uri,
+)
+
+PROBE_SERIES = ("rate_qps", "latency_p50_s", "latency_p99_s", "success_rate", "passed")
+
+
+def log_saved(path: Path, experiment: str | None = None, uri: str | None = None) -> str:
+    """Log a results folder of either kind (`harness run` or `harness capacity`)."""
+    run = read_result(results_folder(path) / "run.json", RunInfo)
+    if run.kind == "capacity":
+        return log_capacity(path, experiment, uri)
+    return log_results(path, experiment, uri)
+
+
+def number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return float(value)
+    if isinstance(value, int | float) and not math.isnan(value):
+        return float(value)
+    return None
+
+
+def capacity_metrics(summary: CapacitySummary) -> dict[str, float]:
+    metrics: dict[str, float] = {}
+    for stack, row in summary.stacks.items():
+        for key in ("capacity_qps", "per_replica_capacity_qps", "ci_low", "ci_high",
+                    "per_replica_ci_low", "per_replica_ci_high"):
+            if (value := number(getattr(row, key))) is not None:
+                metrics[f"{stack}.{key}"] = value
+    shares = summary.ablation.contributions if summary.ablation else {}
+    for prefix, ratios in (("ratio", summary.ratios), ("ablation", shares)):
+        for name, ratio in ratios.items():
+            for key in ("value", "ci_low", "ci_high"):
+                if (value := number(getattr(ratio, key))) is not None:
+                    metrics[f"{prefix}.{name}.{key}"] = value
+    return metrics
+
+
+class CapacityLogger:
+    def __init__(self, path: Path, mlflow: Any, experiment: str, run: RunInfo,
+                 summary: CapacitySummary) -> None:
+        self.path = path
+        self.mlflow = mlflow
+        self.experiment_id = experiment_id(mlflow, experiment)
+        self.run = run
+        self.summary = summary
+        self.redact = Redactor()
+        self.results_id = run.run_id
+        self.tags = {KIND_TAG: "capacity", RESULTS_TAG: self.results_id,
+                     "harness.workload": summary.workload,
+                     "harness.stacks": ",".join(summary.stacks),
+                     "harness.baseline": summary.baseline}
+        workload = yaml.safe_load((path / "specs" / "workload.yaml").read_text()) or {}
+        self.shared_params = {**flatten(workload, "workload."),
+                              **flatten(summary.slo.model_dump(), "slo."),
+                              **flatten(summary.search.model_dump(), "search."),
+                              **environment_params(run.environment)}
+        self.started = to_millis(run.started, time.time())
+        self.finished = int((path / "summary.json").stat().st_mtime * 1000)
+
+    def log(self) -> str:
+        found = find_logged(self.mlflow, self.experiment_id, self.results_id, "capacity")
+        if found is not None:
+            return found
+        parent = self.mlflow.create_run(
+            self.experiment_id, start_time=self.started, run_name=self.path.name,
+            tags=self.redact.mapping({**self.tags, ROLE_TAG: "capacity",
+                                      "harness.results_dir": str(self.path)}))
+        parent_id = parent.info.run_id
+        log_params(self.mlflow, parent_id, self.redact, {
+            **self.shared_params, "trials": str(self.summary.trials),
+            "stacks": ",".join(self.summary.stacks)})
+        log_metrics(self.mlflow, parent_id, capacity_metrics(self.summary), self.started)
+        for stack, row in self.summary.stacks.items():
+            for trial in row.trials:
+                self.log_search(parent_id, stack, trial, row.probes)
+        self.log_parent_artifacts(parent_id)
+        self.mlflow.set_tag(parent_id, COMPLETE_TAG, "complete")
+        self.mlflow.set_terminated(parent_id, "FINISHED", end_time=self.finished)
+        return str(parent_id)
+
+    def log_search(self, parent_id: str, stack: str, trial: TrialCapacity,
+                   probes: list[ProbeRow]) -> None:
+        from mlflow.entities import Metric
+
+        number_of_trial = trial.trial
+        run = self.mlflow.create_run(
+            self.experiment_id, start_time=self.started,
+            run_name=f"{stack}-trial-{number_of_trial}",
+            tags=self.redact.mapping({**self.tags, ROLE_TAG: "capacity_trial",
+                                      PARENT_TAG: parent_id, "harness.stack": stack,
+                                      "harness.trial": str(number_of_trial)}))
+        run_id = run.info.run_id
+        spec_path = self.path / "specs" / f"{stack}.yaml"
+        spec = yaml.safe_load(spec_path.read_text()) if spec_path.is_file() else {}
+        log_params(self.mlflow, run_id, self.redact, {
+            **self.shared_params, **flatten(spec or {"name": stack}, "stack."),
+            "trial": str(number_of_trial)})
+        log_metrics(self.mlflow, run_id, {
+            key: value for key in ("capacity_qps", "failing_qps", "bracket_qps", "probes")
+            if (value := number(getattr(trial, key))) is not None}, self.started)
+        mine = [probe for probe in probes if probe.trial == number_of_trial]
+        points = [Metric(f"probe.{key}", value, self.started + probe.probe, probe.probe)
+                  for probe in mine for key in PROBE_SERIES
+                  if (value := number(getattr(probe, key))) is not None]
+        if points:
+            self.mlflow.log_batch(run_id, metrics=points)
+        trial_dir = self.path / stack / f"trial-{number_of_trial}"
+        for probe in mine:
+            self.mlflow.log_artifact(run_id, str(self.path / probe.records),
+                                     f"probes/probe-{probe.probe}")
+        logs = {"logs/stack": trial_dir / "logs",
+                **{f"logs/{folder.parent.name}": folder
+                   for folder in sorted(trial_dir.glob("probe-*/logs"))}}
+        for artifact_path, folder in logs.items():
+            if folder.is_dir():
+                with redacted_copy([folder], self.redact) as staged:
+                    self.mlflow.log_artifacts(run_id, str(staged / folder.name), artifact_path)
+        self.mlflow.set_terminated(run_id, "FINISHED", end_time=self.finished)
+
+    def log_parent_artifacts(self, parent_id: str) -> None:
+        with redacted_copy([self.path / "summary.json", self.path / "run.json",
+                            self.path / "specs"], self.redact) as staged:
+            self.mlflow.log_artifacts(parent_id, str(staged))
+        if (self.path / "schedules").is_dir():
+            self.mlflow.log_artifacts(parent_id, str(self.path / "schedules"), "schedules")
+        with tempfile.TemporaryDirectory(prefix="harness-figures-") as temp:
+            page = Path(temp) / "capacity.html"
+            page.write_text(figures_html(capacity_figures(self.summary),
+                                         f"{self.path.name}: capacity at SLO, "
+                                         f"{' vs '.join(self.summary.stacks)}"))
+            self.mlflow.log_artifact(parent_id, str(page), "figures")
+
+
+def log_capacity(path: Path, experiment: str | None = None, uri: str | None = None) -> str:
+    """Log a `harness capacity` folder (idempotent); the parent run's id."""
+    run = read_result(results_folder(path) / "run.json", RunInfo)
+    summary = read_result(path / "summary.json", CapacitySummary)
+    name = experiment or run.experiment
+    uri = uri or tracking_uri()
+    with store_errors(path, uri):
+        return CapacityLogger(path, client(uri), name, run, summary).log()

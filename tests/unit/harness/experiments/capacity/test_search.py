@@ -1,0 +1,205 @@
+"""The capacity search on synthetic stacks, and its intervals."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+
+from harness.experiments.capacity.search import (
+    Probe,
+    SearchConfig,
+    SearchResult,
+    certain_failure,
+    find_capacity,
+    passes,
+    round_rate,
+)
+from harness.experiments.capacity.stats import (
+    capacity_ratio,
+    mean_interval,
+    ratio_interval,
+    stack_capacity,
+    verdict,
+)
+
+SLO_S = 1.0
+
+
+def synthetic_stack(breaks_at_qps: float) -> tuple[list[float], Callable[[float], Probe]]:
+    """A stack whose P99 grows with load and crosses the SLO exactly at `breaks_at_qps`."""
+    probed: list[float] = []
+
+    def probe(rate: float) -> Probe:
+        probed.append(rate)
+        p99 = 0.2 + 0.8 * (rate / breaks_at_qps) ** 3  # 1.0 s at the break
+        return Probe(rate, passes(p99, 1.0, SLO_S, 0.9999), p99, 1.0, rate)
+
+    return probed, probe
+
+
+@pytest.mark.parametrize("breaks_at", [3.3, 37.0, 812.0])
+def test_bisection_finds_the_break_within_tolerance(breaks_at: float) -> None:
+    probed, probe = synthetic_stack(breaks_at)
+    result = find_capacity(probe, SearchConfig(start_qps=1.0, tolerance=0.05))
+    assert result.capacity_qps is not None
+    assert result.capacity_qps <= breaks_at  # only a passing rate is ever reported
+    assert result.capacity_qps >= breaks_at / 1.05
+    assert result.failing_qps is not None
+    assert (result.failing_qps - result.capacity_qps) / result.capacity_qps <= 0.05
+    assert [p.rate_qps for p in result.probes] == probed
+    assert probed[:3] == [1.0, 2.0, 4.0]  # exponential first
+
+
+def test_a_stack_failing_at_the_lowest_rate_has_no_capacity() -> None:
+    probed, probe = synthetic_stack(0.1)
+    result = find_capacity(probe, SearchConfig(start_qps=1.0))
+    assert result.failed_at_lowest
+    assert result.capacity_qps is None
+    assert probed == [1.0, 0.5, 0.25]  # down to the floor, start ÷ growth², and no further
+    probed, probe = synthetic_stack(0.1)
+    find_capacity(probe, SearchConfig(start_qps=1.0, min_qps=0.3))
+    assert probed == [1.0, 0.5, 0.3]
+
+
+def test_a_start_above_capacity_comes_down_then_bisects() -> None:
+    probed, probe = synthetic_stack(0.7)
+    result = find_capacity(probe, SearchConfig(start_qps=1.0, tolerance=0.05))
+    assert probed[:2] == [1.0, 0.5]  # down once, then never up past a known failure
+    assert all(rate < 1.0 for rate in probed[1:])
+    assert result.capacity_qps is not None
+    assert 0.7 / 1.05 <= result.capacity_qps <= 0.7
+    assert result.resolved(0.05)
+
+
+def test_the_search_stops_at_max_qps_without_inventing_a_break() -> None:
+    _, probe = synthetic_stack(1e9)
+    result = find_capacity(probe, SearchConfig(start_qps=1.0, max_qps=100))
+    assert result.capacity_qps == 64.0
+    assert result.failing_qps is None
+
+
+def test_success_below_target_or_no_success_fails() -> None:
+    assert not passes(0.5, 0.999, SLO_S, 0.9999)
+    assert not passes(math.nan, 0.0, SLO_S, 0.9999)
+    assert passes(1.0, 1.0, SLO_S, 0.9999)
+
+
+def test_intervals_widen_when_trials_disagree() -> None:
+    agreeing, disagreeing = mean_interval([10.0, 10.1, 9.9]), mean_interval([5.0, 15.0, 10.0])
+    assert agreeing.value == pytest.approx(10.0)
+    assert disagreeing.value == pytest.approx(10.0)
+    assert disagreeing.width > 10 * agreeing.width
+    # t(0.975, 2) = 4.303; s = 0.1 -> half width 4.303 * 0.1 / sqrt(3) = 0.2484
+    assert agreeing.high - agreeing.value == pytest.approx(0.2484, abs=1e-4)
+    tight = ratio_interval([16.0, 16.2, 15.8], [10.0, 10.1, 9.9])
+    loose = ratio_interval([8.0, 24.0, 16.0], [10.0, 10.1, 9.9])
+    assert tight.value == pytest.approx(1.6, rel=1e-4)  # the geometric mean of the ratios
+    assert loose.width > 5 * tight.width
+    assert tight.low < tight.value < tight.high
+
+
+def test_one_trial_gives_no_interval_and_the_verdict_says_so() -> None:
+    single = ratio_interval([16.0], [10.0])
+    assert single.value == 1.6
+    assert math.isnan(single.low)
+    assert "one trial" in verdict(single, "optimized", "diy")
+
+
+def test_the_verdict_calls_a_winner_only_outside_1() -> None:
+    assert verdict(ratio_interval([16.0, 16.2, 15.8], [10.0, 10.1, 9.9]), "optimized",
+                   "diy").startswith("optimized serves more than diy")
+    assert verdict(ratio_interval([8.0, 14.0, 11.0], [10.0, 10.5, 9.5]), "optimized",
+                   "diy").startswith("too close to call")
+
+
+def test_two_stacks_searching_the_same_range_probe_the_same_rates() -> None:
+    first, probe_a = synthetic_stack(37.0)
+    second, probe_b = synthetic_stack(38.0)
+    find_capacity(probe_a, SearchConfig(start_qps=1.0))
+    find_capacity(probe_b, SearchConfig(start_qps=1.0))
+    shared = set(first) & set(second)
+    assert {1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 48.0, 40.0} <= shared  # one schedule each
+    assert all(rate == round_rate(rate) for rate in first + second)
+
+
+def test_identical_trials_still_get_the_searchs_resolution_as_interval() -> None:
+    exact = mean_interval([20.0, 20.0, 20.0])
+    bracketed = mean_interval([20.0, 20.0, 20.0], [1.0, 1.0, 1.0])
+    assert exact.width == 0
+    # sd from the bracket: 1 / sqrt(12); t(0.975, 2) = 4.303 -> half 4.303 * 0.2887 / sqrt 3
+    assert bracketed.high - 20.0 == pytest.approx(4.303 * (1 / 12 ** 0.5) / 3 ** 0.5, rel=1e-3)
+
+
+@pytest.mark.parametrize(("requests", "failed", "late", "certain"), [
+    (100, 0, 1, False),  # P99 over 100 successes: 1 value above the SLO may sit past it
+    (100, 0, 2, True),   # ceil(0.01 * 99) = 1: two above it put P99 above the SLO
+    (101, 0, 1, False),
+    (101, 0, 2, True),
+    (300, 0, 3, False),
+    (300, 0, 4, True),
+    (300, 1, 0, True),   # 99.99 % success over 300 requests allows no failure
+    (0, 0, 0, False),
+])
+def test_a_probe_is_stopped_only_once_its_failure_is_certain(requests: int, failed: int,
+                                                             late: int, certain: bool) -> None:
+    assert certain_failure(requests, failed, late, 0.9999) is certain
+
+
+def test_certain_failure_agrees_with_the_final_p99() -> None:
+    """The most late requests a probe may still pass with, it can pass with (the others
+    fast, the late ones barely late); one more and the final P99 is over the SLO, whatever
+    the values."""
+    for requests in (50, 100, 237, 1000):
+        allowed = next(late for late in range(requests)
+                       if certain_failure(requests, 0, late + 1, 0.5))
+        best = np.concatenate([np.full(allowed, 1.001), np.full(requests - allowed, 0.1)])
+        worse = np.concatenate([np.full(allowed + 1, 1.001),
+                                np.full(requests - allowed - 1, 0.1)])
+        assert np.quantile(best, 0.99) <= SLO_S
+        assert np.quantile(worse, 0.99) > SLO_S
+
+
+def search(capacity: float | None, failing: float | None) -> SearchResult:
+    return SearchResult(capacity_qps=capacity, failing_qps=failing)
+
+
+def test_a_stack_failing_at_the_lowest_rate_is_reported_as_such_never_as_zero() -> None:
+    config = SearchConfig(start_qps=2.0)
+    row = stack_capacity([search(None, 2.0), search(None, 2.0)], config, 2)
+    assert row["status"] == "fails_at_lowest_rate"
+    assert row["capacity_qps"] is None
+    assert row["per_replica_capacity_qps"] is None
+    assert "even at 0.5 QPS" in row["note"]
+    assert "every trial" in row["note"]
+    other = stack_capacity([search(10.0, 10.5), search(10.0, 10.5)], config, 2)
+    ratio = capacity_ratio("optimized", other, "diy", row)
+    assert ratio["value"] is None
+    assert ratio["verdict"].startswith("no ratio: diy has no capacity")
+
+
+def test_stack_capacity_has_interval_per_replica_and_status() -> None:
+    config = SearchConfig(start_qps=2.0, tolerance=0.05)
+    row = stack_capacity([search(20.0, 21.0), search(22.0, 23.0), search(21.0, 22.0)], config, 2)
+    assert row["status"] == "measured"
+    assert row["capacity_qps"] == pytest.approx(21.0)
+    assert row["per_replica_capacity_qps"] == pytest.approx(10.5)
+    assert row["ci_low"] < 21.0 < row["ci_high"]
+    assert row["per_replica_ci_low"] == pytest.approx(row["ci_low"] / 2)
+    assert [trial["capacity_qps"] for trial in row["trials"]] == [20.0, 22.0, 21.0]
+    unknown = stack_capacity([search(20.0, 21.0)], config, None)
+    assert unknown["per_replica_capacity_qps"] is None
+    assert unknown["ci_low"] is None  # one trial: no interval, never a made-up one
+
+
+def test_a_search_that_never_failed_gives_only_a_lower_bound() -> None:
+    config = SearchConfig(start_qps=2.0, max_qps=64)
+    row = stack_capacity([search(64.0, None), search(64.0, None)], config, 1)
+    assert row["status"] == "lower_bound"
+    assert "at least" in row["note"]
+    base = stack_capacity([search(20.0, 21.0), search(20.0, 21.0)], config, 1)
+    ratio = capacity_ratio("optimized", row, "diy", base)
+    assert ratio["value"] == pytest.approx(3.2)
+    assert "only has a lower bound" in ratio["verdict"]

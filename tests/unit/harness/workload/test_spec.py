@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from harness.workload.arrivals import Segment
+from harness.workload.spec import WorkloadSpec, load_workload_spec
+from stacks.errors import SpecError
+
+BASE = {"name": "w", "rate_qps": 10, "duration_s": 30}
+
+
+def test_shipped_workloads_load() -> None:
+    default = load_workload_spec("writing_assistant")
+    assert (default.api, default.stream, default.arrival) == ("completions", False, "poisson")
+    assert default.prompt_tokens.mean == 50
+    assert default.output_tokens.mean == 50
+    chat = load_workload_spec("writing_assistant_chat")
+    assert (chat.api, chat.stream) == ("chat", True)
+    assert load_workload_spec("writing_assistant_ramp").measured_s == 90
+
+
+def test_warm_up_runs_at_the_first_rate_before_the_measured_stages() -> None:
+    spec = WorkloadSpec.model_validate({
+        "name": "w", "warmup_s": 5,
+        "stages": [{"kind": "ramp", "from_qps": 2, "to_qps": 8, "duration_s": 10},
+                   {"kind": "step", "from_qps": 8, "to_qps": 2, "steps": 3, "duration_s": 6},
+                   {"kind": "spike", "base_qps": 1, "peak_qps": 9, "at_s": 1, "spike_s": 2,
+                    "duration_s": 4}]})
+    assert spec.segments() == [
+        Segment(2, 2, 5), Segment(2, 8, 10),
+        Segment(8, 8, 2), Segment(5, 5, 2), Segment(2, 2, 2),
+        Segment(1, 1, 1), Segment(9, 9, 2), Segment(1, 1, 1)]
+    assert spec.measured_s == 20
+
+
+def test_rate_override_replaces_stages_and_duration_needs_a_rate() -> None:
+    staged = load_workload_spec("writing_assistant_ramp")
+    steady = staged.with_overrides(rate_qps=4, duration_s=12)
+    assert steady.measured_segments() == [Segment(4, 4, 12)]
+    with pytest.raises(SpecError, match="also give --rate"):
+        staged.with_overrides(duration_s=12)
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"rate_qps": None}, "give rate_qps and duration_s, or a list of stages"),
+    ({"stages": [{"kind": "steady", "qps": 1, "duration_s": 1}]}, "not both"),
+    ({"arrival": "bursty"}, "arrival: Input should be 'poisson' or 'constant'"),
+    ({"prompt_tokens": {"mean": 500, "max": 100}}, "mean \\(500.0\\) must lie within"),
+    ({"stagez": []}, "unknown field; allowed: name, description"),
+])
+def test_bad_specs_name_the_field(tmp_path: Path, change: dict[str, object],
+                                  message: str) -> None:
+    path = tmp_path / "w.yaml"
+    path.write_text(yaml.safe_dump({**BASE, **change}))
+    with pytest.raises(SpecError, match=message):
+        load_workload_spec(str(path))
+
+
+def test_unknown_workload_lists_the_known_ones() -> None:
+    with pytest.raises(SpecError, match="known: writing_assistant, writing_assistant_chat"):
+        load_workload_spec("nope")
