@@ -22,8 +22,10 @@ from dashboard.store import (
     load_comparison,
     runs_table,
 )
+from harness.errors import ResultsError
 from harness.report.capacity_tables import (
     capacity_ablation_table,
+    capacity_caption,
     capacity_headlines,
     capacity_table,
     decisive,
@@ -31,7 +33,13 @@ from harness.report.capacity_tables import (
 )
 from harness.report.figures import capacity_figures, comparison_figures
 from harness.report.results import CapacitySummary
-from harness.report.tables import ReportTable, ablation_table, comparison_table, headlines
+from harness.report.tables import (
+    ReportTable,
+    ablation_table,
+    comparison_caption,
+    comparison_table,
+    headlines,
+)
 from harness.report.tracking import client, tracking_uri
 
 FIRST_RUN = """
@@ -132,12 +140,7 @@ def runs_list(experiment_id: str) -> None:
 
 def show_capacity(run_id: str) -> None:
     summary = capacity_summary(tracking_uri(), run_id)
-    slo, search = summary.slo, summary.search
-    st.caption(f"Capacity run `{summary.run}` · workload `{summary.workload}` · a rate "
-               f"passes when P99 ≤ {slo.p99_s * 1000:,.0f} ms and success ≥ "
-               f"{slo.min_success:.2%} · probes of {search.duration_s:g} s after "
-               f"{search.warmup_s:g} s of warm-up · {summary.trials} trial(s), each "
-               f"bracketed to {search.tolerance:.0%}")
+    st.caption(capacity_caption(summary))
     shown = capacity_headlines(summary)
     for column, metric in zip(st.columns(len(shown)), shown, strict=True):
         column.metric(metric.label, metric.value, help=metric.help)
@@ -164,16 +167,20 @@ def main() -> None:
     if picked is None:
         return
     experiment_id, run_id, kind = picked
-    if kind == "capacity":
-        show_capacity(run_id)
-        runs_list(experiment_id)
-        return
+    try:
+        if kind == "capacity":
+            show_capacity(run_id)
+        else:
+            show_comparison(run_id)
+    except ResultsError as exc:
+        st.error(str(exc))
+    runs_list(experiment_id)
+
+
+def show_comparison(run_id: str) -> None:
     data = comparison(tracking_uri(), run_id)
-    summary, window = data.summary, data.summary.window
-    st.caption(f"Run `{data.name}` · workload `{summary.workload}` · measured "
-               f"{window.length_s:g} s after {window.start_s:g} s of warm-up · SLO "
-               f"{summary.slo_s * 1000:,.0f} ms · schedule sha256 "
-               f"`{summary.schedule_sha256[:12]}`")
+    summary = data.summary
+    st.caption(comparison_caption(summary, data.name))
     headline(data)
     show_table(comparison_table(summary))
     show_table(ablation_table(summary),
@@ -182,7 +189,6 @@ def main() -> None:
     left, right = st.columns(2)
     for index, figure in enumerate(figures(tracking_uri(), run_id).values()):
         (left if index % 2 == 0 else right).plotly_chart(figure, width="stretch")
-    runs_list(experiment_id)
 
 
 main()

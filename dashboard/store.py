@@ -10,8 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from pydantic import ValidationError
 
-from harness.report.results import CapacitySummary, ComparisonSummary
+from harness.errors import ResultsError
+from harness.report.results import CapacitySummary, ComparisonSummary, R
 from harness.report.tracking import PARENT_TAG, ROLE_TAG
 
 RUN_TAGS = ("kind", "role", "stack", "trial", "workload", "stacks")
@@ -75,10 +77,19 @@ def _download_text(client: Any, run_id: str, path: str) -> str:
         return Path(client.download_artifacts(run_id, path, temp)).read_text()
 
 
+def _summary(client: Any, run_id: str, model: type[R]) -> R:
+    """A logged summary.json as its model; ResultsError names what it lacks."""
+    try:
+        return model.model_validate_json(_download_text(client, run_id, "summary.json"))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise ResultsError(f"run {run_id}: its summary.json is not a {model.__name__}: "
+                           f"{'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+
+
 def load_comparison(client: Any, run_id: str) -> Comparison:
     parent = client.get_run(run_id)
-    summary = ComparisonSummary.model_validate_json(_download_text(client, run_id,
-                                                                   "summary.json"))
+    summary = _summary(client, run_id, ComparisonSummary)
     children = client.search_runs([parent.info.experiment_id],
                                   f"tags.`{PARENT_TAG}` = '{run_id}' "
                                   f"and tags.`{ROLE_TAG}` = 'trial'", max_results=10_000)
@@ -97,4 +108,4 @@ def load_comparison(client: Any, run_id: str) -> Comparison:
 
 def load_capacity_summary(client: Any, run_id: str) -> CapacitySummary:
     """A capacity run's summary: everything its page shows."""
-    return CapacitySummary.model_validate_json(_download_text(client, run_id, "summary.json"))
+    return _summary(client, run_id, CapacitySummary)

@@ -45,7 +45,7 @@ from harness.report.tables import (
     quality_table,
     quantization_table,
 )
-from harness.report.tracking import log_quality, tracking_uri
+from harness.report.tracking import tracking_uri
 from harness.signals import interrupt_keeps, stop_signals_interrupt
 from harness.workload.schedule import build_schedule, load_tokenizer
 from harness.workload.spec import load_workload_spec
@@ -118,7 +118,7 @@ def report(summary_path: Path, tables: list[ReportTable | None], warnings: list[
     track(summary_path.parent)
 
 
-def track(results: Path) -> None:
+def track(results: Path, on_dashboard: bool = True) -> None:
     """Log a finished run to MLflow; a store that fails costs one warning, never the run."""
     try:
         parent = log_saved(results)
@@ -126,7 +126,8 @@ def track(results: Path) -> None:
         warn(f"{exc}; the results are safe in {results}; log them later with "
              f"`harness log {results}`")
         return
-    typer.echo(f"mlflow: run {parent} in {tracking_uri()} (`harness dashboard` shows it)")
+    shown = " (`harness dashboard` shows it)" if on_dashboard else ""
+    typer.echo(f"mlflow: run {parent} in {tracking_uri()}{shown}")
 
 
 @app.command()
@@ -262,16 +263,13 @@ def quality(
         max_tokens=max_tokens, min_agreement=min_agreement,
         max_logprob_diff=math.inf if max_logprob_diff is None else max_logprob_diff,
         out=out, experiment=experiment)
-    with stop_signals_interrupt(), interrupt_keeps("quality check"), \
+    with stop_signals_interrupt(), interrupt_keeps("quality check", LOG_HINT), \
             QualityProgress(err) as progress:
         path = run_quality(config, progress)
     result = read_result(path, QualityResult)
     show(quality_table(result))
     typer.echo(f"quality: {path}")
-    try:
-        typer.echo(f"mlflow: run {log_quality(path)} in {tracking_uri()}")
-    except TrackingError as exc:
-        warn(str(exc))
+    track(path.parent, on_dashboard=False)
     failed = [comparison.stack for comparison in result.comparisons if not comparison.passed]
     typer.echo(f"verdict: {'FAIL' if failed else 'PASS'}"
                + (f" ({', '.join(failed)} below the bar)" if failed else ""))
@@ -282,7 +280,7 @@ def quality(
 @app.command("log")
 def log_command(
     results: Annotated[Path, typer.Argument(
-        help="a results folder written by `harness run` or `harness capacity`")],
+        help="a results folder written by `harness run`, `capacity` or `quality`")],
     experiment: Annotated[str | None, typer.Option(
         help="MLflow experiment (default: the one the run named)")] = None,
 ) -> None:

@@ -27,7 +27,7 @@ from typing import Literal, Protocol
 
 from pydantic import Field
 
-from harness.client import post_json
+from harness.client import answering, post_json
 from harness.errors import EndpointError
 from harness.experiments.target import Spec, Target
 from harness.experiments.trial import Experiment, ExperimentConfig, TrialObserver
@@ -79,9 +79,10 @@ def greedy_answer(target: Target, prompt: str, max_tokens: int) -> Answer:
     body = {"model": target.model, "prompt": prompt, "max_tokens": max_tokens,
             "temperature": 0, "logprobs": 1, "seed": 0}
     url = f"{target.endpoint}/v1/completions"
-    choice = post_json(url, body, target.headers(), timeout_s=120).json()["choices"][0]
-    logprobs = choice.get("logprobs") or {}
-    tokens, values = logprobs.get("tokens"), logprobs.get("token_logprobs")
+    response = post_json(url, body, target.headers(), timeout_s=120)
+    with answering(url):
+        logprobs = response.json()["choices"][0].get("logprobs") or {}
+        tokens, values = logprobs.get("tokens"), logprobs.get("token_logprobs")
     if not tokens or values is None:
         raise EndpointError(f"{url} answered without token logprobs; the quality check needs "
                             "an OpenAI-compatible server that returns `logprobs`")
@@ -116,12 +117,11 @@ def compare(baseline: list[Answer], other: list[Answer], stack: str, baseline_na
         logprob_diff_max=diff_max, passed=passed)
 
 
-
 class QualityObserver(TrialObserver, Protocol):
     def answered(self, stack: str, done: int, total: int) -> None: ...
 
 
-class QualityExperiment(Experiment):
+class QualityExperiment(Experiment[QualityConfig, QualityObserver]):
     """Each stack in turn answers the same greedy prompts; the others are compared with the
     first (the baseline)."""
 
@@ -130,26 +130,27 @@ class QualityExperiment(Experiment):
 
     def __init__(self, config: QualityConfig, observer: QualityObserver) -> None:
         super().__init__(config, load_workload_spec(config.workload), "quality", observer)
-        self.quality_config = config
-        self.quality_observer = observer
         self.prompts = quality_prompts(config.workload, config.prompts)
         self.answers: dict[str, list[Answer]] = {}
         self.write_inputs()
 
+    def default_experiment(self) -> str:
+        return f"{self.workload.name}-quality"
+
     def measure(self, spec: Spec, trial: int, target: Target, trial_dir: Path) -> None:
         answers = self.answers.setdefault(spec.name, [])
         for index, prompt in enumerate(self.prompts):
-            answers.append(greedy_answer(target, prompt, self.quality_config.max_tokens))
-            self.quality_observer.answered(spec.name, index + 1, len(self.prompts))
+            answers.append(greedy_answer(target, prompt, self.config.max_tokens))
+            self.observer.answered(spec.name, index + 1, len(self.prompts))
 
     def summary(self) -> QualityResult:
-        config = self.quality_config
+        config = self.config
         comparisons = [compare(self.answers[self.baseline], answers, name, self.baseline,
                                config.min_agreement, config.max_logprob_diff)
                        for name, answers in self.answers.items() if name != self.baseline]
         return QualityResult.model_validate({
             "kind": "quality", "run_id": self.run_info.run_id,
-            "experiment": config.experiment or f"{config.workload}-quality",
+            "experiment": self.run_info.experiment,
             "finished": datetime.now().astimezone().isoformat(timespec="seconds"),
             "config": {**config.model_dump(mode="json", include={
                 "stacks", "workload", "prompts", "max_tokens", "min_agreement", "out",

@@ -37,15 +37,14 @@ class RunObserver(TrialObserver, Protocol):
     def trial_done(self, stack: str, trial: int, figures: StackFigures) -> None: ...
 
 
-class RunExperiment(Experiment):
+class RunExperiment(Experiment[RunConfig, RunObserver]):
     """One `harness run`: its schedule, its stacks, and what was measured."""
 
     def __init__(self, config: RunConfig, observer: RunObserver) -> None:
         workload = load_workload_spec(config.workload).with_overrides(config.rate_qps,
                                                                       config.duration_s)
         super().__init__(config, workload, workload.name, observer)
-        self.run_observer = observer
-        self.window = Window(workload.warmup_s, workload.measured_s)
+        self.window = measured_window(workload)
         built = build_schedule(workload, load_tokenizer(workload.tokenizer_path()))
         self.requests = len(built.entries)
         self.schedule = WrittenSchedule.write(built, self.out / "schedule.jsonl")
@@ -53,11 +52,11 @@ class RunExperiment(Experiment):
         self.write_inputs()
 
     def measure(self, spec: Spec, trial: int, target: Target, trial_dir: Path) -> None:
-        self.run_observer.load_started(spec.name, trial, self.requests)
+        self.observer.load_started(spec.name, trial, self.requests)
         frame, _ = self.replay(target, self.schedule, trial_dir, trial)
         write_parquet(frame, self.out / spec.name / "records" / f"trial-{trial}.parquet")
         self.trials[spec.name].append(frame)
-        self.run_observer.trial_done(spec.name, trial, StackFigures.model_validate(
+        self.observer.trial_done(spec.name, trial, StackFigures.model_validate(
             summarize(frame, self.window, self.workload.slo_s, self.workload.stream)))
 
     def summary(self) -> ComparisonSummary:
@@ -65,12 +64,17 @@ class RunExperiment(Experiment):
                                   self.trials, self.ablation)
 
 
+def measured_window(workload: WorkloadSpec) -> Window:
+    """Each trial's window: after the warm-up, the workload's measured seconds."""
+    return Window(workload.warmup_s, workload.measured_s)
+
+
 def comparison_summary(run: str, workload: WorkloadSpec, schedule_sha256: str,
                        trials: dict[str, list[pd.DataFrame]],
                        ablation: tuple[str, dict[str, str]] | None) -> ComparisonSummary:
     """The summary of every stack's trials so far (the first stack of `trials` is the
     baseline): a pure function of the records, so saved records give the same summary."""
-    window = Window(workload.warmup_s, workload.measured_s)
+    window = measured_window(workload)
     # Every trial's records were checked to carry this schedule's hash when read.
     stacks = {name: {**summarize(pd.concat(frames, ignore_index=True), window,
                                  workload.slo_s, workload.stream),

@@ -58,8 +58,10 @@ def check_endpoint(spec: EndpointSpec) -> str:
     url = f"{spec.endpoint}/v1/models"
     try:
         listed = get_json(url, auth_headers(spec.name, spec.api_key_env))["data"][0]["id"]
-    except (EndpointError, KeyError, IndexError, TypeError) as exc:
-        raise EndpointError(f"stack {spec.name}: {url} did not answer with a model: {exc}") \
+    except EndpointError as exc:
+        raise EndpointError(f"stack {spec.name}: {exc}") from exc
+    except (KeyError, IndexError, TypeError) as exc:
+        raise EndpointError(f"stack {spec.name}: {url} did not list a model: {exc!r}") \
             from exc
     return spec.model or str(listed)
 

@@ -24,7 +24,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -96,14 +96,18 @@ def fresh_out_dir(out: Path) -> Path:
     return out
 
 
-class Experiment(ABC):
+Config = TypeVar("Config", bound=ExperimentConfig)
+Observer = TypeVar("Observer", bound=TrialObserver)
+
+
+class Experiment(ABC, Generic[Config, Observer]):
     """One experiment's folder, stacks, trial loop and summary."""
 
     kind = "comparison"
     summary_file = "summary.json"
 
-    def __init__(self, config: ExperimentConfig, workload: WorkloadSpec, name: str,
-                 observer: TrialObserver) -> None:
+    def __init__(self, config: Config, workload: WorkloadSpec, name: str,
+                 observer: Observer) -> None:
         self.config = config
         self.workload = workload
         self.observer = observer
@@ -120,6 +124,10 @@ class Experiment(ABC):
     def baseline(self) -> str:
         return self.stacks[0].name
 
+    def default_experiment(self) -> str:
+        """The MLflow experiment it is logged to when `--experiment` is not given."""
+        return self.workload.name
+
     def write_inputs(self, workload_note: str = "", **run_fields: Any) -> None:
         """specs/ (every stack and the workload) and run.json, before any trial."""
         specs = self.out / "specs"
@@ -130,7 +138,8 @@ class Experiment(ABC):
                                              + yaml.safe_dump(self.workload.model_dump()))
         self.run_info = RunInfo.model_validate({
             **self.config.model_dump(mode="json"), **run_fields, "kind": self.kind,
-            "out": str(self.out), "experiment": self.config.experiment or self.workload.name,
+            "out": str(self.out),
+            "experiment": self.config.experiment or self.default_experiment(),
             "run_id": uuid.uuid4().hex,
             "started": datetime.now().astimezone().isoformat(timespec="seconds"),
             "environment": capture_environment()})

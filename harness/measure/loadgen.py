@@ -30,7 +30,6 @@ PRECISE_BACKEND_MAX_SENDERS = 512
 START_ALLOWANCE_S = 60.0  # Locust start-up, worker connection and the anchor's lead
 
 
-
 @dataclass(frozen=True, slots=True)
 class LoadJob:
     locustfile: Path

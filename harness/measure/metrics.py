@@ -34,6 +34,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from harness.measure.records import STOPPED
+
 PERCENTILES = {"p50": 0.50, "p90": 0.90, "p99": 0.99, "p999": 0.999}
 # Ratio = stack ÷ baseline; for latencies below 1 is better, for the rest above 1.
 RATIO_METRICS = ("throughput_qps", "goodput_qps", "success_rate", "output_tokens_per_s",
@@ -174,12 +176,10 @@ def _ratio(value: Any, base: Any) -> float:
     return float(value) / float(base)
 
 
-def json_safe(value: Any) -> Any:
-    """NaN becomes null (JSON has no NaN), recursively."""
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if isinstance(value, dict):
-        return {key: json_safe(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [json_safe(item) for item in value]
-    return value
+def finished_success(probes: pd.DataFrame) -> pd.Series:
+    """Success over the requests each probe waited for: a probe stopped once failing was
+    certain never learned how its unfinished requests would end, so they are left out (its
+    summary counts them as failures, as a run must)."""
+    stopped = probes["errors"].map(lambda errors: (errors or {}).get(STOPPED, 0))
+    finished = (probes["requests"] - stopped).where(lambda count: count > 0)
+    return probes["ok_requests"] / finished

@@ -7,7 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from harness.experiments.ablation import ABLATION_LABELS
-from harness.report.figures import finished_success, probes_frame
+from harness.measure.metrics import finished_success
+from harness.report.figures import probes_frame
 from harness.report.results import CapacityRatio, CapacitySummary, StackCapacity
 from harness.report.tables import NONE, ReportTable, missing, show_ratio
 
@@ -25,6 +26,14 @@ def show_qps(value: float | None, low: float | None = None, high: float | None =
 def trial_capacities(row: StackCapacity) -> str:
     return ", ".join("fails" if trial.capacity_qps is None else f"{trial.capacity_qps:g}"
                      for trial in row.trials)
+
+
+def capacity_caption(summary: CapacitySummary) -> str:
+    slo, search = summary.slo, summary.search
+    return (f"Capacity run `{summary.run}` · workload `{summary.workload}` · a rate passes "
+            f"when P99 ≤ {slo.p99_s * 1000:,.0f} ms and success ≥ {slo.min_success:.2%} · "
+            f"probes of {search.duration_s:g} s after {search.warmup_s:g} s of warm-up · "
+            f"{summary.trials} trial(s), each bracketed to {search.tolerance:.0%}")
 
 
 def capacity_table(summary: CapacitySummary) -> ReportTable:
@@ -55,13 +64,8 @@ def capacity_verdicts(summary: CapacitySummary) -> list[str]:
 
 def contribution_verdict(ratio: CapacityRatio) -> str:
     """The ablation verdict in a table cell's words; the ratio and interval sit beside it."""
-    if ratio.ci_low is None or ratio.ci_high is None:
-        return "one trial: no interval"
-    if ratio.ci_low > 1:
-        return "[green]adds capacity[/green]"
-    if ratio.ci_high < 1:
-        return "[red]costs capacity[/red]"
-    return "too close to call"
+    return {"above": "[green]adds capacity[/green]", "below": "[red]costs capacity[/red]",
+            "includes": "too close to call", None: "one trial: no interval"}[ratio.side]
 
 
 def capacity_ablation_table(summary: CapacitySummary) -> ReportTable | None:
@@ -115,12 +119,9 @@ def capacity_headlines(summary: CapacitySummary) -> list[CapacityHeadline]:
     """Each stack's capacity (per replica where its replicas are known), then each ratio."""
     shown = []
     for stack, row in summary.stacks.items():
-        per_replica = row.replicas is not None
-        value, low, high = ((row.per_replica_capacity_qps, row.per_replica_ci_low,
-                             row.per_replica_ci_high) if per_replica
-                            else (row.capacity_qps, row.ci_low, row.ci_high))
+        value, low, high = row.shown_capacity()
         shown.append(CapacityHeadline(
-            f"{stack}: capacity{' per replica' if per_replica else ''}",
+            f"{stack}: capacity{' per replica' if row.replicas is not None else ''}",
             row.status.replace("_", " ") if value is None else f"{value:,.1f} QPS",
             row.note + (f"; 95 % interval [{low:,.1f}, {high:,.1f}]"
                         if low is not None and high is not None else "")))
@@ -132,10 +133,7 @@ def capacity_headlines(summary: CapacitySummary) -> list[CapacityHeadline]:
 
 def decisive(ratio: CapacityRatio) -> bool | None:
     """Whether a ratio's interval excludes 1 (None: there is no ratio)."""
-    if ratio.value is None:
-        return None
-    return ratio.ci_low is not None and ratio.ci_high is not None and (
-        ratio.ci_low > 1 or ratio.ci_high < 1)
+    return None if ratio.value is None else ratio.side in ("above", "below")
 
 
 def capacity_warnings(summary: CapacitySummary) -> list[str]:

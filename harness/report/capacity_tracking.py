@@ -51,6 +51,7 @@ from harness.report.tracking import (
     flatten,
     log_metrics,
     log_params,
+    log_quality,
     log_results,
     redacted_copy,
     store_errors,
@@ -62,10 +63,12 @@ PROBE_SERIES = ("rate_qps", "latency_p50_s", "latency_p99_s", "success_rate", "p
 
 
 def log_saved(path: Path, experiment: str | None = None, uri: str | None = None) -> str:
-    """Log a results folder of either kind (`harness run` or `harness capacity`)."""
+    """Log a results folder of any kind (`harness run`, `capacity` or `quality`)."""
     run = read_result(results_folder(path) / "run.json", RunInfo)
     if run.kind == "capacity":
         return log_capacity(path, experiment, uri)
+    if run.kind == "quality":
+        return log_quality(path / "quality.json", experiment, uri)
     return log_results(path, experiment, uri)
 
 
@@ -102,7 +105,7 @@ class CapacityLogger:
         self.run = run
         self.summary = summary
         self.redact = Redactor()
-        self.results_id = run.run_id
+        self.results_id = run.results_id
         self.tags = {KIND_TAG: "capacity", RESULTS_TAG: self.results_id,
                      "harness.workload": summary.workload,
                      "harness.stacks": ",".join(summary.stacks),
@@ -193,7 +196,7 @@ def log_capacity(path: Path, experiment: str | None = None, uri: str | None = No
     """Log a `harness capacity` folder (idempotent); the parent run's id."""
     run = read_result(results_folder(path) / "run.json", RunInfo)
     summary = read_result(path / "summary.json", CapacitySummary)
-    name = experiment or run.experiment
+    name = experiment or run.experiment or summary.workload
     uri = uri or tracking_uri()
     with store_errors(path, uri):
         return CapacityLogger(path, client(uri), name, run, summary).log()

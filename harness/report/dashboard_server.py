@@ -20,5 +20,5 @@ def dashboard_argv(port: int) -> list[str]:
 
 
 def start_dashboard(port: int) -> subprocess.Popen[bytes]:
-    """The app resolves the store as the harness does (`harness.tracking.tracking_uri`)."""
+    """The app resolves the store as the harness does (`harness.report.tracking.tracking_uri`)."""
     return subprocess.Popen(dashboard_argv(port), cwd=PROJECT_ROOT)

@@ -15,8 +15,13 @@ import plotly.graph_objects as go
 from plotly.colors import DEFAULT_PLOTLY_COLORS
 from plotly.io import to_html
 
-from harness.measure.metrics import Window, error_timeline, latency_cdf, per_second
-from harness.measure.records import STOPPED
+from harness.measure.metrics import (
+    Window,
+    error_timeline,
+    finished_success,
+    latency_cdf,
+    per_second,
+)
 from harness.report.results import CapacitySummary, ComparisonSummary, ProbeRow
 
 Records = Mapping[str, pd.DataFrame]  # stack name -> its records, every trial
@@ -116,15 +121,6 @@ def comparison_figures(records: Records, summary: ComparisonSummary) -> dict[str
     }
 
 
-def finished_success(probes: pd.DataFrame) -> pd.Series:
-    """Success over the requests each probe waited for: a probe stopped once failing was
-    certain never learned how its unfinished requests would end, so they are left out (its
-    summary counts them as failures, as a run must)."""
-    stopped = probes["errors"].map(lambda errors: (errors or {}).get(STOPPED, 0))
-    finished = (probes["requests"] - stopped).where(lambda count: count > 0)
-    return probes["ok_requests"] / finished
-
-
 def _probe_traces(figure: go.Figure, summary: CapacitySummary,
                   value: Callable[[pd.DataFrame], pd.Series], name: str, dash: str = "solid"
                   ) -> None:
@@ -184,9 +180,7 @@ def capacity_bar_figure(summary: CapacitySummary) -> go.Figure:
     figure = go.Figure()
     for index, (stack, row) in enumerate(summary.stacks.items()):
         known = row.replicas is not None
-        value, low, high = ((row.per_replica_capacity_qps, row.per_replica_ci_low,
-                             row.per_replica_ci_high) if known
-                            else (row.capacity_qps, row.ci_low, row.ci_high))
+        value, low, high = row.shown_capacity()
         error = ({"type": "data", "symmetric": False, "array": [high - value],
                   "arrayminus": [value - low]} if value is not None and low is not None
                  and high is not None else None)

@@ -10,6 +10,8 @@ names are those summaries have always had, so saved runs and the MLflow store st
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
@@ -198,6 +200,14 @@ class StackCapacity(Result):
     interval_method: str | None
     probes: list[ProbeRow] = Field(default_factory=list)
 
+    def shown_capacity(self) -> tuple[float | None, float | None, float | None]:
+        """(value, low, high) as shown: per replica where the replicas are known, else the
+        whole stack's."""
+        if self.replicas is not None:
+            return self.per_replica_capacity_qps, self.per_replica_ci_low, \
+                self.per_replica_ci_high
+        return self.capacity_qps, self.ci_low, self.ci_high
+
 
 class CapacityRatio(Result):
     stack: str
@@ -207,6 +217,13 @@ class CapacityRatio(Result):
     ci_high: float | None
     method: str | None
     verdict: str = Field(description="who serves more, or that it is too close to call")
+
+    @property
+    def side(self) -> Literal["above", "below", "includes"] | None:
+        """Where the interval lies against 1 (None: no interval)."""
+        if self.ci_low is None or self.ci_high is None:
+            return None
+        return "above" if self.ci_low > 1 else "below" if self.ci_high < 1 else "includes"
 
 
 class CapacityAblation(Result):
@@ -228,7 +245,8 @@ class SearchSettings(Result):
     max_qps: float
     max_probes: int
     duration_s: float = Field(description="measured seconds per probe")
-    min_qps: float = Field(description="the lowest rate the search may probe")
+    min_qps: float | None = Field(default=None, description="the lowest rate the search may "
+                                  "probe (absent in early runs)")
     warmup_s: float = Field(description="warm-up seconds per probe")
 
 
@@ -269,6 +287,19 @@ class AnswerTokens(Result):
     logprobs: list[float]
 
 
+class QualitySettings(Result):
+    """What `harness quality` was asked."""
+
+    stacks: list[str]
+    workload: str
+    prompts: int
+    max_tokens: int
+    min_agreement: float
+    max_logprob_diff: float | None = Field(description="null: no limit")
+    out: str | None
+    experiment: str | None
+
+
 class QualityResult(Result):
     """`quality.json` of `harness quality`."""
 
@@ -276,7 +307,7 @@ class QualityResult(Result):
     run_id: str
     experiment: str
     finished: str = Field(description="when it was written, ISO 8601")
-    config: dict[str, Any] = Field(description="the options, max_logprob_diff null for none")
+    config: QualitySettings
     environment: dict[str, Any]
     baseline: str
     comparisons: list[Agreement]
@@ -293,10 +324,21 @@ class RunInfo(Result):
     kind: Literal["comparison", "capacity", "quality"] = Field(
         default="comparison", description="the experiment (absent in early comparison runs)")
     out: str = Field(description="the results folder")
-    experiment: str = Field(description="the MLflow experiment it is logged to")
-    run_id: str = Field(description="identifies the run in MLflow, however often logged")
+    experiment: str | None = Field(default=None, description="the MLflow experiment it is "
+                                   "logged to (absent in early runs: the workload's name)")
+    run_id: str | None = Field(default=None, description="identifies the run in MLflow, "
+                               "however often logged (absent in early runs)")
     started: str = Field(description="ISO 8601 with the time zone")
     environment: dict[str, Any] = Field(description="git commit, hardware, package versions")
+
+    @property
+    def results_id(self) -> str:
+        """What makes a run one run in MLflow, however often it is logged: its run_id, or for
+        an early run without one, a digest of what it asked."""
+        if self.run_id:
+            return self.run_id
+        asked = json.dumps(self.model_dump(mode="json", exclude_unset=True), sort_keys=True)
+        return hashlib.sha256(asked.encode()).hexdigest()[:32]
 
 
 R = TypeVar("R", bound=Result)

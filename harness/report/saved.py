@@ -38,7 +38,7 @@ class SavedRun:
     @property
     def results_id(self) -> str:
         """What makes this run one run in MLflow, however often it is logged."""
-        return self.run.run_id
+        return self.run.results_id
 
     @property
     def window(self) -> Window:

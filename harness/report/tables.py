@@ -23,8 +23,9 @@ from harness.report.results import ComparisonSummary, QualityResult
 from stacks.models.prepare import QuantizeReport
 
 NONE = "–"
-# (summary key, label, unit, higher is better): seconds are shown in milliseconds.
-ROWS = [
+# (summary key, label, unit, higher is better; None: no stack wins it, it is context — how
+# many requests decided the figures, how late the load generator sent). Seconds in ms.
+ROWS: list[tuple[str, str, str, bool | None]] = [
     ("throughput_qps", "throughput", "QPS", True),
     ("goodput_qps", "goodput (within SLO)", "QPS", True),
     ("success_rate", "success rate", "%", True),
@@ -37,8 +38,8 @@ ROWS = [
     ("ttft_p50_s", "TTFT P50", "ms", False),
     ("ttft_p99_s", "TTFT P99", "ms", False),
     ("output_tokens_per_s", "output tokens/s", "", True),
-    ("send_lag_p99_s", "send lag P99 (load generator)", "ms", False),
-    ("requests", "requests measured", "", True),
+    ("send_lag_p99_s", "send lag P99 (load generator)", "ms", None),
+    ("requests", "requests measured", "", None),
 ]
 TIE = "tie"
 # A stack wins a metric only when it beats every other by more than this fraction: at an
@@ -81,8 +82,8 @@ def show(value: Any, unit: str = "") -> str:
         return NONE
     if unit == "ms":
         return f"{value * 1000:,.1f} ms"
-    if unit == "%":
-        return f"{value:.2%}"
+    if unit == "%":  # three decimals: 99.985 % must not read as the 99.99 % target
+        return f"{value:.3%}"
     if isinstance(value, int):
         return f"{value:,}"
     return f"{value:,.4f}" if value < 10 else f"{value:,.1f}"
@@ -118,10 +119,17 @@ def comparison_table(summary: ComparisonSummary) -> ReportTable:
         values = {name: figures.get(key) for name, figures in stacks.items()}
         rows.append([label, *[show(value, unit) for value in values.values()],
                      *[show_ratio(summary.ratios[name].get(key)) for name in others],
-                     winner(values, higher_is_better)])
+                     NONE if higher_is_better is None else winner(values, higher_is_better)])
     return ReportTable(f"{summary.workload} · run {summary.run}",
                        ["metric", *stacks, *[f"{name} ÷ {baseline}" for name in others],
                         "winner"], rows, left=("metric", "winner"))
+
+
+def comparison_caption(summary: ComparisonSummary, name: str) -> str:
+    window = summary.window
+    return (f"Run `{name}` · workload `{summary.workload}` · measured {window.length_s:g} s "
+            f"after {window.start_s:g} s of warm-up · SLO {summary.slo_s * 1000:,.0f} ms · "
+            f"schedule sha256 `{summary.schedule_sha256[:12]}`")
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,8 +196,8 @@ def quality_table(result: QualityResult) -> ReportTable:
              show(row.logprob_diff_mean), show(row.logprob_diff_max),
              "[green]PASS[/green]" if row.passed else "[red]FAIL[/red]"]
             for row in result.comparisons]
-    return ReportTable(f"greedy answers vs {result.baseline}: {config['prompts']} prompts, "
-                       f"{config['max_tokens']} tokens each",
+    return ReportTable(f"greedy answers vs {result.baseline}: {config.prompts} prompts, "
+                       f"{config.max_tokens} tokens each",
                        ["stack", "token agreement", "exact answers",
                         "first divergence (mean/min)", "|Δ log p| mean", "|Δ log p| max",
                         "verdict"], rows, left=("stack",))

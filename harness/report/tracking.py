@@ -55,7 +55,6 @@ ENV_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIM
                 "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
 
 
-
 def tracking_uri() -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{DEFAULT_STORE_DIR}/mlflow.db"
 
@@ -318,26 +317,27 @@ def redacted_copy(paths: Iterable[Path], redactor: Redactor) -> Iterator[Path]:
         yield root
 
 
-def log_quality(path: Path, uri: str | None = None) -> str:
+def log_quality(path: Path, experiment_name: str | None = None, uri: str | None = None) -> str:
     """Log a `harness quality` result (quality.json) as one run, idempotently; its id."""
     saved = read_result(path, QualityResult)
     uri = uri or tracking_uri()
     with store_errors(path, uri):
         mlflow = client(uri)
-        experiment = experiment_id(mlflow, saved.experiment)
+        experiment = experiment_id(mlflow, experiment_name or saved.experiment)
         results_id = saved.run_id
         found = find_logged(mlflow, experiment, results_id, "quality")
         if found is not None:
             return found
         redact = Redactor()
-        verdict = "pass" if all(c.passed for c in saved.comparisons) else "fail"
+        verdict = quality_verdict(saved)
         run = mlflow.create_run(experiment, run_name=path.parent.name, tags=redact.mapping({
             KIND_TAG: "quality", ROLE_TAG: "quality", RESULTS_TAG: results_id,
             "harness.stacks": ",".join(saved.answers), "harness.verdict": verdict,
             "harness.results_dir": str(path.parent)}))
         run_id = run.info.run_id
-        log_params(mlflow, run_id, redact, {**flatten(saved.config, "quality."),
-                                            **environment_params(saved.environment)})
+        log_params(mlflow, run_id, redact, {
+            **flatten(saved.config.model_dump(mode="json"), "quality."),
+            **environment_params(saved.environment)})
         metrics: dict[str, float] = {}
         for comparison in saved.comparisons:
             metrics.update(scalar_metrics(comparison.model_dump(), f"{comparison.stack}."))
@@ -349,11 +349,18 @@ def log_quality(path: Path, uri: str | None = None) -> str:
         return str(run_id)
 
 
+def quality_verdict(result: QualityResult) -> str:
+    """`pass`, `fail`, or `incomplete` for a check cut short before every stack answered."""
+    if len(result.comparisons) < len(result.config.stacks) - 1:
+        return "incomplete"
+    return "pass" if all(comparison.passed for comparison in result.comparisons) else "fail"
+
+
 def log_results(path: Path, experiment: str | None = None, uri: str | None = None) -> str:
     """Log a results folder (idempotent); the parent run's id. A store that fails raises
     TrackingError, whatever MLflow or its transport raised."""
     saved = load_saved_run(path)
-    name = experiment or saved.run.experiment
+    name = experiment or saved.run.experiment or saved.summary.workload
     uri = uri or tracking_uri()
     with store_errors(path, uri):
         return RunLogger(saved, client(uri), name).log()

@@ -11,27 +11,20 @@ and the build and quantize entry points behind `harness model build|quantize`.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from stacks.models.cache import ensure_quantized
 from stacks.models.quantize import QuantizeReport, quantize_checkpoint
-from stacks.models.tiny import DEFAULT_MODEL_DIR, TinyModelConfig, build_tiny_model, ensure_model_dir
+from stacks.models.tiny import DEFAULT_MODEL_DIR, TinyModelConfig, build_tiny_model
+from stacks.models.tiny import ensure_model_dir as model_dir
 from stacks.spec import StackSpec
 
 __all__ = ["DEFAULT_MODEL_DIR", "QuantizeReport", "TinyModelConfig", "build_tiny_model",
            "model_dir", "prepare", "quantize_checkpoint"]
 
 
-def model_dir(directory: Path, needed: str, owner: str) -> Path:
-    """`directory`, holding the file `needed`; the embedded model is built there on first
-    use, any other directory is the user's to provide (ModelMissing otherwise)."""
-    return ensure_model_dir(directory, needed, owner)
-
-
 def prepare(spec: StackSpec) -> StackSpec:
     """The spec as the launcher should run it (see the module docstring)."""
-    source = ensure_model_dir(spec.engine.model_path(), "config.json",
-                              f"stack {spec.name}: engine.model")
+    source = model_dir(spec.engine.model_path(), "config.json",
+                       f"stack {spec.name}: engine.model")
     quantization = spec.engine.quantization
     if quantization is None:
         return spec

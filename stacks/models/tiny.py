@@ -15,9 +15,9 @@ import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from workloads.corpus import documents
 from stacks.errors import ModelMissing
 from stacks.spec import PROJECT_ROOT
+from workloads.corpus import documents
 
 DEFAULT_MODEL_DIR = PROJECT_ROOT / "models" / "tiny"
 

@@ -29,7 +29,7 @@ def test_the_table_holds_both_stacks_with_ratios(logged_run: LoggedRun,
     assert list(table["metric"])[:4] == ["throughput", "goodput (within SLO)", "success rate",
                                          "latency P50 (from schedule)"]
     success = table.set_index("metric").loc["success rate"]
-    assert success["plain"] == success["keyed"] == "100.00%"
+    assert success["plain"] == success["keyed"] == "100.000%"
     # The keyed endpoint answers 30 ms later: it loses on P50.
     assert table.set_index("metric").loc["latency P50 (from schedule)", "winner"] == "plain"
     assert [box.label for box in app.selectbox] == ["Experiment", "Run (newest first)"]

@@ -128,14 +128,13 @@ def rate_label(rate_qps: float) -> str:
     return f"{rate_qps:g}qps"
 
 
-class CapacityRun(Experiment):
+class CapacityRun(Experiment[CapacityConfig, CapacityObserver]):
     """One `harness capacity`: its schedules per rate, searches and summary."""
 
     kind = "capacity"
 
     def __init__(self, config: CapacityConfig, observer: CapacityObserver) -> None:
-        self.capacity_config = config
-        self.capacity_observer = observer
+        self.config = config  # the schedules and the floor check below need it already
         self.search = config.search()
         self.base_workload = load_workload_spec(config.workload)
         self.warmup_s = (self.base_workload.warmup_s if config.warmup_s is None
@@ -157,8 +156,8 @@ class CapacityRun(Experiment):
     def probe_workload(self, rate_qps: float) -> WorkloadSpec:
         """The workload at one steady rate, for the probe's duration, judged by the SLO."""
         changes = {"stages": None, "rate_qps": rate_qps,
-                   "duration_s": self.capacity_config.duration_s, "warmup_s": self.warmup_s,
-                   "slo_s": self.capacity_config.slo_p99_s}
+                   "duration_s": self.config.duration_s, "warmup_s": self.warmup_s,
+                   "slo_s": self.config.slo_p99_s}
         try:
             return WorkloadSpec.model_validate({**self.base_workload.model_dump(), **changes})
         except ValidationError as exc:
@@ -184,12 +183,13 @@ class CapacityRun(Experiment):
             raise UsageError(
                 f"at {floor_qps:g} QPS, the lowest rate the search may probe (--min-qps; by "
                 f"default --start-qps ÷ --growth²), no request falls in the "
-                f"{self.capacity_config.duration_s:g} s measured window: raise --duration, "
+                f"{self.config.duration_s:g} s measured window: raise --duration, "
                 "--start-qps or --min-qps")
 
     def schedule_for(self, rate_qps: float) -> tuple[WrittenSchedule, int]:
         """The rate's schedule (written on first use: every stack replays the same bytes at
-        the same rate) and its requests in the window."""
+        the same rate) and its requests in the window. Every rate a search probes is at or
+        above the floor `_check_floor_rate` found to put requests in the window."""
         if rate_qps not in self.schedules:
             built, in_window = self.build(rate_qps)
             del self._built[rate_qps]
@@ -199,7 +199,7 @@ class CapacityRun(Experiment):
 
     # -- searching ---------------------------------------------------------------------------
     def run(self) -> Path:
-        self.capacity_observer.searches_planned(len(self.stacks) * self.config.trials)
+        self.observer.searches_planned(len(self.stacks) * self.config.trials)
         return super().run()
 
     def measure(self, spec: Spec, trial: int, target: Target, trial_dir: Path) -> None:
@@ -207,16 +207,16 @@ class CapacityRun(Experiment):
         result = find_capacity(
             lambda rate: self.probe(spec.name, trial, next(numbers), rate, target), self.search)
         self.searched[spec.name].results.append(result)
-        self.capacity_observer.search_done(spec.name, trial, result)
+        self.observer.search_done(spec.name, trial, result)
 
     def probe(self, stack: str, trial: int, number: int, rate_qps: float,
               target: Target) -> Probe:
         schedule, in_window = self.schedule_for(rate_qps)
         probe_dir = self.out / stack / f"trial-{trial}" / f"probe-{number}"
         drained_s = wait_idle(target.endpoint, target.headers())
-        config = self.capacity_config
+        config = self.config
         watch = FailureWatch(self.window, in_window, config.slo_p99_s, config.min_success)
-        self.capacity_observer.probe_started(stack, trial, number, rate_qps,
+        self.observer.probe_started(stack, trial, number, rate_qps,
                                              len(schedule.offsets_s))
         frame, stopped = self.replay(target, schedule, probe_dir, trial, watch.check)
         write_parquet(frame, probe_dir / "records.parquet")
@@ -226,13 +226,13 @@ class CapacityRun(Experiment):
                           schedule=str(schedule.path.relative_to(self.out)),
                           records=str((probe_dir / "records.parquet").relative_to(self.out)))
         self.searched[stack].probes.append(row)
-        self.capacity_observer.probe_done(stack, trial, row)
+        self.observer.probe_done(stack, trial, row)
         return Probe(rate_qps, row.passed, nan_for_none(row.latency_p99_s),
                      nan_for_none(row.success_rate), row.throughput_qps)
 
     # -- the summary -------------------------------------------------------------------------
     def summary(self) -> CapacitySummary:
-        config = self.capacity_config
+        config = self.config
         return capacity_summary(
             {"run": self.out.name, "workload": self.base_workload.name,
              "search": {**config.model_dump(include={"start_qps", "growth", "tolerance",

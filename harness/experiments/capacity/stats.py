@@ -17,6 +17,7 @@ import numpy as np
 from scipy import stats
 
 from harness.experiments.capacity.search import SearchConfig, SearchResult
+from harness.report.results import CapacityRatio, StackCapacity
 
 CONFIDENCE = 0.95
 
@@ -104,7 +105,7 @@ def bracket_width(result: SearchResult) -> float:
 
 
 def stack_capacity(results: Sequence[SearchResult], config: SearchConfig,
-                   replicas: int | None) -> dict[str, Any]:
+                   replicas: int | None) -> StackCapacity:
     """A stack's capacity over its trials, with its interval and a status that says how far
     to trust it:
 
@@ -124,13 +125,15 @@ def stack_capacity(results: Sequence[SearchResult], config: SearchConfig,
                             "per_replica_capacity_qps": None, "ci_low": None, "ci_high": None,
                             "interval_method": None}
     if not results:
-        return {**base, "status": "not_run", "note": "no trial finished"}
+        return StackCapacity.model_validate({**base, "status": "not_run",
+                                             "note": "no trial finished"})
     if failed_lowest:
         which = ("every trial" if len(failed_lowest) == len(trials)
                  else "trial " + ", ".join(str(trial) for trial in failed_lowest))
-        return {**base, "status": "fails_at_lowest_rate",
-                "note": f"fails the SLO even at {lowest:g} QPS, the lowest rate probed "
-                        f"({which}): no capacity to report; lower --min-qps to find it"}
+        return StackCapacity.model_validate({
+            **base, "status": "fails_at_lowest_rate",
+            "note": f"fails the SLO even at {lowest:g} QPS, the lowest rate probed ({which}): "
+                    "no capacity to report; lower --min-qps to find it"})
     interval = mean_interval([result.capacity_qps or 0.0 for result in results],
                              [bracket_width(result) for result in results])
 
@@ -148,33 +151,37 @@ def stack_capacity(results: Sequence[SearchResult], config: SearchConfig,
         note = f"bracketed to {config.tolerance:.0%} in every trial"
     # A capacity is never below 0, whatever the t interval's symmetric half width says.
     low = None if math.isnan(interval.low) else max(0.0, interval.low)
-    return {**base, "status": status, "note": note, "capacity_qps": interval.value,
-            "per_replica_capacity_qps": per_replica(interval.value),
-            "ci_low": low, "ci_high": _bound(interval.high),
-            "per_replica_ci_low": per_replica(low),
-            "per_replica_ci_high": per_replica(_bound(interval.high)),
-            "interval_method": interval.method}
+    return StackCapacity.model_validate({
+        **base, "status": status, "note": note, "capacity_qps": interval.value,
+        "per_replica_capacity_qps": per_replica(interval.value),
+        "ci_low": low, "ci_high": _bound(interval.high), "per_replica_ci_low": per_replica(low),
+        "per_replica_ci_high": per_replica(_bound(interval.high)),
+        "interval_method": interval.method})
 
 
-def capacity_ratio(stack: str, stack_row: dict[str, Any], baseline: str,
-                   baseline_row: dict[str, Any]) -> dict[str, Any]:
+def capacity_ratio(stack: str, stack_row: StackCapacity, baseline: str,
+                   baseline_row: StackCapacity) -> CapacityRatio:
     """stack ÷ baseline capacity over the trials both finished, with its interval and what
     it lets one say."""
     ratio: dict[str, Any] = {"stack": stack, "baseline": baseline, "value": None,
                              "ci_low": None, "ci_high": None, "method": None}
     for name, row in ((stack, stack_row), (baseline, baseline_row)):
-        if row["capacity_qps"] is None:
-            return {**ratio, "verdict": f"no ratio: {name} has no capacity ({row['note']})"}
-    pairs = list(zip(stack_row["trials"], baseline_row["trials"], strict=False))
+        if row.capacity_qps is None:
+            return CapacityRatio.model_validate({
+                **ratio, "verdict": f"no ratio: {name} has no capacity ({row.note})"})
+    # (capacity, bracket) of each trial both stacks finished with a capacity, paired by index
+    pairs = [((mine, a.bracket_qps), (theirs, b.bracket_qps))
+             for a, b in zip(stack_row.trials, baseline_row.trials, strict=False)
+             if (mine := a.capacity_qps) is not None and (theirs := b.capacity_qps) is not None]
     interval = ratio_interval(
-        [mine["capacity_qps"] for mine, _ in pairs],
-        [theirs["capacity_qps"] for _, theirs in pairs],
-        [math.hypot(mine["bracket_qps"] / mine["capacity_qps"],
-                    theirs["bracket_qps"] / theirs["capacity_qps"]) for mine, theirs in pairs])
+        [mine for (mine, _), _ in pairs], [theirs for _, (theirs, _) in pairs],
+        [math.hypot(mine_bracket / mine, theirs_bracket / theirs)
+         for (mine, mine_bracket), (theirs, theirs_bracket) in pairs])
     said = verdict(interval, stack, baseline)
     bounds = [name for name, row in ((stack, stack_row), (baseline, baseline_row))
-              if row["status"] == "lower_bound"]
+              if row.status == "lower_bound"]
     if bounds:
         said += f" (but {' and '.join(bounds)} only has a lower bound: see its note)"
-    return {**ratio, "value": interval.value, "ci_low": _bound(interval.low),
-            "ci_high": _bound(interval.high), "method": interval.method, "verdict": said}
+    return CapacityRatio.model_validate({
+        **ratio, "value": interval.value, "ci_low": _bound(interval.low),
+        "ci_high": _bound(interval.high), "method": interval.method, "verdict": said})

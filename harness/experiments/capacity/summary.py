@@ -56,9 +56,8 @@ def capacity_summary(header: dict[str, Any], judging: Judging, search: SearchCon
     """`header`: run, workload, search (its settings as the run took them), trials; the first
     stack of `searched` is the baseline."""
     baseline = next(iter(searched))
-    stacks = {name: {**stack_capacity(stack.results, search, stack.replicas),
-                     "probes": stack.probes}
-              for name, stack in searched.items() if stack.results}
+    stacks = {name: stack_capacity(stack.results, search, stack.replicas).model_copy(
+        update={"probes": stack.probes}) for name, stack in searched.items() if stack.results}
     ratios = {name: capacity_ratio(name, row, baseline, stacks[baseline])
               for name, row in stacks.items() if name != baseline and baseline in stacks}
     summary = CapacitySummary.model_validate({

@@ -8,7 +8,8 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from harness.report.figures import capacity_figures, finished_success
+from harness.measure.metrics import finished_success
+from harness.report.figures import capacity_figures
 from harness.report.results import CapacitySummary, ProbeRow, Slo, StackCapacity
 
 

@@ -48,7 +48,8 @@ def test_table_shows_units_ratios_and_winners() -> None:
     assert table.loc["latency P99", "diy"] == "900.0 ms"
     assert table.loc["latency P99", "winner"] == "optimized"  # lower is better
     assert table.loc["latency P50 (from schedule)", "winner"] == TIE  # 0.5 % apart: noise
-    assert table.loc["success rate", "optimized"] == "99.99%"
+    assert table.loc["success rate", "optimized"] == "99.990%"
+    assert table.loc["requests measured", "winner"] == NONE  # context, not merit
     assert table.loc["latency P99.9", "optimized"] == NONE
     assert table.loc["latency P99.9", "winner"] == NONE  # one stack has no value
     assert "TTFT P50" not in table.index  # not a streamed workload

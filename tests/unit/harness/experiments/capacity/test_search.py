@@ -169,37 +169,37 @@ def search(capacity: float | None, failing: float | None) -> SearchResult:
 def test_a_stack_failing_at_the_lowest_rate_is_reported_as_such_never_as_zero() -> None:
     config = SearchConfig(start_qps=2.0)
     row = stack_capacity([search(None, 2.0), search(None, 2.0)], config, 2)
-    assert row["status"] == "fails_at_lowest_rate"
-    assert row["capacity_qps"] is None
-    assert row["per_replica_capacity_qps"] is None
-    assert "even at 0.5 QPS" in row["note"]
-    assert "every trial" in row["note"]
+    assert row.status == "fails_at_lowest_rate"
+    assert row.capacity_qps is None
+    assert row.per_replica_capacity_qps is None
+    assert "even at 0.5 QPS" in row.note
+    assert "every trial" in row.note
     other = stack_capacity([search(10.0, 10.5), search(10.0, 10.5)], config, 2)
     ratio = capacity_ratio("optimized", other, "diy", row)
-    assert ratio["value"] is None
-    assert ratio["verdict"].startswith("no ratio: diy has no capacity")
+    assert ratio.value is None
+    assert ratio.verdict.startswith("no ratio: diy has no capacity")
 
 
 def test_stack_capacity_has_interval_per_replica_and_status() -> None:
     config = SearchConfig(start_qps=2.0, tolerance=0.05)
     row = stack_capacity([search(20.0, 21.0), search(22.0, 23.0), search(21.0, 22.0)], config, 2)
-    assert row["status"] == "measured"
-    assert row["capacity_qps"] == pytest.approx(21.0)
-    assert row["per_replica_capacity_qps"] == pytest.approx(10.5)
-    assert row["ci_low"] < 21.0 < row["ci_high"]
-    assert row["per_replica_ci_low"] == pytest.approx(row["ci_low"] / 2)
-    assert [trial["capacity_qps"] for trial in row["trials"]] == [20.0, 22.0, 21.0]
+    assert row.status == "measured"
+    assert row.capacity_qps == pytest.approx(21.0)
+    assert row.per_replica_capacity_qps == pytest.approx(10.5)
+    assert row.ci_low < 21.0 < row.ci_high
+    assert row.per_replica_ci_low == pytest.approx(row.ci_low / 2)
+    assert [trial.capacity_qps for trial in row.trials] == [20.0, 22.0, 21.0]
     unknown = stack_capacity([search(20.0, 21.0)], config, None)
-    assert unknown["per_replica_capacity_qps"] is None
-    assert unknown["ci_low"] is None  # one trial: no interval, never a made-up one
+    assert unknown.per_replica_capacity_qps is None
+    assert unknown.ci_low is None  # one trial: no interval, never a made-up one
 
 
 def test_a_search_that_never_failed_gives_only_a_lower_bound() -> None:
     config = SearchConfig(start_qps=2.0, max_qps=64)
     row = stack_capacity([search(64.0, None), search(64.0, None)], config, 1)
-    assert row["status"] == "lower_bound"
-    assert "at least" in row["note"]
+    assert row.status == "lower_bound"
+    assert "at least" in row.note
     base = stack_capacity([search(20.0, 21.0), search(20.0, 21.0)], config, 1)
     ratio = capacity_ratio("optimized", row, "diy", base)
-    assert ratio["value"] == pytest.approx(3.2)
-    assert "only has a lower bound" in ratio["verdict"]
+    assert ratio.value == pytest.approx(3.2)
+    assert "only has a lower bound" in ratio.verdict
