@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import math
 
-from harness.report.tracking import MAX_PARAM_CHARS, flatten, scalar_metrics
+from harness.report.results import Agreement, QualityResult, QualitySettings
+from harness.report.tracking import MAX_PARAM_CHARS, flatten, quality_verdict, scalar_metrics
 
 
 def test_flatten_gives_dotted_keys_and_json_values() -> None:
@@ -27,3 +28,16 @@ def test_scalar_metrics_keep_numbers_and_name_nested_counts() -> None:
     assert scalar_metrics(summary, "diy.") == {
         "diy.throughput_qps": 10.5, "diy.requests": 300.0, "diy.errors.timeout": 2.0,
         "diy.replica_share.replica-0": 0.5, "diy.replica_share.replica-1": 0.5}
+
+
+def quality(stacks: list[str], passed: list[bool]) -> QualityResult:
+    return QualityResult.model_construct(
+        config=QualitySettings.model_construct(stacks=stacks),
+        comparisons=[Agreement.model_construct(passed=ok) for ok in passed])
+
+
+def test_a_quality_check_cut_short_is_never_logged_as_a_pass() -> None:
+    assert quality_verdict(quality(["diy", "optimized", "other"], [True])) == "incomplete"
+    assert quality_verdict(quality(["diy", "optimized"], [])) == "incomplete"
+    assert quality_verdict(quality(["diy", "optimized"], [True])) == "pass"
+    assert quality_verdict(quality(["diy", "optimized", "other"], [True, False])) == "fail"
