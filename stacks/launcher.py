@@ -109,6 +109,11 @@ def balancer_argv(spec: StackSpec, replicas: list[Member], port: int) -> list[st
             "--load-interval-s", str(spec.balancer.load_interval_s)]
     if spec.balancer.retry:
         argv.append("--retry")
+    argv += ["--max-header-bytes", str(spec.balancer.max_header_bytes),
+             "--max-body-bytes", str(spec.balancer.max_body_bytes),
+             "--header-timeout-s", str(spec.balancer.header_timeout_s)]
+    if spec.balancer.api_key_env:
+        argv += ["--api-key-env", spec.balancer.api_key_env]
     for replica in replicas:
         argv += ["--replica", f"{replica.name}={replica.url}"]
     return argv

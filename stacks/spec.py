@@ -79,6 +79,15 @@ class BalancerSpec(_Strict):
     retry: bool = Field(default=False, description="retry once on another replica when the "
                                                    "connection is refused or a 502/503 came "
                                                    "before any byte reached the client")
+    max_header_bytes: int = Field(default=64 * 1024, ge=1024,
+                                  description="request line and headers over this: 431")
+    max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024,
+                                description="request bodies over this: 413")
+    header_timeout_s: float = Field(default=30.0, gt=0, description="headers not complete "
+                                    "this long after a request's first byte: 408")
+    api_key_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+                                    description="environment variable holding the key clients "
+                                                "must send as a bearer token (401 otherwise)")
 
     @field_validator("policy")
     @classmethod

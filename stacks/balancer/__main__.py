@@ -8,9 +8,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 
+from stacks.balancer.limits import Limits
 from stacks.balancer.policies import POLICIES
 from stacks.balancer.server import Balancer, BalancerConfig, parse_replica_url
 
@@ -31,7 +33,22 @@ def parse_args(argv: list[str]) -> BalancerConfig:
     parser.add_argument("--retry", action="store_true",
                         help="retry once elsewhere a refused connection or a 502/503 that "
                              "reached no client byte")
+    defaults = Limits()
+    parser.add_argument("--max-header-bytes", type=int, default=defaults.max_header_bytes,
+                        help="request line and headers larger than this: 431")
+    parser.add_argument("--max-body-bytes", type=int, default=defaults.max_body_bytes,
+                        help="request bodies larger than this: 413")
+    parser.add_argument("--header-timeout-s", type=float, default=defaults.header_timeout_s,
+                        help="headers not complete this long after a request's first byte: 408")
+    parser.add_argument("--api-key-env", default="", metavar="NAME",
+                        help="environment variable holding the key clients must send as "
+                             "`authorization: Bearer <key>` (401 otherwise); unset: no key")
     args = parser.parse_args(argv)
+    api_key = ""
+    if args.api_key_env:
+        api_key = os.environ.get(args.api_key_env, "")
+        if not api_key:
+            parser.error(f"--api-key-env {args.api_key_env}: that variable is unset or empty")
     replicas: dict[str, str] = {}
     for item in args.replica:
         name, sep, url = item.partition("=")
@@ -48,7 +65,8 @@ def parse_args(argv: list[str]) -> BalancerConfig:
         replicas=replicas, policy=args.policy, host=args.host, port=args.port,
         seed=args.seed, upstream_timeout_s=args.upstream_timeout_s,
         health_interval_s=args.health_interval_s, load_interval_s=args.load_interval_s,
-        retry=args.retry,
+        retry=args.retry, api_key=api_key,
+        limits=Limits(args.max_header_bytes, args.max_body_bytes, args.header_timeout_s),
     )
 
 

@@ -6,6 +6,8 @@ place; `/v1/...` requests become an `Exchange`, which the `Router` (the balancer
 replica. The exchange then relays the replica's answer: the head with an `x-upstream` header
 added, and the body piece by piece as it arrives — re-chunked when the replica streams — so
 server-sent events reach the client as soon as the replica writes them.
+
+Bad input never reaches a replica and never stops the balancer (`stacks.balancer.limits`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import TYPE_CHECKING, Protocol
 import httptools
 
 from stacks.balancer.errors import UpstreamError
+from stacks.balancer.limits import Limits, Refused
 
 if TYPE_CHECKING:
     from stacks.balancer.upstream import UpstreamConnection
@@ -63,6 +66,10 @@ class Router(Protocol):
     def retry(self, exchange: Exchange) -> None: ...
 
     def replica_lost(self, exchange: Exchange) -> None: ...
+
+    def refused(self, status: int) -> None:
+        """A request answered with a 4xx by the balancer itself, before any replica."""
+        ...
 
 
 def encode_head(status: int, headers: list[tuple[bytes, bytes]], keep_alive: bool) -> bytes:
@@ -195,8 +202,9 @@ class Exchange:
 class ClientConnection(asyncio.Protocol):
     """One client's HTTP/1.1 connection to the balancer."""
 
-    def __init__(self, router: Router) -> None:
+    def __init__(self, router: Router, limits: Limits | None = None) -> None:
         self.router = router
+        self.limits = limits or Limits()
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpRequestParser(self)
         self.closed = False
@@ -204,22 +212,31 @@ class ClientConnection(asyncio.Protocol):
         self.pending: deque[Request] = deque()
         self._path = b""
         self._headers: list[tuple[bytes, bytes]] = []
+        self._head_bytes = 0
         self._body: list[bytes] = []
+        self._body_bytes = 0
+        self._header_timer: asyncio.TimerHandle | None = None
 
     # asyncio.Protocol ---------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        self._start_header_timer()
 
     def data_received(self, data: bytes) -> None:
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
-            self._reject(b"upgrades are not supported")
+            self._reject(400, "upgrades are not supported")
+        except httptools.HttpParserCallbackError as exc:
+            if not isinstance(exc.__context__, Refused):
+                raise
+            self._reject(exc.__context__.status, str(exc.__context__))
         except httptools.HttpParserError:
-            self._reject(b"malformed HTTP request")
+            self._reject(400, "malformed HTTP request")
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        self._stop_header_timer()
         exchange, self.current = self.current, None
         if exchange is not None and not exchange.done:
             # The client went away mid-request: drop the upstream connection so the replica
@@ -242,16 +259,56 @@ class ClientConnection(asyncio.Protocol):
     def on_message_begin(self) -> None:
         self._path = b""
         self._headers = []
+        self._head_bytes = 0
         self._body = []
+        self._body_bytes = 0
+        if self._header_timer is None:
+            self._start_header_timer()
 
     def on_url(self, url: bytes) -> None:
         self._path += url
+        self._count_head(len(url))
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._headers.append((name, value))
+        self._count_head(len(name) + len(value))
+
+    def on_headers_complete(self) -> None:
+        self._stop_header_timer()
+        # The parser has checked a declared length is a number; chunked bodies declare none.
+        declared = next((int(value) for name, value in self._headers
+                         if name.lower() == b"content-length"), 0)
+        if declared > self.limits.max_body_bytes:
+            raise Refused(413, f"request body of {declared} bytes is over the limit of "
+                               f"{self.limits.max_body_bytes}")
 
     def on_body(self, body: bytes) -> None:
+        self._body_bytes += len(body)
+        if self._body_bytes > self.limits.max_body_bytes:
+            raise Refused(413, f"request body over the limit of {self.limits.max_body_bytes} "
+                               "bytes")
         self._body.append(body)
+
+    def _count_head(self, size: int) -> None:
+        self._head_bytes += size
+        if self._head_bytes > self.limits.max_header_bytes:
+            raise Refused(431, f"request line and headers over the limit of "
+                               f"{self.limits.max_header_bytes} bytes")
+
+    def _start_header_timer(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._header_timer = loop.call_later(self.limits.header_timeout_s, self._headers_late)
+
+    def _stop_header_timer(self) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+
+    def _headers_late(self) -> None:
+        self._header_timer = None
+        if self.current is None and not self.pending:
+            self._reject(408, f"request headers not complete within "
+                              f"{self.limits.header_timeout_s:g} s")
 
     def on_message_complete(self) -> None:
         request = Request(
@@ -306,8 +363,11 @@ class ClientConnection(asyncio.Protocol):
         headers = [(b"content-type", content_type), (b"content-length", b"%d" % len(body))]
         self.write(encode_head(status, headers, keep_alive) + body)
 
-    def _reject(self, message: bytes) -> None:
-        self.send_simple(400, error_body(400, message.decode()), keep_alive=False)
+    def _reject(self, status: int, message: str) -> None:
+        self._stop_header_timer()
+        self.router.refused(status)
+        if self.current is None:  # an answer in progress keeps the connection until it ends
+            self.send_simple(status, error_body(status, message), keep_alive=False)
         self.close()
 
     def close(self) -> None:

@@ -14,21 +14,27 @@ Three policies of its own, each off unless configured (the optimized stack turns
 - one retry (`retry`): a request whose replica refused the connection, or answered 502/503
   before any byte went to the client, goes once to another healthy replica. Nothing is retried
   once the client has seen part of an answer.
+
+At its edge, for every stack: the request limits of `proxy.Limits`, and an optional API key
+(`api_key`): a `/v1/...` request without `authorization: Bearer <key>` is a 401 and reaches no
+replica. The key is compared in constant time and never logged.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import json
 import logging
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from stacks.balancer.errors import NoHealthyReplica, UpstreamTimeout, UpstreamUnavailable
 from stacks.balancer.health import ReplicaMonitor
+from stacks.balancer.limits import Limits
 from stacks.balancer.metrics import BalancerMetrics
 from stacks.balancer.policies import ReplicaView, make_policy
 from stacks.balancer.proxy import ClientConnection, Exchange, Request
@@ -63,6 +69,11 @@ class BalancerConfig:
     health_interval_s: float = 0.0  # 0: no health checks, no ejection
     load_interval_s: float = 0.0  # 0: no load scraping
     retry: bool = False
+    limits: Limits = field(default_factory=Limits)
+    api_key: str = ""  # "": no key asked of clients
+
+    def __repr__(self) -> str:  # the key stays out of every log line and traceback
+        return f"BalancerConfig(replicas={self.replicas!r}, policy={self.policy!r}, ...)"
 
 
 def parse_replica_url(url: str) -> tuple[str, int]:
@@ -103,7 +114,8 @@ class Balancer:
     async def startup(self) -> None:
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
-            lambda: ClientConnection(self), self.config.host, self.config.port, backlog=4096
+            lambda: ClientConnection(self, self.config.limits), self.config.host,
+            self.config.port, backlog=4096
         )
         config = self.config
         for interval_s, health, load in ((config.health_interval_s, True, False),
@@ -187,6 +199,10 @@ class Balancer:
     def answer_locally(self, request: Request) -> tuple[int, bytes, bytes] | None:
         path = request.path.split(b"?", 1)[0]
         if path.startswith(PROXIED_PREFIX):
+            if self.config.api_key and not self._authorized(request):
+                return 401, b"application/json", json.dumps({"error": {
+                    "message": "missing or wrong API key: send authorization: Bearer <key>",
+                    "type": "balancer_error", "code": 401}}).encode()
             return None
         if path == b"/health":
             healthy = len(self._healthy_views)
@@ -197,6 +213,15 @@ class Balancer:
         message = {"error": {"message": f"no route for {path.decode(errors='replace')}",
                              "type": "balancer_error", "code": 404}}
         return 404, b"application/json", json.dumps(message).encode()
+
+    def _authorized(self, request: Request) -> bool:
+        expected = b"Bearer " + self.config.api_key.encode()
+        given = next((value for name, value in request.headers
+                      if name.lower() == b"authorization"), b"")
+        return hmac.compare_digest(given, expected)
+
+    def refused(self, status: int) -> None:
+        self.metrics.observe(NO_REPLICA, status, None)
 
     def dispatch(self, exchange: Exchange) -> None:
         if not exchange.replica:
