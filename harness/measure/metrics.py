@@ -4,7 +4,9 @@ Definitions (times are seconds from the trial's anchor; the measured window is c
 *scheduled* time, `warmup_s <= scheduled_s < warmup_s + measured_s`, per trial):
 
 - `requests`: scheduled in the window; `success_rate` = ok ÷ requests (a request never
-  answered counts as a failure).
+  answered counts as a failure). `success_rate_low`: its exact (Clopper–Pearson) one-sided 95 %
+  lower confidence bound: with no failure, 0.05^(1/n), about 1 − 3/n (the rule of three), so
+  claiming 99.99 % takes about 30,000 requests without a failure.
 - `throughput_qps`: successful requests that *finished* inside the window, per second of
   window — what the stack delivered. `goodput_qps`: those of them within `slo_s` end to end.
   `offered_qps`: requests scheduled in the window per second. `output_tokens_per_s` likewise.
@@ -33,6 +35,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from harness.measure.records import STOPPED
 
@@ -65,6 +68,16 @@ def trial_count(records: pd.DataFrame) -> int:
     return int(records["trial"].nunique()) if "trial" in records.columns else 1
 
 
+def success_lower_bound(successes: int, requests: int, confidence: float = 0.95) -> float:
+    """The exact one-sided lower confidence bound of a success rate (Clopper–Pearson);
+    NaN with no request."""
+    if requests == 0:
+        return math.nan
+    if successes == 0:
+        return 0.0
+    return float(stats.beta.ppf(1 - confidence, successes, requests - successes + 1))
+
+
 def percentiles(values: pd.Series, prefix: str) -> dict[str, float | int]:
     array = values.dropna().to_numpy(dtype=np.float64)
     out: dict[str, float | int] = {f"{prefix}_count": int(array.size)}
@@ -95,6 +108,7 @@ def summarize(records: pd.DataFrame, window: Window, slo_s: float,
         "ok_requests": int(len(ok)),
         "failed_requests": int(len(scheduled) - len(ok)),
         "success_rate": len(ok) / len(scheduled) if len(scheduled) else math.nan,
+        "success_rate_low": success_lower_bound(len(ok), len(scheduled)),
         "offered_qps": len(scheduled) / seconds,
         "throughput_qps": len(finished) / seconds,
         "goodput_qps": int((end_to_end <= slo_s).sum()) / seconds,

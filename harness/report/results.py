@@ -64,6 +64,8 @@ class StackFigures(Result):
     ok_requests: int = Field(description="of those, the ones that succeeded")
     failed_requests: int = Field(description="of those, the ones that failed or never finished")
     success_rate: Figure = Field(description="ok_requests ÷ requests")
+    success_rate_low: Figure = Field(default=None, description="its exact one-sided 95 % "
+                                     "lower bound (Clopper–Pearson; absent in early runs)")
     offered_qps: float = Field(description="requests scheduled in the window per second")
     throughput_qps: float = Field(description="successes finished in the window per second")
     goodput_qps: float = Field(description="of those, the ones within slo_s end to end")

@@ -29,6 +29,7 @@ ROWS: list[tuple[str, str, str, bool | None]] = [
     ("throughput_qps", "throughput", "QPS", True),
     ("goodput_qps", "goodput (within SLO)", "QPS", True),
     ("success_rate", "success rate", "%", True),
+    ("success_rate_low", "success rate, 95% lower bound", "%", True),
     ("latency_p50_s", "latency P50 (from schedule)", "ms", False),
     ("latency_p90_s", "latency P90", "ms", False),
     ("latency_p99_s", "latency P99", "ms", False),

@@ -26,7 +26,8 @@ def test_the_table_holds_both_stacks_with_ratios(logged_run: LoggedRun,
     assert not app.exception, [e.value for e in app.exception]
     table = app.dataframe[0].value  # the comparison table the CLI prints, as text
     assert list(table.columns) == ["metric", "plain", "keyed", "keyed ÷ plain", "winner"]
-    assert list(table["metric"])[:4] == ["throughput", "goodput (within SLO)", "success rate",
+    assert list(table["metric"])[:5] == ["throughput", "goodput (within SLO)", "success rate",
+                                         "success rate, 95% lower bound",
                                          "latency P50 (from schedule)"]
     success = table.set_index("metric").loc["success rate"]
     assert success["plain"] == success["keyed"] == "100.000%"

@@ -14,6 +14,7 @@ from harness.measure.metrics import (
     latency_cdf,
     per_second,
     ratios,
+    success_lower_bound,
     summarize,
 )
 from harness.measure.records import DTYPES
@@ -154,3 +155,15 @@ def test_error_timeline_and_latency_cdf_by_hand() -> None:
     cdf = latency_cdf(RECORDS, WINDOW)
     assert cdf["latency_s"].tolist() == [1.0, 1.5, 2.0, 3.0, 4.0]
     assert cdf["fraction"].tolist() == pytest.approx([0.2, 0.4, 0.6, 0.8, 1.0])
+
+
+def test_the_success_rates_lower_bound_is_exact_and_follows_the_rule_of_three() -> None:
+    # No failure in n: the one-sided 95 % bound solves p^n = 0.05, about 1 - 3/n.
+    assert success_lower_bound(3000, 3000) == pytest.approx(0.05 ** (1 / 3000))
+    assert success_lower_bound(3000, 3000) == pytest.approx(1 - 3 / 3000, abs=2e-6)
+    assert success_lower_bound(30_000, 30_000) > 0.9999 > success_lower_bound(20_000, 20_000)
+    # One failure in 10: the bound solves P(X >= 9 | p) = 0.05, i.e. 10 p^9 - 9 p^10 = 0.05.
+    bound = success_lower_bound(9, 10)
+    assert 10 * bound ** 9 - 9 * bound ** 10 == pytest.approx(0.05)
+    assert success_lower_bound(0, 10) == 0.0
+    assert math.isnan(success_lower_bound(0, 0))
