@@ -4,12 +4,18 @@ to a file, and stopped with their whole tree.
 A vLLM replica is three or more processes (API server, EngineCore, workers, extra API servers);
 signalling the group reaches them all, and descendants found before signalling are killed too,
 in case one left the group.
+
+A child dies with the process that started it, however that one ends (SIGKILL included): it
+is started through util-linux's `setpriv --pdeathsig KILL`, so a killed harness or launcher
+leaves no replica, balancer or load generator behind to steal the cores. Where `setpriv` is
+missing, children outlive a killed parent, as plain `Popen` children do.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -20,14 +26,19 @@ from pathlib import Path
 
 import psutil
 
+SETPRIV = shutil.which("setpriv")
+
 
 def spawn(argv: Sequence[str], log_path: Path, env: Mapping[str, str] | None = None) -> \
         subprocess.Popen[bytes]:
-    """Start `argv` (never a shell string) in a new session, stdout and stderr to `log_path`."""
+    """Start `argv` (never a shell string) in a new session, stdout and stderr to `log_path`;
+    it is killed when this process ends (see the module docstring)."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
+    # setpriv execs the command in place: same pid, same command line once started.
+    wrapped = [SETPRIV, "--pdeathsig", "KILL", "--", *argv] if SETPRIV else list(argv)
     with log_path.open("ab") as log:
         return subprocess.Popen(
-            list(argv),
+            wrapped,
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -71,13 +71,15 @@ def measured_window(workload: WorkloadSpec) -> Window:
 
 def comparison_summary(run: str, workload: WorkloadSpec, schedule_sha256: str,
                        trials: dict[str, list[pd.DataFrame]],
-                       ablation: tuple[str, dict[str, str]] | None) -> ComparisonSummary:
+                       ablation: tuple[str, dict[str, str]] | None,
+                       cut: dict[str, Window] | None = None) -> ComparisonSummary:
     """The summary of every stack's trials so far (the first stack of `trials` is the
-    baseline): a pure function of the records, so saved records give the same summary."""
+    baseline): a pure function of the records, so saved records give the same summary. `cut`:
+    a shorter window for a stack whose only trial was cut short (`harness.experiments.recover`)."""
     window = measured_window(workload)
     # Every trial's records were checked to carry this schedule's hash when read.
-    stacks = {name: {**summarize(pd.concat(frames, ignore_index=True), window,
-                                 workload.slo_s, workload.stream),
+    stacks = {name: {**summarize(pd.concat(frames, ignore_index=True),
+                                 (cut or {}).get(name, window), workload.slo_s, workload.stream),
                      "schedule_sha256": schedule_sha256, "records": f"{name}/records"}
               for name, frames in trials.items() if frames}
     baseline = next(iter(trials))

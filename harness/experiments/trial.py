@@ -138,6 +138,10 @@ class Experiment(ABC, Generic[Config, Observer]):
                                              + yaml.safe_dump(self.workload.model_dump()))
         self.run_info = RunInfo.model_validate({
             **self.config.model_dump(mode="json"), **run_fields, "kind": self.kind,
+            # The plan as the stacks resolved, so a run cut short can be summarized later.
+            "stack_names": [spec.name for spec in self.stacks],
+            "ablation_plan": None if self.ablation is None else {
+                "stack": self.ablation[0], "variants": self.ablation[1]},
             "out": str(self.out),
             "experiment": self.config.experiment or self.default_experiment(),
             "run_id": uuid.uuid4().hex,

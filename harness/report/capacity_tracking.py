@@ -28,6 +28,7 @@ from typing import Any
 
 import yaml
 
+from harness.experiments.recover import needs_recovery, recover_run
 from harness.report.figures import capacity_figures, figures_html
 from harness.report.redact import Redactor
 from harness.report.results import (
@@ -69,6 +70,8 @@ def log_saved(path: Path, experiment: str | None = None, uri: str | None = None)
         return log_capacity(path, experiment, uri)
     if run.kind == "quality":
         return log_quality(path / "quality.json", experiment, uri)
+    if needs_recovery(path):  # a run cut short: summarize what reached disk first
+        recover_run(path)
     return log_results(path, experiment, uri)
 
 

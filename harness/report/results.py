@@ -139,6 +139,9 @@ class ComparisonSummary(Result):
     ratios: dict[str, dict[str, Figure]] = Field(
         description="per other stack, its figure ÷ the baseline's, for the ratio metrics")
     ablation: Ablation | None = Field(default=None, description="with --ablate only")
+    interrupted: dict[str, str] | None = Field(
+        default=None, description="per stack, its trial that was cut short and what of it "
+                                  "was summarized (only in a summary rebuilt from records)")
 
     @property
     def slo_s(self) -> float:

@@ -35,7 +35,7 @@ from typing import Any
 import pandas as pd
 
 from harness.errors import TrackingError
-from harness.measure.metrics import per_second, summarize
+from harness.measure.metrics import Window, per_second, summarize
 from harness.report.figures import comparison_figures, figures_html
 from harness.report.redact import Redactor
 from harness.report.results import QualityResult, read_result
@@ -202,7 +202,10 @@ class RunLogger:
         run_id = run.info.run_id
         self.log_params(run_id, {**self.shared_params, **flatten(spec, "stack."),
                                  "trial": str(trial.trial)})
-        summary = summarize(records, self.saved.window, self.saved.slo_s,
+        # A trial cut short is measured over its stack's (shorter) window.
+        window = Window(self.saved.window.start_s,
+                        self.saved.summary.stacks[trial.stack].window_s)
+        summary = summarize(records, window, self.saved.slo_s,
                             bool(self.saved.workload.get("stream", False)))
         self.log_metrics(run_id, scalar_metrics(summary), started)
         self.log_timeseries(run_id, records, started)
