@@ -158,8 +158,7 @@ def up(
                     err.print(f"{answer.path} via {answer.upstream}{streamed}: "
                               f"{answer.text!r}", highlight=False)
                 return
-            running.hold(lambda replica, code: warn(
-                f"{spec.name}/{replica.name} exited with code {code}; see {replica.log_path}"))
+            running.hold(lambda line: warn(f"{spec.name}/{line}"))
         except KeyboardInterrupt:
             err.print(f"{spec.name}: stopping")
         finally:

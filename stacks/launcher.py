@@ -7,8 +7,9 @@
 built, a quantized engine pointed at its W8A8 copy), so a spec deploys itself. Readiness is
 `/health` answering 200 within the spec's startup timeout. If a replica dies or times out, the
 error names it and shows the end of its log, and everything already started is stopped.
-`stop()` runs on every way out of the `with` block. Progress goes to an observer, so this
-module never prints.
+`stop()` runs on every way out of the `with` block. Once up, a replica that exits is started
+again on its port (`stacks.supervisor`, the spec's `restart_policy: always`), each exit and
+return logged in `events.jsonl`. Progress goes to an observer, so this module never prints.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import urlsplit
@@ -28,6 +29,7 @@ from stacks.errors import HealthTimeout, StackStartError
 from stacks.models.prepare import prepare
 from stacks.process import free_port, spawn, stop_trees, tail
 from stacks.spec import StackSpec
+from stacks.supervisor import Supervisor
 
 HEALTH_POLL_S = 0.5
 REPLICA_HOST = "127.0.0.1"  # replicas are reached only through the balancer
@@ -50,17 +52,30 @@ class QuietObserver:
 
 @dataclass(slots=True)
 class Member:
-    """One process of a running stack: a replica or the balancer."""
+    """One process of a running stack: a replica or the balancer, and how to start it again."""
 
     name: str
     host: str
     port: int
     log_path: Path
     process: subprocess.Popen[bytes]
+    argv: list[str] = field(default_factory=list)
+    env: dict[str, str] | None = None
 
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
+
+    def exit_code(self) -> int | None:
+        return self.process.poll()
+
+    def restart(self) -> None:
+        """Start it again, on the same port, after reaping what is left of its process tree."""
+        stop_trees([self.process], grace_s=0)
+        self.process = spawn(self.argv, self.log_path, self.env)
+
+    def healthy(self) -> bool:
+        return health_ok(self.url)
 
 
 def replica_argv(spec: StackSpec, port: int) -> list[str]:
@@ -143,6 +158,7 @@ class Stack:
         self.port = port if port is not None else spec.ports.balancer
         self.replicas: list[Member] = []
         self.balancer: Member | None = None
+        self.supervisor: Supervisor | None = None
 
     @property
     def endpoint(self) -> str:
@@ -168,6 +184,10 @@ class Stack:
             self._wait_healthy(self.replicas)
             self.balancer = self._start_balancer()
             self._wait_healthy([self.balancer])
+            if self.spec.restart_policy == "always":
+                self.supervisor = Supervisor(lambda: self.replicas,
+                                             self.log_dir / "events.jsonl")
+                self.supervisor.start()
         except BaseException:
             self.stop()
             raise
@@ -178,9 +198,10 @@ class Stack:
         port = base + index if base else free_port()
         name = f"replica-{index}"
         log_path = self.log_dir / f"{name}.log"
-        process = spawn(replica_argv(self.spec, port), log_path, replica_env(self.spec, index))
+        argv, env = replica_argv(self.spec, port), replica_env(self.spec, index)
+        process = spawn(argv, log_path, env)
         self.observer.on_starting(name, log_path)
-        return Member(name, REPLICA_HOST, port, log_path, process)
+        return Member(name, REPLICA_HOST, port, log_path, process, argv, env)
 
     def _start_balancer(self) -> Member:
         port = self.port or free_port(self.spec.balancer.host)
@@ -220,25 +241,44 @@ class Stack:
         """The model name clients ask for: the served name, else the model's path."""
         return self.spec.engine.served_model_name or str(self.spec.engine.model_path())
 
-    def hold(self, on_replica_lost: Callable[[Member, int], None], poll_s: float = 1.0) -> None:
-        """Keep serving until KeyboardInterrupt ends it; raise if the balancer dies, and say
-        once per replica that exits (`on_replica_lost`)."""
+    def hold(self, say: Callable[[str], None], poll_s: float = 1.0) -> None:
+        """Keep serving until KeyboardInterrupt ends it; raise if the balancer dies. Each
+        replica that exits, and each return to health, is said as it happens."""
         lost: set[str] = set()
+        said = 0
         while True:
             time.sleep(poll_s)
             if self.balancer is not None and (code := self.balancer.process.poll()) is not None:
                 raise StackStartError(f"{self.spec.name}/balancer exited with code {code}; "
                                       f"see {self.balancer.log_path}")
+            if self.supervisor is not None:
+                for event in self.supervisor.events[said:]:
+                    say(describe(event))
+                said = len(self.supervisor.events)
+                continue
             for replica in self.replicas:
-                code = replica.process.poll()
-                if code is not None and replica.name not in lost:
+                if (code := replica.exit_code()) is not None and replica.name not in lost:
                     lost.add(replica.name)
-                    on_replica_lost(replica, code)
+                    say(f"{replica.name} exited with code {code}; see {replica.log_path}")
 
     def stop(self) -> None:
-        """Balancer first (no new work reaches replicas), then every replica, each whole tree."""
+        """Balancer first (no new work reaches replicas), then every replica, each whole tree;
+        the supervisor restarts none of them meanwhile."""
+        if self.supervisor is not None:
+            self.supervisor.pause()
         if self.balancer is not None:
             stop_trees([self.balancer.process])
         stop_trees([replica.process for replica in self.replicas])
+        if self.supervisor is not None:
+            self.supervisor.close()
+        self.supervisor = None
         self.balancer = None
         self.replicas = []
+
+
+def describe(event: dict[str, object]) -> str:
+    """A supervisor event in words."""
+    if event["event"] == "replica_exited":
+        return (f"{event['replica']} exited with code {event['code']}; restarting it "
+                f"(restart {event['restarts']})")
+    return f"{event['replica']} is healthy again, {event['down_s']} s after it exited"

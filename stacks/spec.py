@@ -124,6 +124,9 @@ class StackSpec(_Strict):
     cpu: CpuSpec = Field(default_factory=CpuSpec)
     ports: PortsSpec = Field(default_factory=PortsSpec)
     startup_timeout_s: float = Field(default=300.0, gt=0)
+    restart_policy: Literal["always", "never"] = Field(
+        default="always", description="a replica that exits is started again (always), as a "
+                                      "Deployment's restartPolicy does, or left down (never)")
 
 
 class EndpointSpec(_Strict):

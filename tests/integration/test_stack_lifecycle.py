@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import os
+import signal
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -12,7 +16,7 @@ import pytest
 from stacks import launcher
 from stacks.errors import ModelMissing, StackStartError
 from stacks.launcher import Stack
-from stacks.spec import StackSpec
+from stacks.spec import BalancerSpec, StackSpec
 from tests.processes import still_running
 
 
@@ -112,3 +116,35 @@ def test_missing_model_directory_says_how_to_build_it(tmp_path: Path) -> None:
     spec = StackSpec.model_validate({"name": "x", "engine": {"model": str(tmp_path / "none")}})
     with pytest.raises(ModelMissing, match="harness model build"):
         Stack(spec, tmp_path).start()
+
+
+@pytest.mark.usefixtures("fake_engine")
+def test_a_replica_that_exits_is_restarted_on_its_port_and_served_again(tmp_path: Path) -> None:
+    spec = fake_spec(tmp_path).model_copy(update={"balancer": BalancerSpec(
+        policy="round_robin", health_interval_s=0.5)})
+    with Stack(spec, tmp_path / "logs") as stack:
+        assert stack.supervisor is not None
+        victim = stack.replicas[1]
+        first_pid, port = victim.process.pid, victim.port
+        os.killpg(first_pid, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while not any(event["event"] == "replica_ready" for event in stack.supervisor.events):
+            assert time.monotonic() < deadline, stack.supervisor.events
+            time.sleep(0.2)
+        exited, ready = stack.supervisor.events
+        assert (exited["replica"], exited["code"], exited["restarts"]) == ("replica-1", -9, 1)
+        assert ready["replica"] == "replica-1"
+        assert 0 < ready["down_s"] < 30
+        assert victim.port == port
+        assert victim.process.pid != first_pid
+        deadline = time.monotonic() + 10
+        served: set[str] = set()
+        while served != {"replica-0", "replica-1"}:  # back in rotation once /health answers
+            assert time.monotonic() < deadline, served
+            answer = httpx.post(f"{stack.endpoint}/v1/completions", json={}, timeout=10)
+            assert answer.status_code == 200
+            served.add(answer.headers["x-upstream"])
+        pids = tree_pids(stack)
+    lines = (tmp_path / "logs" / "events.jsonl").read_text().splitlines()
+    assert [json.loads(line)["event"] for line in lines] == ["replica_exited", "replica_ready"]
+    assert still_running(pids) == set()  # the restarted replica is stopped with the rest

@@ -1,0 +1,99 @@
+"""Keeps a running stack's replicas up, as a Deployment's restart policy `Always` does: a
+replica that exits, whatever the cause, is started again on the same port, so the balancer
+finds it at the address it already knows (with health checks on, it is back in rotation once
+its `/health` answers; without them, requests sent there fail until it is up).
+
+Every exit and every return to health is an event with its wall-clock time, kept in
+`Supervisor.events` and appended to `<log_dir>/events.jsonl` as it happens:
+
+    {"at_unix_s": 1764600000.12, "event": "replica_exited", "replica": "replica-1", "code": -9,
+     "restarts": 1}
+    {"at_unix_s": 1764600041.70, "event": "replica_ready", "replica": "replica-1",
+     "down_s": 41.58}
+
+The supervisor is a thread of the process that launched the stack. It restarts nothing while
+the stack is being stopped, and it outlives the stop of the replicas it started: they die with
+the thread that started them (`stacks.process`), so it ends only once they are stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+POLL_S = 0.5
+
+
+class Supervised(Protocol):
+    """A replica as the supervisor sees it."""
+
+    name: str
+
+    def exit_code(self) -> int | None: ...
+
+    def restart(self) -> None: ...
+
+    def healthy(self) -> bool: ...
+
+
+class Supervisor:
+    def __init__(self, replicas: Callable[[], list[Any]], events_path: Path,
+                 poll_s: float = POLL_S) -> None:
+        self.replicas = replicas
+        self.events_path = events_path
+        self.poll_s = poll_s
+        self.events: list[dict[str, Any]] = []
+        self.restarts: dict[str, int] = {}
+        self._down: dict[str, float] = {}  # replica -> when its exit was seen (monotonic)
+        self._pause = threading.Event()
+        self._paused = threading.Event()
+        self._end = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="supervisor", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def pause(self) -> None:
+        """Restart nothing from now on (the stack is being stopped); returns once no restart
+        is under way."""
+        self._pause.set()
+        if self._thread.is_alive():
+            self._paused.wait(timeout=30)
+
+    def close(self) -> None:
+        self._pause.set()
+        self._end.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        while not self._pause.is_set():
+            for replica in self.replicas():
+                self._check(replica)
+            self._pause.wait(self.poll_s)
+        self._paused.set()
+        self._end.wait()
+
+    def _check(self, replica: Supervised) -> None:
+        code = replica.exit_code()
+        if code is not None and not self._pause.is_set():
+            count = self.restarts.get(replica.name, 0) + 1
+            self.restarts[replica.name] = count
+            self._down[replica.name] = time.monotonic()
+            self._record("replica_exited", replica.name, code=code, restarts=count)
+            replica.restart()
+        elif replica.name in self._down and replica.healthy():
+            down_s = time.monotonic() - self._down.pop(replica.name)
+            self._record("replica_ready", replica.name, down_s=round(down_s, 3))
+
+    def _record(self, event: str, replica: str, **details: Any) -> None:
+        entry = {"at_unix_s": round(time.time(), 3), "event": event, "replica": replica,
+                 **details}
+        self.events.append(entry)
+        self.events_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.events_path.open("a") as log:
+            log.write(json.dumps(entry) + "\n")
