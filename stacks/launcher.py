@@ -61,6 +61,7 @@ class Member:
     process: subprocess.Popen[bytes]
     argv: list[str] = field(default_factory=list)
     env: dict[str, str] | None = None
+    reap_group: bool = False  # a process tree, taken down whole with its launcher
 
     @property
     def url(self) -> str:
@@ -72,7 +73,7 @@ class Member:
     def restart(self) -> None:
         """Start it again, on the same port, after reaping what is left of its process tree."""
         stop_trees([self.process], grace_s=0)
-        self.process = spawn(self.argv, self.log_path, self.env)
+        self.process = spawn(self.argv, self.log_path, self.env, self.reap_group)
 
     def healthy(self) -> bool:
         return health_ok(self.url)
@@ -199,9 +200,9 @@ class Stack:
         name = f"replica-{index}"
         log_path = self.log_dir / f"{name}.log"
         argv, env = replica_argv(self.spec, port), replica_env(self.spec, index)
-        process = spawn(argv, log_path, env)
+        process = spawn(argv, log_path, env, reap_group=True)
         self.observer.on_starting(name, log_path)
-        return Member(name, REPLICA_HOST, port, log_path, process, argv, env)
+        return Member(name, REPLICA_HOST, port, log_path, process, argv, env, reap_group=True)
 
     def _start_balancer(self) -> Member:
         port = self.port or free_port(self.spec.balancer.host)

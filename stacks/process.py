@@ -5,10 +5,12 @@ A vLLM replica is three or more processes (API server, EngineCore, workers, extr
 signalling the group reaches them all, and descendants found before signalling are killed too,
 in case one left the group.
 
-A child dies with the process that started it, however that one ends (SIGKILL included): it
-is started through util-linux's `setpriv --pdeathsig KILL`, so a killed harness or launcher
-leaves no replica, balancer or load generator behind to steal the cores. Where `setpriv` is
-missing, children outlive a killed parent, as plain `Popen` children do.
+A child dies with the process that started it, however that one ends (SIGKILL included), so a
+killed harness or launcher leaves no replica, balancer or load generator behind to steal the
+cores. A single process is started through util-linux's `setpriv --pdeathsig KILL`; a tree
+(`reap_group`: a vLLM replica, whose engine and workers the kernel's signal would not reach)
+under `stacks.reaper`, which takes the whole group down. Where `setpriv` is missing, a single
+process outlives a killed parent, as plain `Popen` children do.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections import deque
 from collections.abc import Mapping, Sequence
@@ -29,13 +32,15 @@ import psutil
 SETPRIV = shutil.which("setpriv")
 
 
-def spawn(argv: Sequence[str], log_path: Path, env: Mapping[str, str] | None = None) -> \
-        subprocess.Popen[bytes]:
+def spawn(argv: Sequence[str], log_path: Path, env: Mapping[str, str] | None = None,
+          reap_group: bool = False) -> subprocess.Popen[bytes]:
     """Start `argv` (never a shell string) in a new session, stdout and stderr to `log_path`;
     it is killed when this process ends (see the module docstring)."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    # setpriv execs the command in place: same pid, same command line once started.
-    wrapped = [SETPRIV, "--pdeathsig", "KILL", "--", *argv] if SETPRIV else list(argv)
+    if reap_group:
+        wrapped = [sys.executable, "-m", "stacks.reaper", "--", *argv]
+    else:  # setpriv execs the command in place: same pid, same command line once started
+        wrapped = [SETPRIV, "--pdeathsig", "KILL", "--", *argv] if SETPRIV else list(argv)
     with log_path.open("ab") as log:
         return subprocess.Popen(
             wrapped,
