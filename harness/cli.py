@@ -33,8 +33,8 @@ from harness.report.capacity_tables import (
     capacity_verdicts,
     capacity_warnings,
 )
-from harness.report.capacity_tracking import log_saved
 from harness.report.dashboard_server import HOST, start_dashboard
+from harness.report.log_folder import log_saved
 from harness.report.progress import CapacityProgress, QualityProgress, RunProgress, StartProgress
 from harness.report.results import CapacitySummary, ComparisonSummary, QualityResult, read_result
 from harness.report.tables import (

@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -41,7 +41,7 @@ class Supervised(Protocol):
 
 
 class Supervisor:
-    def __init__(self, replicas: Callable[[], list[Any]], events_path: Path,
+    def __init__(self, replicas: Callable[[], Sequence[Supervised]], events_path: Path,
                  poll_s: float = POLL_S) -> None:
         self.replicas = replicas
         self.events_path = events_path

@@ -28,7 +28,6 @@ from typing import Any
 
 import yaml
 
-from harness.experiments.recover import needs_recovery, recover_run
 from harness.report.figures import capacity_figures, figures_html
 from harness.report.redact import Redactor
 from harness.report.results import (
@@ -52,8 +51,6 @@ from harness.report.tracking import (
     flatten,
     log_metrics,
     log_params,
-    log_quality,
-    log_results,
     redacted_copy,
     store_errors,
     to_millis,
@@ -61,18 +58,6 @@ from harness.report.tracking import (
 )
 
 PROBE_SERIES = ("rate_qps", "latency_p50_s", "latency_p99_s", "success_rate", "passed")
-
-
-def log_saved(path: Path, experiment: str | None = None, uri: str | None = None) -> str:
-    """Log a results folder of any kind (`harness run`, `capacity` or `quality`)."""
-    run = read_result(results_folder(path) / "run.json", RunInfo)
-    if run.kind == "capacity":
-        return log_capacity(path, experiment, uri)
-    if run.kind == "quality":
-        return log_quality(path / "quality.json", experiment, uri)
-    if needs_recovery(path):  # a run cut short: summarize what reached disk first
-        recover_run(path)
-    return log_results(path, experiment, uri)
 
 
 def number(value: Any) -> float | None:
