@@ -152,6 +152,8 @@ def up(
             with StartProgress(spec.name) as progress:
                 running.start(progress)
             typer.echo(f"endpoint: {running.endpoint}")
+            err.print(f"admin: {running.admin_url} (loopback only: add, drain or remove "
+                      "replicas; see docs/balancer.md)", highlight=False)
             if once:
                 for answer in smoke(running.endpoint, running.served_model):
                     streamed = f", {answer.events} events streamed" if answer.events else ""

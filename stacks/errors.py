@@ -4,8 +4,9 @@
     ├── SpecError          a stack.yaml that does not validate (one line: file, field, allowed)
     ├── ModelError         a model the stack serves cannot be found, built or quantized
     │   └── ModelMissing   ... specifically: a model directory lacks the file it needs
-    └── StackStartError    a replica or the balancer died or never became healthy
-        └── HealthTimeout  ... specifically: no /health 200 within the startup timeout
+    ├── StackStartError    a replica or the balancer died or never became healthy
+    │   └── HealthTimeout  ... specifically: no /health 200 within the startup timeout
+    └── MembershipError    the balancer's admin interface refused or did not finish a change
 """
 
 
@@ -30,4 +31,8 @@ class StackStartError(StackError):
 
 
 class HealthTimeout(StackStartError):
+    pass
+
+
+class MembershipError(StackError):
     pass

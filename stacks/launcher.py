@@ -116,9 +116,10 @@ def replica_env(spec: StackSpec, index: int) -> dict[str, str]:
     return env
 
 
-def balancer_argv(spec: StackSpec, replicas: list[Member], port: int) -> list[str]:
+def balancer_argv(spec: StackSpec, replicas: list[Member], port: int,
+                  admin_port: int) -> list[str]:
     argv = [sys.executable, "-m", "stacks.balancer", "--policy", spec.balancer.policy,
-            "--host", spec.balancer.host, "--port", str(port),
+            "--host", spec.balancer.host, "--port", str(port), "--admin-port", str(admin_port),
             "--seed", str(spec.balancer.seed),
             "--upstream-timeout-s", str(spec.balancer.upstream_timeout_s),
             "--health-interval-s", str(spec.balancer.health_interval_s),
@@ -159,6 +160,7 @@ class Stack:
         self.port = port if port is not None else spec.ports.balancer
         self.replicas: list[Member] = []
         self.balancer: Member | None = None
+        self.admin_url = ""  # the balancer's loopback admin interface (runtime membership)
         self.supervisor: Supervisor | None = None
 
     @property
@@ -207,8 +209,10 @@ class Stack:
     def _start_balancer(self) -> Member:
         port = self.port or free_port(self.spec.balancer.host)
         log_path = self.log_dir / "balancer.log"
-        argv = balancer_argv(self.spec, self.replicas, port)
+        admin_port = free_port(REPLICA_HOST)
+        argv = balancer_argv(self.spec, self.replicas, port, admin_port)
         process = spawn(argv, log_path)
+        self.admin_url = f"http://{REPLICA_HOST}:{admin_port}"
         self.observer.on_starting("balancer", log_path)
         return Member("balancer", self.spec.balancer.host, port, log_path, process)
 

@@ -13,8 +13,9 @@ import signal
 import sys
 
 from stacks.balancer.limits import Limits
+from stacks.balancer.membership import parse_replica_url
 from stacks.balancer.policies import POLICIES
-from stacks.balancer.server import Balancer, BalancerConfig, parse_replica_url
+from stacks.balancer.server import Balancer, BalancerConfig
 
 
 def parse_args(argv: list[str]) -> BalancerConfig:
@@ -24,6 +25,9 @@ def parse_args(argv: list[str]) -> BalancerConfig:
     parser.add_argument("--policy", default="round_robin", choices=sorted(POLICIES))
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--admin-port", type=int, default=None, metavar="PORT",
+                        help="serve the membership admin interface on 127.0.0.1:PORT "
+                             "(0: any free port, logged at start; unset: no admin interface)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--upstream-timeout-s", type=float, default=600.0)
     parser.add_argument("--health-interval-s", type=float, default=0.0,
@@ -63,6 +67,7 @@ def parse_args(argv: list[str]) -> BalancerConfig:
         replicas[name] = url
     return BalancerConfig(
         replicas=replicas, policy=args.policy, host=args.host, port=args.port,
+        admin_port=args.admin_port,
         seed=args.seed, upstream_timeout_s=args.upstream_timeout_s,
         health_interval_s=args.health_interval_s, load_interval_s=args.load_interval_s,
         retry=args.retry, api_key=api_key,

@@ -6,6 +6,8 @@ increment per request, not a label resolution.
 
 from __future__ import annotations
 
+import contextlib
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
@@ -42,7 +44,7 @@ class BalancerMetrics:
         )
         self._healthy = Gauge(
             "balancer_replica_healthy",
-            "1 while a replica receives traffic, 0 while it is ejected.",
+            "1 while a replica receives traffic, 0 while it is ejected, pending or draining.",
             ["replica"],
             registry=self.registry,
         )
@@ -68,12 +70,20 @@ class BalancerMetrics:
         self._inflight_children: dict[str, Gauge] = {}
         self._latency_children: dict[str, Histogram] = {}
 
-    def add_replica(self, replica: str) -> None:
+    def add_replica(self, replica: str, serving: bool = True) -> None:
         self._inflight_children[replica] = self._inflight.labels(replica=replica)
         self._latency_children[replica] = self._latency.labels(replica=replica)
         self._inflight_children[replica].set(0)
-        self._healthy.labels(replica=replica).set(1)
+        self._healthy.labels(replica=replica).set(1 if serving else 0)
         self._external.labels(replica=replica).set(0)
+
+    def remove_replica(self, replica: str) -> None:
+        """A replica gone from the table: its gauges go (they would report a stale state);
+        its counters and latencies stay, they are history."""
+        self._inflight_children.pop(replica, None)
+        for gauge in (self._inflight, self._healthy, self._external):
+            with contextlib.suppress(KeyError):
+                gauge.remove(replica)
 
     def set_healthy(self, replica: str, healthy: bool) -> None:
         self._healthy.labels(replica=replica).set(1 if healthy else 0)

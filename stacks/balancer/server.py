@@ -1,6 +1,6 @@
 """The balancer process: replicas, a policy, and the server lifecycle.
 
-Lifecycle as in uvicorn: `startup` binds the socket, `main_loop` waits for `should_exit`,
+Lifecycle as in uvicorn: `startup` binds the sockets, `main_loop` waits for `should_exit`,
 `shutdown` stops accepting, waits briefly for in-flight exchanges and closes upstream pools.
 `Balancer` is the proxy's `Router`: it answers `/health` and `/metrics` itself, picks a replica
 for each `/v1/...` request with the policy, and keeps each replica's in-flight count around the
@@ -14,6 +14,9 @@ Three policies of its own, each off unless configured (the optimized stack turns
 - one retry (`retry`): a request whose replica refused the connection, or answered 502/503
   before any byte went to the client, goes once to another healthy replica. Nothing is retried
   once the client has seen part of an answer.
+
+Its replicas can change while it serves (`membership`), through a loopback admin port
+(`admin_port`, `stacks.balancer.admin`): added, drained or removed without failing a request.
 
 At its edge, for every stack: the request limits of `proxy.Limits`, and an optional API key
 (`api_key`): a `/v1/...` request without `authorization: Bearer <key>` is a 401 and reaches no
@@ -30,11 +33,12 @@ import logging
 import random
 import time
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
 
+from stacks.balancer.admin import ADMIN_HOST, AdminRouter
 from stacks.balancer.errors import NoHealthyReplica, UpstreamTimeout, UpstreamUnavailable
 from stacks.balancer.health import ReplicaMonitor
 from stacks.balancer.limits import Limits
+from stacks.balancer.membership import Membership
 from stacks.balancer.metrics import BalancerMetrics
 from stacks.balancer.policies import ReplicaView, make_policy
 from stacks.balancer.proxy import ClientConnection, Exchange, Request
@@ -43,18 +47,7 @@ from stacks.balancer.upstream import UpstreamConnection, UpstreamPool
 PROXIED_PREFIX = b"/v1/"
 NO_REPLICA = "none"
 RETRIED_STATUSES = frozenset({502, 503})  # the replica says it could not take the request
-# A busy engine can answer one probe late: only this many failed probes in a row eject it
-# (a refused connection, a 5xx or a dropped request ejects at once).
-PROBE_FAILURES_TO_EJECT = 2
 logger = logging.getLogger("balancer")
-
-
-@dataclass(slots=True)
-class Replica:
-    view: ReplicaView
-    pool: UpstreamPool
-    healthy: bool = True
-    failed_probes: int = 0  # in a row
 
 
 @dataclass(slots=True)
@@ -63,6 +56,7 @@ class BalancerConfig:
     policy: str = "round_robin"
     host: str = "127.0.0.1"
     port: int = 8080
+    admin_port: int | None = None  # None: no admin interface; 0: any free loopback port
     seed: int = 0
     upstream_timeout_s: float = 600.0
     shutdown_grace_s: float = 5.0
@@ -76,13 +70,6 @@ class BalancerConfig:
         return f"BalancerConfig(replicas={self.replicas!r}, policy={self.policy!r}, ...)"
 
 
-def parse_replica_url(url: str) -> tuple[str, int]:
-    parts = urlsplit(url)
-    if parts.scheme != "http" or not parts.hostname or not parts.port:
-        raise ValueError(f"replica URL must look like http://HOST:PORT, got {url!r}")
-    return parts.hostname, parts.port
-
-
 class Balancer:
     def __init__(self, config: BalancerConfig) -> None:
         if not config.replicas:
@@ -90,15 +77,13 @@ class Balancer:
         self.config = config
         self.policy = make_policy(config.policy, random.Random(config.seed))
         self.metrics = BalancerMetrics()
-        self.replicas: dict[str, Replica] = {}
+        self.members = Membership(self.metrics, config.health_interval_s > 0, self.log)
         for name, url in config.replicas.items():
-            host, port = parse_replica_url(url)
-            self.replicas[name] = Replica(ReplicaView(name), UpstreamPool(host, port))
-            self.metrics.add_replica(name)
-        self._healthy_views = [r.view for r in self.replicas.values() if r.healthy]
+            self.members.add(name, url, at_start=True)
         self.should_exit = asyncio.Event()
         self.inflight_total = 0
         self._server: asyncio.Server | None = None
+        self._admin: asyncio.Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
         self._draining: asyncio.Event | None = None  # set once the last exchange finishes
         self._monitors: list[asyncio.Task[None]] = []
@@ -118,6 +103,11 @@ class Balancer:
             self.config.port, backlog=4096
         )
         config = self.config
+        if config.admin_port is not None:
+            admin = AdminRouter(self.members, self._authorized)  # the same key, if any
+            self._admin = await loop.create_server(
+                lambda: ClientConnection(admin, config.limits), ADMIN_HOST, config.admin_port)
+            logger.info("admin interface on %s:%d", ADMIN_HOST, self.admin_port)
         for interval_s, health, load in ((config.health_interval_s, True, False),
                                          (config.load_interval_s, False, True)):
             if interval_s > 0:
@@ -130,20 +120,25 @@ class Balancer:
         assert self._server is not None
         return int(self._server.sockets[0].getsockname()[1])
 
+    @property
+    def admin_port(self) -> int | None:
+        return None if self._admin is None else int(self._admin.sockets[0].getsockname()[1])
+
     async def main_loop(self) -> None:
         await self.should_exit.wait()
 
     async def shutdown(self) -> None:
         for monitor in self._monitors:
             monitor.cancel()
-        if self._server is not None:
-            self._server.close()
+        for server in (self._server, self._admin):
+            if server is not None:
+                server.close()
         if self.inflight_total:
             self._draining = asyncio.Event()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.config.shutdown_grace_s):
                     await self._draining.wait()
-        for replica in self.replicas.values():
+        for replica in self.members.replicas.values():
             replica.pool.close()
 
     # health and load ----------------------------------------------------------------------
@@ -152,44 +147,26 @@ class Balancer:
         logger.warning(message)
 
     def replica_addresses(self) -> dict[str, tuple[str, int]]:
-        return {name: (r.pool.host, r.pool.port) for name, r in self.replicas.items()}
+        return {name: (r.pool.host, r.pool.port) for name, r in self.members.replicas.items()}
 
     def health_result(self, name: str, healthy: bool) -> None:
-        replica = self.replicas[name]
-        replica.failed_probes = 0 if healthy else replica.failed_probes + 1
-        if healthy and not replica.healthy:
-            replica.healthy = True
-            self._replicas_changed(name, True)
-            self.log(f"{name} is healthy again: back in rotation")
-        elif replica.failed_probes >= PROBE_FAILURES_TO_EJECT:
-            self.eject(name, "health")
+        self.members.health_result(name, healthy)
 
     def load_result(self, name: str, scraped: int) -> None:
-        view = self.replicas[name].view
+        replica = self.members.get(name)
+        if replica is None:  # removed while its scrape was on the way
+            return
         # The replica's count includes what we have in flight there; keep the rest.
-        view.external = max(0, scraped - view.inflight)
-        self.metrics.set_external(name, view.external)
+        replica.view.external = max(0, scraped - replica.view.inflight)
+        self.metrics.set_external(name, replica.view.external)
 
     def eject(self, name: str, reason: str) -> None:
-        """Take a replica out of rotation until its /health answers 200 (only with health
-        checks on: without them nothing would bring it back)."""
-        replica = self.replicas[name]
-        if self.config.health_interval_s <= 0 or not replica.healthy:
-            return
-        replica.healthy = False
-        replica.view.external = 0
-        self.metrics.ejected(name, reason)
-        self._replicas_changed(name, False)
-        self.log(f"{name} ejected ({reason})")
-
-    def _replicas_changed(self, name: str, healthy: bool) -> None:
-        self._healthy_views = [r.view for r in self.replicas.values() if r.healthy]
-        self.metrics.set_healthy(name, healthy)
+        self.members.eject(name, reason)
 
     def _others(self, exchange: Exchange) -> list[ReplicaView]:
-        """Healthy replicas that have not failed this request yet."""
+        """Serving replicas that have not failed this request yet."""
         tried = (exchange.retried_from, exchange.replica)
-        return [view for view in self._healthy_views if view.name not in tried]
+        return [view for view in self.members.serving if view.name not in tried]
 
     def _can_retry(self, exchange: Exchange) -> bool:
         """Once per request, and only with another healthy replica to go to."""
@@ -199,14 +176,14 @@ class Balancer:
     def answer_locally(self, request: Request) -> tuple[int, bytes, bytes] | None:
         path = request.path.split(b"?", 1)[0]
         if path.startswith(PROXIED_PREFIX):
-            if self.config.api_key and not self._authorized(request):
+            if not self._authorized(request):
                 return 401, b"application/json", json.dumps({"error": {
                     "message": "missing or wrong API key: send authorization: Bearer <key>",
                     "type": "balancer_error", "code": 401}}).encode()
             return None
         if path == b"/health":
-            healthy = len(self._healthy_views)
-            body = json.dumps({"healthy_replicas": healthy, "replicas": len(self.replicas)})
+            healthy = len(self.members.serving)
+            body = json.dumps({"healthy_replicas": healthy, "replicas": len(self.members)})
             return (200 if healthy else 503), b"application/json", body.encode()
         if path == b"/metrics":
             return 200, self.metrics.content_type.encode(), self.metrics.render()
@@ -215,6 +192,8 @@ class Balancer:
         return 404, b"application/json", json.dumps(message).encode()
 
     def _authorized(self, request: Request) -> bool:
+        if not self.config.api_key:
+            return True
         expected = b"Bearer " + self.config.api_key.encode()
         given = next((value for name, value in request.headers
                       if name.lower() == b"authorization"), b"")
@@ -225,7 +204,7 @@ class Balancer:
 
     def dispatch(self, exchange: Exchange) -> None:
         if not exchange.replica:
-            views = self._others(exchange) if exchange.retried_from else self._healthy_views
+            views = self._others(exchange) if exchange.retried_from else self.members.serving
             if not views:
                 exchange.fail(NoHealthyReplica("no healthy replica to send the request to"))
                 return
@@ -239,7 +218,7 @@ class Balancer:
                 self.config.upstream_timeout_s, self._time_out, exchange
             )
         exchange.attempts += 1
-        pool = self.replicas[exchange.replica].pool
+        pool = self.members[exchange.replica].pool
         conn = pool.take_idle()
         if conn is not None:
             self._send(exchange, conn)
@@ -295,7 +274,7 @@ class Balancer:
         if exchange.timer is not None:
             exchange.timer.cancel()
             exchange.timer = None
-        replica = self.replicas.get(exchange.replica)
+        replica = self.members.get(exchange.replica)
         if replica is None:
             self.metrics.observe(NO_REPLICA, status, None)
             return
@@ -307,3 +286,4 @@ class Balancer:
         ok = status < 500
         self.policy.on_done(replica.view.name, ok)
         self.metrics.observe(replica.view.name, status, time.perf_counter() - exchange.started_s)
+        self.members.request_done(replica)

@@ -64,8 +64,9 @@ def test_balancer_argv_names_every_replica_and_the_policy() -> None:
 
     members = [Member(f"replica-{i}", "127.0.0.1", 9000 + i, Path("x"), None)  # type: ignore[arg-type]
                for i in range(2)]
-    argv = balancer_argv(spec(balancer={"policy": "p2c"}), members, port=8080)
+    argv = balancer_argv(spec(balancer={"policy": "p2c"}), members, port=8080, admin_port=8090)
     assert argv[argv.index("--policy") + 1] == "p2c"
     assert argv[argv.index("--port") + 1] == "8080"
+    assert argv[argv.index("--admin-port") + 1] == "8090"
     replicas = [argv[i + 1] for i, arg in enumerate(argv) if arg == "--replica"]
     assert replicas == ["replica-0=http://127.0.0.1:9000", "replica-1=http://127.0.0.1:9001"]

@@ -1,0 +1,196 @@
+"""Who the balancer sends requests to, and changes to that while it serves.
+
+A replica is in one of these states:
+
+    serving    in rotation
+    pending    added while health checks are on: joins at its first passing probe
+    ejected    failed a probe twice, refused a connection, answered 5xx or dropped a request:
+               out until its /health answers 200 (only with health checks on, since nothing
+               else would bring it back)
+    draining   gets no new request; the ones it has finish there
+    drained    draining, and nothing in flight any more: safe to stop
+    removing   draining, and forgotten once its last request ends
+
+No state change fails a request: a request is only ever sent to a serving replica, and a
+replica leaves the table only when nothing is in flight there. The runtime changes (add, drain,
+remove) come from the loopback admin interface (`stacks.balancer.admin`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from stacks.balancer.metrics import BalancerMetrics
+from stacks.balancer.policies import ReplicaView
+from stacks.balancer.upstream import UpstreamPool
+
+# A busy engine can answer one probe late: only this many failed probes in a row eject it
+# (a refused connection, a 5xx or a dropped request ejects at once).
+PROBE_FAILURES_TO_EJECT = 2
+
+
+class MembershipRefused(ValueError):
+    """A membership change that cannot be made, with the HTTP status that says why."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def parse_replica_url(url: str) -> tuple[str, int]:
+    parts = urlsplit(url)
+    if parts.scheme != "http" or not parts.hostname or not parts.port:
+        raise ValueError(f"replica URL must look like http://HOST:PORT, got {url!r}")
+    return parts.hostname, parts.port
+
+
+@dataclass(slots=True)
+class Replica:
+    view: ReplicaView
+    pool: UpstreamPool
+    url: str
+    healthy: bool = True
+    failed_probes: int = 0  # in a row
+    draining: bool = False
+    removing: bool = False
+    ever_healthy: bool = True  # False while pending
+
+    @property
+    def state(self) -> str:
+        if self.removing:
+            return "removing"
+        if self.draining:
+            return "draining" if self.view.inflight else "drained"
+        if self.healthy:
+            return "serving"
+        return "ejected" if self.ever_healthy else "pending"
+
+    def describe(self) -> dict[str, object]:
+        return {"name": self.view.name, "url": self.url, "state": self.state,
+                "inflight": self.view.inflight}
+
+
+class Membership:
+    """The replica table, the serving views policies choose from, and every state change."""
+
+    def __init__(self, metrics: BalancerMetrics, health_checks: bool,
+                 log: Callable[[str], None]) -> None:
+        self.metrics = metrics
+        self.health_checks = health_checks
+        self.log = log
+        self.replicas: dict[str, Replica] = {}
+        self.serving: list[ReplicaView] = []
+
+    def get(self, name: str) -> Replica | None:
+        return self.replicas.get(name)
+
+    def __getitem__(self, name: str) -> Replica:
+        return self.replicas[name]
+
+    def __len__(self) -> int:
+        return len(self.replicas)
+
+    # changes asked for -------------------------------------------------------------------
+    def add(self, name: str, url: str, at_start: bool = False) -> Replica:
+        """A new replica; with health checks on, it joins at its first passing probe (a
+        replica given at start is trusted, as before: the launcher waited for its health)."""
+        if not name or len(name) > 200 or not name.isprintable() or "/" in name:
+            raise MembershipRefused(400, f"replica name must be 1-200 printable characters "
+                                         f"without '/', got {name!r}")
+        if name in self.replicas:
+            raise MembershipRefused(409, f"replica {name!r} is already a member "
+                                         f"({self.replicas[name].state})")
+        try:
+            host, port = parse_replica_url(url)
+        except ValueError as exc:
+            raise MembershipRefused(400, str(exc)) from None
+        joins_now = at_start or not self.health_checks
+        replica = Replica(ReplicaView(name), UpstreamPool(host, port), url,
+                          healthy=joins_now, ever_healthy=joins_now)
+        self.replicas[name] = replica
+        self.metrics.add_replica(name, serving=joins_now)
+        self._rotation_changed()
+        if not at_start:
+            self.log(f"{name} added at {url}" + ("" if joins_now else
+                                                 ": joins at its first passing probe"))
+        return replica
+
+    def drain(self, name: str) -> Replica:
+        replica = self._member(name)
+        if not replica.draining:
+            self._keep_one_besides(name)
+            replica.draining = True
+            self._rotation_changed()
+            self.log(f"{name} draining: {replica.view.inflight} in flight")
+        self._retire_if_idle(replica)
+        return replica
+
+    def remove(self, name: str) -> Replica:
+        replica = self._member(name)
+        if not replica.draining:
+            self._keep_one_besides(name)
+        replica.draining = replica.removing = True
+        self._rotation_changed()
+        self.log(f"{name} removing: {replica.view.inflight} in flight")
+        self._retire_if_idle(replica)
+        return replica
+
+    def _member(self, name: str) -> Replica:
+        replica = self.replicas.get(name)
+        if replica is None:
+            raise MembershipRefused(404, f"no replica named {name!r}; members: "
+                                         f"{', '.join(self.replicas) or 'none'}")
+        return replica
+
+    def _keep_one_besides(self, name: str) -> None:
+        """Refuse to take out the last replica that could serve: requests would fail."""
+        if not any(not r.draining for other, r in self.replicas.items() if other != name):
+            raise MembershipRefused(409, f"{name!r} is the last replica not draining; add "
+                                         "another first")
+
+    # what the data path reports ----------------------------------------------------------
+    def request_done(self, replica: Replica) -> None:
+        if replica.draining:
+            self._retire_if_idle(replica)
+
+    def _retire_if_idle(self, replica: Replica) -> None:
+        if replica.view.inflight:
+            return
+        replica.pool.close()  # idle keep-alive connections; a drained replica may be stopped
+        if replica.removing:
+            del self.replicas[replica.view.name]
+            self.metrics.remove_replica(replica.view.name)
+            self.log(f"{replica.view.name} removed")
+
+    # what the monitor and the data path learn --------------------------------------------
+    def health_result(self, name: str, healthy: bool) -> None:
+        replica = self.replicas.get(name)
+        if replica is None or replica.draining:
+            return
+        replica.failed_probes = 0 if healthy else replica.failed_probes + 1
+        if healthy and not replica.healthy:
+            replica.healthy = True
+            self._rotation_changed()
+            self.log(f"{name} is healthy: in rotation" + (" again" if replica.ever_healthy
+                                                          else ""))
+            replica.ever_healthy = True
+        elif replica.failed_probes >= PROBE_FAILURES_TO_EJECT:
+            self.eject(name, "health")
+
+    def eject(self, name: str, reason: str) -> None:
+        replica = self.replicas.get(name)
+        if replica is None or not self.health_checks or not replica.healthy:
+            return
+        replica.healthy = False
+        replica.view.external = 0
+        self.metrics.ejected(name, reason)
+        self._rotation_changed()
+        self.log(f"{name} ejected ({reason})")
+
+    def _rotation_changed(self) -> None:
+        self.serving = [r.view for r in self.replicas.values()
+                        if r.healthy and not r.draining]
+        for name, replica in self.replicas.items():
+            self.metrics.set_healthy(name, replica.healthy and not replica.draining)
