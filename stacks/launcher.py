@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import http.client
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -27,11 +28,13 @@ from urllib.parse import urlsplit
 
 from stacks.errors import HealthTimeout, StackStartError
 from stacks.models.prepare import prepare
-from stacks.process import free_port, spawn, stop_trees, tail
+from stacks.process import free_port, signal_group, spawn, stop_trees, tail
 from stacks.spec import StackSpec
 from stacks.supervisor import Supervisor
 
 HEALTH_POLL_S = 0.5
+SUPERVISOR_EVENTS = "events.jsonl"  # replicas exited and ready again
+BALANCER_EVENTS = "balancer-events.jsonl"  # replicas ejected, back in rotation, added, removed
 REPLICA_HOST = "127.0.0.1"  # replicas are reached only through the balancer
 VLLM_SERVER_MODULE = "vllm.entrypoints.openai.api_server"
 
@@ -78,6 +81,11 @@ class Member:
     def healthy(self) -> bool:
         return health_ok(self.url)
 
+    def signal(self, sig: signal.Signals) -> None:
+        """Signal its whole process tree (a replica: reaper, API servers, engine, workers):
+        how faults are planted (SIGKILL, SIGSTOP, SIGCONT)."""
+        signal_group(self.process.pid, sig)
+
 
 def replica_argv(spec: StackSpec, port: int) -> list[str]:
     engine = spec.engine
@@ -116,8 +124,8 @@ def replica_env(spec: StackSpec, index: int) -> dict[str, str]:
     return env
 
 
-def balancer_argv(spec: StackSpec, replicas: list[Member], port: int,
-                  admin_port: int) -> list[str]:
+def balancer_argv(spec: StackSpec, replicas: list[Member], port: int, admin_port: int,
+                  events: Path | None = None) -> list[str]:
     argv = [sys.executable, "-m", "stacks.balancer", "--policy", spec.balancer.policy,
             "--host", spec.balancer.host, "--port", str(port), "--admin-port", str(admin_port),
             "--seed", str(spec.balancer.seed),
@@ -131,6 +139,8 @@ def balancer_argv(spec: StackSpec, replicas: list[Member], port: int,
              "--header-timeout-s", str(spec.balancer.header_timeout_s)]
     if spec.balancer.api_key_env:
         argv += ["--api-key-env", spec.balancer.api_key_env]
+    if events is not None:
+        argv += ["--events", str(events)]
     for replica in replicas:
         argv += ["--replica", f"{replica.name}={replica.url}"]
     return argv
@@ -189,7 +199,7 @@ class Stack:
             self._wait_healthy([self.balancer])
             if self.spec.restart_policy == "always":
                 self.supervisor = Supervisor(lambda: self.replicas,
-                                             self.log_dir / "events.jsonl")
+                                             self.log_dir / SUPERVISOR_EVENTS)
                 self.supervisor.start()
         except BaseException:
             self.stop()
@@ -210,7 +220,8 @@ class Stack:
         port = self.port or free_port(self.spec.balancer.host)
         log_path = self.log_dir / "balancer.log"
         admin_port = free_port(REPLICA_HOST)
-        argv = balancer_argv(self.spec, self.replicas, port, admin_port)
+        argv = balancer_argv(self.spec, self.replicas, port, admin_port,
+                             self.log_dir / BALANCER_EVENTS)
         process = spawn(argv, log_path)
         self.admin_url = f"http://{REPLICA_HOST}:{admin_port}"
         self.observer.on_starting("balancer", log_path)

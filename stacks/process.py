@@ -59,14 +59,14 @@ def stop_trees(processes: Sequence[subprocess.Popen[bytes]], grace_s: float = 10
         with contextlib.suppress(psutil.NoSuchProcess):
             descendants += psutil.Process(process.pid).children(recursive=True)
     for process in processes:
-        _signal_group(process.pid, signal.SIGTERM)
+        signal_group(process.pid, signal.SIGTERM)
     deadline = time.monotonic() + grace_s
     for process in processes:
         with contextlib.suppress(subprocess.TimeoutExpired):
             process.wait(timeout=max(0.0, deadline - time.monotonic()))
     _, alive = psutil.wait_procs(_alive(descendants), timeout=max(0.5, deadline - time.monotonic()))
     for process in processes:
-        _signal_group(process.pid, signal.SIGKILL)
+        signal_group(process.pid, signal.SIGKILL)
     for leftover in alive:
         with contextlib.suppress(psutil.NoSuchProcess):
             leftover.kill()
@@ -88,7 +88,8 @@ def _alive(processes: list[psutil.Process]) -> list[psutil.Process]:
     return alive
 
 
-def _signal_group(pgid: int, sig: signal.Signals) -> None:
+def signal_group(pgid: int, sig: signal.Signals) -> None:
+    """Signal a process group (a spawned process leads its own); gone already is no error."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
 

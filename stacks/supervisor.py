@@ -4,7 +4,8 @@ finds it at the address it already knows (with health checks on, it is back in r
 its `/health` answers; without them, requests sent there fail until it is up).
 
 Every exit and every return to health is an event with its wall-clock time, kept in
-`Supervisor.events` and appended to `<log_dir>/events.jsonl` as it happens:
+`Supervisor.events` and appended to `<log_dir>/events.jsonl` as it happens
+(`stacks.event_log`):
 
     {"at_unix_s": 1764600000.12, "event": "replica_exited", "replica": "replica-1", "code": -9,
      "restarts": 1}
@@ -18,12 +19,13 @@ the thread that started them (`stacks.process`), so it ends only once they are s
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
+
+from stacks.event_log import EventLog
 
 POLL_S = 0.5
 
@@ -44,15 +46,18 @@ class Supervisor:
     def __init__(self, replicas: Callable[[], Sequence[Supervised]], events_path: Path,
                  poll_s: float = POLL_S) -> None:
         self.replicas = replicas
-        self.events_path = events_path
+        self.log = EventLog(events_path)
         self.poll_s = poll_s
-        self.events: list[dict[str, Any]] = []
         self.restarts: dict[str, int] = {}
         self._down: dict[str, float] = {}  # replica -> when its exit was seen (monotonic)
         self._pause = threading.Event()
         self._paused = threading.Event()
         self._end = threading.Event()
         self._thread = threading.Thread(target=self._run, name="supervisor", daemon=True)
+
+    @property
+    def events(self) -> list[dict[str, Any]]:
+        return self.log.events
 
     def start(self) -> None:
         self._thread.start()
@@ -84,16 +89,8 @@ class Supervisor:
             count = self.restarts.get(replica.name, 0) + 1
             self.restarts[replica.name] = count
             self._down[replica.name] = time.monotonic()
-            self._record("replica_exited", replica.name, code=code, restarts=count)
+            self.log.record("replica_exited", replica.name, code=code, restarts=count)
             replica.restart()
         elif replica.name in self._down and replica.healthy():
             down_s = time.monotonic() - self._down.pop(replica.name)
-            self._record("replica_ready", replica.name, down_s=round(down_s, 3))
-
-    def _record(self, event: str, replica: str, **details: Any) -> None:
-        entry = {"at_unix_s": round(time.time(), 3), "event": event, "replica": replica,
-                 **details}
-        self.events.append(entry)
-        self.events_path.parent.mkdir(parents=True, exist_ok=True)
-        with self.events_path.open("a") as log:
-            log.write(json.dumps(entry) + "\n")
+            self.log.record("replica_ready", replica.name, down_s=round(down_s, 3))

@@ -11,6 +11,7 @@ import logging
 import os
 import signal
 import sys
+from pathlib import Path
 
 from stacks.balancer.limits import Limits
 from stacks.balancer.membership import parse_replica_url
@@ -28,6 +29,9 @@ def parse_args(argv: list[str]) -> BalancerConfig:
     parser.add_argument("--admin-port", type=int, default=None, metavar="PORT",
                         help="serve the membership admin interface on 127.0.0.1:PORT "
                              "(0: any free port, logged at start; unset: no admin interface)")
+    parser.add_argument("--events", type=Path, default=None, metavar="FILE",
+                        help="append each membership change (ejected, in rotation, added, "
+                             "draining, removed) to FILE as a JSON line with its wall-clock time")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--upstream-timeout-s", type=float, default=600.0)
     parser.add_argument("--health-interval-s", type=float, default=0.0,
@@ -67,7 +71,7 @@ def parse_args(argv: list[str]) -> BalancerConfig:
         replicas[name] = url
     return BalancerConfig(
         replicas=replicas, policy=args.policy, host=args.host, port=args.port,
-        admin_port=args.admin_port,
+        admin_port=args.admin_port, events_path=args.events,
         seed=args.seed, upstream_timeout_s=args.upstream_timeout_s,
         health_interval_s=args.health_interval_s, load_interval_s=args.load_interval_s,
         retry=args.retry, api_key=api_key,

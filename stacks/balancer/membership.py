@@ -11,6 +11,10 @@ A replica is in one of these states:
     drained    draining, and nothing in flight any more: safe to stop
     removing   draining, and forgotten once its last request ends
 
+Each change is an event with its wall-clock time (`stacks.event_log`: `added`, `ejected` with
+its reason, `in_rotation`, `draining`, `removed`), appended to `--events FILE` when given: what
+the harness times detection and recovery by.
+
 No state change fails a request: a request is only ever sent to a serving replica, and a
 replica leaves the table only when nothing is in flight there. The runtime changes (add, drain,
 remove) come from the loopback admin interface (`stacks.balancer.admin`).
@@ -25,6 +29,7 @@ from urllib.parse import urlsplit
 from stacks.balancer.metrics import BalancerMetrics
 from stacks.balancer.policies import ReplicaView
 from stacks.balancer.upstream import UpstreamPool
+from stacks.event_log import EventLog
 
 # A busy engine can answer one probe late: only this many failed probes in a row eject it
 # (a refused connection, a 5xx or a dropped request ejects at once).
@@ -76,8 +81,9 @@ class Membership:
     """The replica table, the serving views policies choose from, and every state change."""
 
     def __init__(self, metrics: BalancerMetrics, health_checks: bool,
-                 log: Callable[[str], None]) -> None:
+                 log: Callable[[str], None], events: EventLog | None = None) -> None:
         self.metrics = metrics
+        self.events = events or EventLog(None)
         self.health_checks = health_checks
         self.log = log
         self.replicas: dict[str, Replica] = {}
@@ -113,6 +119,7 @@ class Membership:
         self.metrics.add_replica(name, serving=joins_now)
         self._rotation_changed()
         if not at_start:
+            self.events.record("added", name, url=url, serving=joins_now)
             self.log(f"{name} added at {url}" + ("" if joins_now else
                                                  ": joins at its first passing probe"))
         return replica
@@ -123,6 +130,7 @@ class Membership:
             self._keep_one_besides(name)
             replica.draining = True
             self._rotation_changed()
+            self.events.record("draining", name, inflight=replica.view.inflight)
             self.log(f"{name} draining: {replica.view.inflight} in flight")
         self._retire_if_idle(replica)
         return replica
@@ -131,6 +139,8 @@ class Membership:
         replica = self._member(name)
         if not replica.draining:
             self._keep_one_besides(name)
+        if not replica.draining:
+            self.events.record("draining", name, inflight=replica.view.inflight)
         replica.draining = replica.removing = True
         self._rotation_changed()
         self.log(f"{name} removing: {replica.view.inflight} in flight")
@@ -162,6 +172,7 @@ class Membership:
         if replica.removing:
             del self.replicas[replica.view.name]
             self.metrics.remove_replica(replica.view.name)
+            self.events.record("removed", replica.view.name)
             self.log(f"{replica.view.name} removed")
 
     # what the monitor and the data path learn --------------------------------------------
@@ -173,6 +184,7 @@ class Membership:
         if healthy and not replica.healthy:
             replica.healthy = True
             self._rotation_changed()
+            self.events.record("in_rotation", name)
             self.log(f"{name} is healthy: in rotation" + (" again" if replica.ever_healthy
                                                           else ""))
             replica.ever_healthy = True
@@ -187,6 +199,7 @@ class Membership:
         replica.view.external = 0
         self.metrics.ejected(name, reason)
         self._rotation_changed()
+        self.events.record("ejected", name, reason=reason)
         self.log(f"{name} ejected ({reason})")
 
     def _rotation_changed(self) -> None:

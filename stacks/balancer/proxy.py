@@ -194,8 +194,10 @@ class Exchange:
             return
         self.status = error.status
         self.client.router.finish(self, error.status)
+        # Named like a relayed answer's, so a client can tell which replica failed it.
         self.client.send_simple(error.status, error_body(error.status, str(error)),
-                                keep_alive=self.request.keep_alive)
+                                keep_alive=self.request.keep_alive,
+                                upstream=self.replica.encode())
         self.client.exchange_finished(self)
 
 
@@ -359,8 +361,11 @@ class ClientConnection(asyncio.Protocol):
         body: bytes,
         content_type: bytes = b"application/json",
         keep_alive: bool = True,
+        upstream: bytes = b"",
     ) -> None:
         headers = [(b"content-type", content_type), (b"content-length", b"%d" % len(body))]
+        if upstream:
+            headers.append((b"x-upstream", upstream))
         self.write(encode_head(status, headers, keep_alive) + body)
 
     def _reject(self, status: int, message: str) -> None:

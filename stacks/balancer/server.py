@@ -33,6 +33,7 @@ import logging
 import random
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from stacks.balancer.admin import ADMIN_HOST, AdminRouter
 from stacks.balancer.errors import NoHealthyReplica, UpstreamTimeout, UpstreamUnavailable
@@ -43,6 +44,7 @@ from stacks.balancer.metrics import BalancerMetrics
 from stacks.balancer.policies import ReplicaView, make_policy
 from stacks.balancer.proxy import ClientConnection, Exchange, Request
 from stacks.balancer.upstream import UpstreamConnection, UpstreamPool
+from stacks.event_log import EventLog
 
 PROXIED_PREFIX = b"/v1/"
 NO_REPLICA = "none"
@@ -65,6 +67,7 @@ class BalancerConfig:
     retry: bool = False
     limits: Limits = field(default_factory=Limits)
     api_key: str = ""  # "": no key asked of clients
+    events_path: Path | None = None  # membership events, one JSON line each
 
     def __repr__(self) -> str:  # the key stays out of every log line and traceback
         return f"BalancerConfig(replicas={self.replicas!r}, policy={self.policy!r}, ...)"
@@ -77,7 +80,8 @@ class Balancer:
         self.config = config
         self.policy = make_policy(config.policy, random.Random(config.seed))
         self.metrics = BalancerMetrics()
-        self.members = Membership(self.metrics, config.health_interval_s > 0, self.log)
+        self.members = Membership(self.metrics, config.health_interval_s > 0, self.log,
+                                  EventLog(config.events_path))
         for name, url in config.replicas.items():
             self.members.add(name, url, at_start=True)
         self.should_exit = asyncio.Event()

@@ -9,12 +9,14 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from pathlib import Path
 
 import httpx
 import pytest
 
 from stacks.balancer.admin_client import BalancerAdmin
 from stacks.errors import MembershipError
+from stacks.event_log import read_events
 from stacks.process import free_port, stop_trees
 
 Start = Callable[..., str]
@@ -34,9 +36,11 @@ def completion(client: httpx.Client, url: str, stream: bool = False) -> httpx.Re
                        json={"prompt": "x", "max_tokens": 3, "stream": stream})
 
 
-def test_each_change_and_what_is_refused(fake_replica: Start, balancer: Start) -> None:
+def test_each_change_and_what_is_refused(fake_replica: Start, balancer: Start,
+                                         tmp_path: Path) -> None:
     a, b = fake_replica("a"), fake_replica("b")
-    lb, admin_url = with_admin(balancer, {"a": a}, *DIY)
+    events = tmp_path / "balancer-events.jsonl"
+    lb, admin_url = with_admin(balancer, {"a": a}, *DIY, "--events", str(events))
     with BalancerAdmin(admin_url) as admin:
         assert admin.replicas() == {"a": {"name": "a", "url": a, "state": "serving",
                                           "inflight": 0}}
@@ -55,6 +59,10 @@ def test_each_change_and_what_is_refused(fake_replica: Start, balancer: Start) -
             admin.remove("b")
         admin.remove("a")
         assert list(admin.replicas()) == ["b"]
+    logged = read_events(events)
+    assert [(e["event"], e["replica"]) for e in logged] == [
+        ("added", "b"), ("draining", "a"), ("removed", "a")]
+    assert logged[0]["at_unix_s"] <= logged[-1]["at_unix_s"] <= time.time()
     # The admin routes live on the admin port only.
     assert httpx.get(f"{lb}/admin/replicas").status_code == 404
     assert httpx.get(f"{admin_url}/v1/models").status_code == 404
