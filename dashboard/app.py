@@ -23,6 +23,7 @@ from dashboard.store import (
     runs_table,
 )
 from harness.errors import ResultsError
+from harness.measure.reliability import LISTED_FAILURES
 from harness.report.capacity_tables import (
     capacity_ablation_table,
     capacity_caption,
@@ -32,6 +33,7 @@ from harness.report.capacity_tables import (
     probes_table,
 )
 from harness.report.figures import capacity_figures, comparison_figures
+from harness.report.reliability_tables import failures_table, faults_table, reliability_table
 from harness.report.results import CapacitySummary
 from harness.report.tables import (
     ReportTable,
@@ -186,6 +188,11 @@ def show_comparison(run_id: str) -> None:
     show_table(ablation_table(summary),
                "The full stack's figure ÷ the same stack with only that optimization turned "
                "off: throughput above 1× and latency below 1× mean it helps.")
+    show_table(reliability_table(summary),
+               f"Under scenario {summary.scenario}: detect = fault → the balancer ejects the "
+               "replica; recover = fault → the replica back in rotation.")
+    show_table(faults_table(summary))
+    show_table(failures_table(summary, limit=LISTED_FAILURES))
     left, right = st.columns(2)
     for index, figure in enumerate(figures(tracking_uri(), run_id).values()):
         (left if index % 2 == 0 else right).plotly_chart(figure, width="stretch")

@@ -36,6 +36,7 @@ from harness.report.capacity_tables import (
 from harness.report.dashboard_server import HOST, start_dashboard
 from harness.report.log_folder import log_saved
 from harness.report.progress import CapacityProgress, QualityProgress, RunProgress, StartProgress
+from harness.report.reliability_tables import failures_table, faults_table, reliability_table
 from harness.report.results import CapacitySummary, ComparisonSummary, QualityResult, read_result
 from harness.report.tables import (
     ReportTable,
@@ -181,16 +182,20 @@ def run(
     ablate: Annotated[bool, typer.Option(
         "--ablate", help="also run the last stack with each of its optimizations turned off, "
                          "one at a time, and show what each contributes")] = False,
+    scenario: Annotated[str | None, typer.Option(
+        help="faults to play during every trial: a name under workloads/scenarios/ "
+             "(replica_kill, replica_hang, replica_slow, overload) or a YAML path")] = None,
 ) -> None:
     """Replay one schedule against each stack in turn and compare them side by side."""
     config = make_config(RunConfig, stacks=stack_list(stacks), workload=workload,
                          rate_qps=rate, duration_s=duration, trials=trials, workers=workers,
-                         out=out, experiment=experiment, ablate=ablate)
+                         out=out, experiment=experiment, ablate=ablate, scenario=scenario)
     with stop_signals_interrupt(), interrupt_keeps("run", LOG_HINT), RunProgress(err) as progress:
         summary_path = run_experiment(config, progress)
     summary = read_result(summary_path, ComparisonSummary)
-    report(summary_path, [comparison_table(summary), ablation_table(summary)],
-           late_sender_warnings(summary))
+    report(summary_path, [comparison_table(summary), ablation_table(summary),
+                          reliability_table(summary), faults_table(summary),
+                          failures_table(summary)], late_sender_warnings(summary))
 
 
 @app.command()

@@ -96,7 +96,7 @@ def recover_run(folder: Path) -> ComparisonSummary:
     plan = (run.model_extra or {}).get("ablation_plan")
     summary = comparison_summary(folder.name, workload, sha256, trials,
                                  None if plan is None else (plan["stack"], plan["variants"]),
-                                 cut)
+                                 cut, (run.model_extra or {}).get("scenario_name"), folder)
     summary.interrupted = interrupted or None
     summary.write(folder / "summary.json")
     return summary

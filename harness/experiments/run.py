@@ -6,29 +6,54 @@ On top of the trial driver (`harness.experiments.trial`), a run writes:
     <stack>/records/trial-<k>.parquet   one row per request
     <stack>/trial-<k>/                  raw records, replica, balancer and Locust logs
     summary.json                        per stack figures, ratios to the first stack
+
+With a scenario (`--scenario`, `workloads/scenarios/`), its faults are played against each
+launched stack's replicas during the replay (`harness.experiments.faults`), logged in
+`<stack>/trial-<k>/faults.jsonl`; the balancer's metrics at the trial's end are kept in
+`balancer-metrics.txt`, and each stack's summary gains its reliability report
+(`harness.measure.reliability`).
 """
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager, nullcontext, suppress
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import pandas as pd
 from pydantic import Field
 
+from harness.client import get
+from harness.errors import EndpointError, UsageError
 from harness.experiments.ablation import contributions
+from harness.experiments.faults import FaultPlayer
 from harness.experiments.target import Spec, Target
-from harness.experiments.trial import Experiment, ExperimentConfig, TrialObserver, WrittenSchedule
+from harness.experiments.trial import (
+    RAW_RECORDS,
+    Experiment,
+    ExperimentConfig,
+    TrialObserver,
+    WrittenSchedule,
+)
 from harness.measure.metrics import Window, ratios, summarize
 from harness.measure.records import write_parquet
+from harness.measure.reliability import (
+    BALANCER_METRICS,
+    FAULTS_FILE,
+    read_trial_events,
+    reliability,
+)
 from harness.report.results import Ablation, ComparisonSummary, StackFigures
+from harness.workload.scenario import FaultPlan, load_scenario
 from harness.workload.schedule import build_schedule, load_tokenizer
 from harness.workload.spec import WorkloadSpec, load_workload_spec
+from stacks.spec import StackSpec
 
 
 class RunConfig(ExperimentConfig):
     rate_qps: float | None = Field(default=None, gt=0)
     duration_s: float | None = Field(default=None, gt=0)
+    scenario: str | None = None  # a name under workloads/scenarios/ or a YAML path
 
 
 class RunObserver(TrialObserver, Protocol):
@@ -43,25 +68,49 @@ class RunExperiment(Experiment[RunConfig, RunObserver]):
     def __init__(self, config: RunConfig, observer: RunObserver) -> None:
         workload = load_workload_spec(config.workload).with_overrides(config.rate_qps,
                                                                       config.duration_s)
+        self.scenario = None if config.scenario is None else load_scenario(config.scenario)
+        self.faults: FaultPlan | None = None
+        if self.scenario is not None:
+            workload = self.scenario.shape(workload)
+            self.faults = self.scenario.plan(workload)
         super().__init__(config, workload, workload.name, observer)
+        if self.faults is not None and self.faults.signals:
+            for spec in self.stacks:
+                if not isinstance(spec, StackSpec):
+                    raise UsageError(f"--scenario {config.scenario}: its faults act on "
+                                     f"replicas this machine launches; {spec.name} is an "
+                                     "endpoint running elsewhere")
         self.window = measured_window(workload)
         built = build_schedule(workload, load_tokenizer(workload.tokenizer_path()))
         self.requests = len(built.entries)
         self.schedule = WrittenSchedule.write(built, self.out / "schedule.jsonl")
         self.trials: dict[str, list[pd.DataFrame]] = {spec.name: [] for spec in self.stacks}
-        self.write_inputs()
+        # The scenario's own name (the option may be a path), for a summary rebuilt later.
+        self.write_inputs(scenario_name=None if self.scenario is None else self.scenario.name)
 
     def measure(self, spec: Spec, trial: int, target: Target, trial_dir: Path) -> None:
         self.observer.load_started(spec.name, trial, self.requests)
-        frame, _ = self.replay(target, self.schedule, trial_dir, trial)
+        with self.fault_player(target, trial_dir):
+            frame, _ = self.replay(target, self.schedule, trial_dir, trial)
+        if target.stack is not None:  # its retries, for the reliability report
+            with suppress(EndpointError):  # a balancer gone: retries unknown, nothing lost
+                (trial_dir / BALANCER_METRICS).write_text(get(f"{target.endpoint}/metrics").text)
         write_parquet(frame, self.out / spec.name / "records" / f"trial-{trial}.parquet")
         self.trials[spec.name].append(frame)
         self.observer.trial_done(spec.name, trial, StackFigures.model_validate(
             summarize(frame, self.window, self.workload.slo_s, self.workload.stream)))
 
+    def fault_player(self, target: Target, trial_dir: Path) -> AbstractContextManager[object]:
+        if self.faults is None or target.stack is None:
+            return nullcontext()
+        return FaultPlayer(self.faults, target.stack.replicas, trial_dir / RAW_RECORDS,
+                           trial_dir / FAULTS_FILE, target.name)
+
     def summary(self) -> ComparisonSummary:
         return comparison_summary(self.out.name, self.workload, self.schedule.sha256,
-                                  self.trials, self.ablation)
+                                  self.trials, self.ablation,
+                                  scenario=None if self.scenario is None else self.scenario.name,
+                                  folder=self.out)
 
 
 def measured_window(workload: WorkloadSpec) -> Window:
@@ -72,22 +121,34 @@ def measured_window(workload: WorkloadSpec) -> Window:
 def comparison_summary(run: str, workload: WorkloadSpec, schedule_sha256: str,
                        trials: dict[str, list[pd.DataFrame]],
                        ablation: tuple[str, dict[str, str]] | None,
-                       cut: dict[str, Window] | None = None) -> ComparisonSummary:
+                       cut: dict[str, Window] | None = None, scenario: str | None = None,
+                       folder: Path | None = None) -> ComparisonSummary:
     """The summary of every stack's trials so far (the first stack of `trials` is the
-    baseline): a pure function of the records, so saved records give the same summary. `cut`:
-    a shorter window for a stack whose only trial was cut short (`harness.experiments.recover`)."""
+    baseline): a pure function of what the run wrote, so saved records give the same summary.
+    `cut`: a shorter window for a stack whose only trial was cut short
+    (`harness.experiments.recover`). `scenario`: the faults' logs are read from `folder`."""
     window = measured_window(workload)
-    # Every trial's records were checked to carry this schedule's hash when read.
-    stacks = {name: {**summarize(pd.concat(frames, ignore_index=True),
-                                 (cut or {}).get(name, window), workload.slo_s, workload.stream),
-                     "schedule_sha256": schedule_sha256, "records": f"{name}/records"}
-              for name, frames in trials.items() if frames}
+    stacks: dict[str, dict[str, Any]] = {}
+    for name, frames in trials.items():
+        if not frames:
+            continue
+        records = pd.concat(frames, ignore_index=True)
+        stack_window = (cut or {}).get(name, window)
+        # Every trial's records were checked to carry this schedule's hash when read.
+        stacks[name] = {**summarize(records, stack_window, workload.slo_s, workload.stream),
+                        "schedule_sha256": schedule_sha256, "records": f"{name}/records"}
+        if scenario is not None and folder is not None:
+            events = [read_trial_events(folder / name / f"trial-{k}", k,
+                                        folder / name / f"trial-{k}" / RAW_RECORDS)
+                      for k in sorted(records["trial"].unique())]
+            stacks[name]["reliability"] = reliability(records, events, stack_window, scenario)
     baseline = next(iter(trials))
     summary = ComparisonSummary.model_validate({
         "run": run, "workload": workload.name, "schedule_sha256": schedule_sha256,
         "window": {"start_s": window.start_s, "length_s": window.length_s},
         "baseline": baseline, "stacks": stacks,
         "ratios": ratios(stacks, baseline) if baseline in stacks else {}})
+    summary.scenario = scenario
     if ablation is not None:
         studied, variant_names = ablation
         summary.ablation = Ablation.model_validate({

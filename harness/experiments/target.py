@@ -26,6 +26,7 @@ class Target:
     endpoint: str
     model: str
     api_key_env: str
+    stack: Stack | None = None  # launched here: its replicas, for a scenario's faults
 
     def headers(self) -> dict[str, str]:
         return auth_headers(self.name, self.api_key_env)
@@ -75,6 +76,6 @@ def serving(spec: Spec, log_dir: Path, observer: StartObserver) -> Iterator[Targ
     stack = Stack(spec, log_dir)
     try:
         stack.start(observer)
-        yield Target(spec.name, stack.endpoint, stack.served_model, "")
+        yield Target(spec.name, stack.endpoint, stack.served_model, "", stack)
     finally:
         stack.stop()

@@ -44,6 +44,8 @@ from stacks.spec import PROJECT_ROOT
 from workloads.records import FLUSH_INTERVAL_S
 from workloads.schedule import Schedule, write_schedule
 
+RAW_RECORDS = "records.jsonl"  # in each trial's folder, as the load generator wrote them
+
 
 class ExperimentConfig(BaseModel):
     """What every experiment is asked: which stacks, which traffic, how many trials, where to
@@ -172,7 +174,7 @@ class Experiment(ABC, Generic[Config, Observer]):
         """Replay a schedule against the target; its records (raw in `where`, Locust's logs in
         `where/logs`) with every scheduled request accounted for, and why it was stopped
         early (None: it ran whole)."""
-        raw = where / "records.jsonl"
+        raw = where / RAW_RECORDS
         stopped = run_load(LoadJob(
             locustfile=self.workload.locustfile_path(), host=target.endpoint,
             schedule=schedule.path, records=raw, log_dir=where / "logs", model=target.model,

@@ -109,15 +109,37 @@ def error_figure(records: Records, window: Window) -> go.Figure:
                    "time since run start (s)", "failed requests")
 
 
+def mark_faults(figure: go.Figure, summary: ComparisonSummary) -> go.Figure:
+    """A scenario's faults on a chart over time: a line at each kill, a band over each hang,
+    slow-down or overload. Every stack replays the same plan, so each is drawn once."""
+    drawn: set[tuple[str, str | None, float]] = set()
+    for figures in summary.stacks.values():
+        for fault in figures.reliability.faults if figures.reliability else []:
+            at = summary.window.start_s + round(fault.at_s, 1)
+            if (fault.kind, fault.replica, at) in drawn:
+                continue
+            drawn.add((fault.kind, fault.replica, at))
+            label = fault.kind.replace("_replica", "") + (f" {fault.replica}"
+                                                          if fault.replica else "")
+            if fault.for_s > 0:
+                figure.add_vrect(x0=at, x1=at + fault.for_s, fillcolor="orange", opacity=0.15,
+                                 line_width=0, annotation_text=label,
+                                 annotation_position="top left")
+            else:
+                figure.add_vline(x=at, line_dash="dot", line_color="black",
+                                 annotation_text=label, annotation_position="top left")
+    return figure
+
+
 def comparison_figures(records: Records, summary: ComparisonSummary) -> dict[str, go.Figure]:
     window, slo_s = summary.window.window(), summary.slo_s
     series = {stack: per_second(frame, window) for stack, frame in records.items()}
     return {
         "latency_cdf": latency_cdf_figure(records, window, slo_s),
-        "throughput": throughput_figure(series),
-        "p99_over_time": p99_figure(series, slo_s),
+        "throughput": mark_faults(throughput_figure(series), summary),
+        "p99_over_time": mark_faults(p99_figure(series, slo_s), summary),
         "replica_share": replica_share_figure(summary),
-        "errors": error_figure(records, window),
+        "errors": mark_faults(error_figure(records, window), summary),
     }
 
 

@@ -12,39 +12,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import ConfigDict, Field, ValidationError
 
 from harness.errors import ResultsError
 from harness.measure.metrics import Window
-
-
-def _nan_is_null(value: Any) -> Any:
-    return None if isinstance(value, float) and math.isnan(value) else value
-
-
-# A figure that may be missing (no request to compute it over): NaN is written as null.
-Figure = Annotated[float | None, BeforeValidator(_nan_is_null)]
-
-
-class Result(BaseModel):
-    """A part of a results file: strict (an unknown field is an error, so drift shows), and
-    written with only the fields that were set (a streamed workload's TTFT, an ablation)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    def to_json(self) -> str:
-        return self.model_dump_json(indent=2, exclude_unset=True)
-
-    def write(self, path: Path) -> Path:
-        """Written beside, then renamed into place: a reader never sees half a file."""
-        staging = path.with_suffix(".partial")
-        staging.write_text(self.to_json())
-        staging.replace(path)
-        return path
+from harness.report.reliability_results import Reliability
+from harness.report.result_base import Figure, Result
 
 
 class MeasuredWindow(Result):
@@ -108,6 +84,8 @@ class StackFigures(Result):
 class StackSummary(StackFigures):
     schedule_sha256: str = Field(description="the schedule every trial of this stack replayed")
     records: str = Field(description="folder of its per-request records, relative to the run")
+    reliability: Reliability | None = Field(default=None,
+                                            description="with --scenario only")
 
 
 class Contribution(Result):
@@ -139,6 +117,8 @@ class ComparisonSummary(Result):
     ratios: dict[str, dict[str, Figure]] = Field(
         description="per other stack, its figure ÷ the baseline's, for the ratio metrics")
     ablation: Ablation | None = Field(default=None, description="with --ablate only")
+    scenario: str | None = Field(default=None, description="the faults played, if any "
+                                                           "(`workloads/scenarios/`)")
     interrupted: dict[str, str] | None = Field(
         default=None, description="per stack, its trial that was cut short and what of it "
                                   "was summarized (only in a summary rebuilt from records)")

@@ -36,6 +36,7 @@ import pandas as pd
 
 from harness.errors import TrackingError
 from harness.measure.metrics import Window, per_second, summarize
+from harness.measure.reliability import BALANCER_METRICS, FAULTS_FILE
 from harness.report.figures import comparison_figures, figures_html
 from harness.report.redact import Redactor
 from harness.report.results import QualityResult, read_result
@@ -106,7 +107,7 @@ def flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
 
 def scalar_metrics(summary: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
     """Every number of a summary (NaN and null left out), error counts and replica shares
-    under `errors.` and `replica_share.`."""
+    under `errors.` and `replica_share.`, a scenario's figures under `reliability.`."""
     metrics: dict[str, float] = {}
     for key, value in summary.items():
         if isinstance(value, bool) or value is None:
@@ -114,7 +115,8 @@ def scalar_metrics(summary: Mapping[str, Any], prefix: str = "") -> dict[str, fl
         if isinstance(value, int | float):
             if not math.isnan(value):
                 metrics[f"{prefix}{key}"] = float(value)
-        elif isinstance(value, Mapping) and key in ("errors", "replica_share"):
+        elif isinstance(value, Mapping) and key in ("errors", "replica_share", "reliability",
+                                                    "failed_by_cause"):
             metrics.update(scalar_metrics(value, f"{prefix}{key}."))
     return metrics
 
@@ -213,6 +215,10 @@ class RunLogger:
         if trial.log_dir.is_dir():
             with redacted_copy([trial.log_dir], self.redact) as staged:
                 self.mlflow.log_artifacts(run_id, str(staged / trial.log_dir.name), "logs")
+        for played in (trial.log_dir.parent / FAULTS_FILE,
+                       trial.log_dir.parent / BALANCER_METRICS):
+            if played.is_file():  # a scenario's faults, the balancer's retries
+                self.mlflow.log_artifact(run_id, str(played), "faults")
         self.mlflow.set_terminated(run_id, "FINISHED", end_time=finished)
 
     def log_timeseries(self, run_id: str, records: pd.DataFrame, started: int) -> None:
