@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 from stacks.errors import HealthTimeout, StackStartError
 from stacks.models.prepare import prepare
 from stacks.process import free_port, signal_group, spawn, stop_trees, tail
-from stacks.spec import StackSpec
+from stacks.spec import BalancerSpec, StackSpec
 from stacks.supervisor import Supervisor
 
 HEALTH_POLL_S = 0.5
@@ -134,6 +134,7 @@ def balancer_argv(spec: StackSpec, replicas: list[Member], port: int, admin_port
             "--load-interval-s", str(spec.balancer.load_interval_s)]
     if spec.balancer.retry:
         argv.append("--retry")
+    argv += defence_args(spec.balancer)
     argv += ["--max-header-bytes", str(spec.balancer.max_header_bytes),
              "--max-body-bytes", str(spec.balancer.max_body_bytes),
              "--header-timeout-s", str(spec.balancer.header_timeout_s)]
@@ -143,6 +144,24 @@ def balancer_argv(spec: StackSpec, replicas: list[Member], port: int, admin_port
         argv += ["--events", str(events)]
     for replica in replicas:
         argv += ["--replica", f"{replica.name}={replica.url}"]
+    return argv
+
+
+def defence_args(balancer: BalancerSpec) -> list[str]:
+    """The balancer's options for the defences its spec turns on."""
+    argv = []
+    if balancer.outlier is not None:
+        argv += ["--outlier-consecutive-5xx", str(balancer.outlier.consecutive_5xx),
+                 "--outlier-base-ejection-s", str(balancer.outlier.base_ejection_s),
+                 "--outlier-max-ejection-percent", str(balancer.outlier.max_ejection_percent)]
+    if balancer.retry_budget is not None:
+        argv += ["--retry-budget-percent", str(balancer.retry_budget.percent),
+                 "--retry-min-concurrency", str(balancer.retry_budget.min_concurrency)]
+    if balancer.per_try_timeout_s > 0:
+        argv += ["--per-try-timeout-s", str(balancer.per_try_timeout_s)]
+    if balancer.admission is not None:
+        argv += ["--admission-queue-limit", str(balancer.admission.queue_limit),
+                 "--admission-retry-after-s", str(balancer.admission.retry_after_s)]
     return argv
 
 

@@ -65,20 +65,55 @@ class EngineSpec(_Strict):
         return path if path.is_absolute() else PROJECT_ROOT / path
 
 
+class OutlierSpec(_Strict):
+    """Envoy's consecutive-5xx outlier detection, with its defaults."""
+
+    consecutive_5xx: int = Field(default=5, ge=1, description="failed attempts in a row "
+                                 "(5xx, refused or dropped connection, attempt timeout)")
+    base_ejection_s: float = Field(default=30.0, gt=0, description="ejected for this × the "
+                                   "times it has been ejected")
+    max_ejection_percent: float = Field(default=10.0, ge=0, le=100, description="never more "
+                                        "than this % of replicas out (one may always go)")
+
+
+class RetryBudgetSpec(_Strict):
+    """Envoy's retry budget, with its defaults."""
+
+    percent: float = Field(default=20.0, gt=0, le=100, description="retries in flight under "
+                           "this % of requests in flight")
+    min_concurrency: int = Field(default=3, ge=0, description="... or under this many")
+
+
+class AdmissionSpec(_Strict):
+    queue_limit: int = Field(ge=1, description="503 with Retry-After once every serving "
+                             "replica has this many requests in flight or queued")
+    retry_after_s: int = Field(default=1, ge=0)
+
+
 class BalancerSpec(_Strict):
     policy: str = "round_robin"
     host: str = "127.0.0.1"
     seed: int = 0
     upstream_timeout_s: float = Field(default=600.0, gt=0)
     health_interval_s: float = Field(
-        default=0.0, ge=0, description="probe replicas' /health this often and eject failing "
-                                       "ones (also on refused connections and 5xx); 0: off")
+        default=0.0, ge=0, description="probe replicas' /health this often and eject one "
+                                       "failing twice in a row; 0: off")
     load_interval_s: float = Field(
         default=0.0, ge=0, description="scrape replicas' running + waiting requests this "
                                        "often, for load-aware policies; 0: off")
     retry: bool = Field(default=False, description="retry once on another replica when the "
-                                                   "connection is refused or a 502/503 came "
-                                                   "before any byte reached the client")
+                                                   "connection is refused, a 502/503 came or "
+                                                   "the attempt timed out before any byte "
+                                                   "reached the client")
+    outlier: OutlierSpec | None = Field(default=None, description="outlier detection; "
+                                        "absent: off")
+    retry_budget: RetryBudgetSpec | None = Field(default=None, description="a bound on "
+                                                 "retries; absent: every eligible retry")
+    per_try_timeout_s: float = Field(default=0.0, ge=0, description="abandon an attempt that "
+                                     "has not started to answer by then (retried if allowed); "
+                                     "0: off")
+    admission: AdmissionSpec | None = Field(default=None, description="admission control; "
+                                            "absent: off")
     max_header_bytes: int = Field(default=64 * 1024, ge=1024,
                                   description="request line and headers over this: 431")
     max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024,

@@ -5,7 +5,11 @@ variant per optimization it has, with only that one turned off:
 
 - `w8a8`: the bf16 source model instead of the W8A8 copy (`<stack>-no-w8a8`);
 - `multi_api`: one API server process per engine (`<stack>-no-multi-api`);
-- `p2c`: round-robin instead of its load-aware policy (`<stack>-no-p2c`).
+- `p2c`: round-robin instead of its load-aware policy (`<stack>-no-p2c`);
+- the balancer's defences, each on its own: `health` (no health checks), `outlier` (no outlier
+  detection), `retry` (no retries), `retry_budget` (retries unbounded), `per_try_timeout` (an
+  attempt may take the whole upstream timeout), `admission` (no admission control); only in a
+  run with a scenario (`--scenario`): they act on faults, and cost nothing to measure without.
 
 An optimization's contribution is the full stack's figure divided by its variant's: a
 throughput contribution of 1.3× means turning it off costs 30 % of throughput on this run.
@@ -20,8 +24,17 @@ from harness.measure.metrics import ratios
 from stacks.spec import EndpointSpec, StackSpec
 
 OPTIMIZATIONS = ("w8a8", "multi_api", "p2c")
+DEFENCES = ("health", "outlier", "retry", "retry_budget", "per_try_timeout", "admission")
 ABLATION_LABELS = {"w8a8": "W8A8 per-channel weights", "multi_api": "several API servers",
-                   "p2c": "load-aware P2C balancer"}
+                   "p2c": "load-aware P2C balancer", "health": "health checks",
+                   "outlier": "outlier ejection", "retry": "retries",
+                   "retry_budget": "retry budget", "per_try_timeout": "per-attempt timeout",
+                   "admission": "admission control"}
+# The balancer setting each defence is, and its value when off.
+BALANCER_OFF: dict[str, tuple[str, Any]] = {
+    "health": ("health_interval_s", 0.0), "outlier": ("outlier", None),
+    "retry": ("retry", False), "retry_budget": ("retry_budget", None),
+    "per_try_timeout": ("per_try_timeout_s", 0.0), "admission": ("admission", None)}
 SHOWN = ("throughput_qps", "goodput_qps", "latency_p50_s", "latency_p99_s", "success_rate")
 
 
@@ -34,22 +47,27 @@ def _without(spec: StackSpec, optimization: str) -> StackSpec | None:
         changes = {"engine": engine.model_copy(update={"api_server_count": 1})}
     elif optimization == "p2c" and balancer.policy != "round_robin":
         changes = {"balancer": balancer.model_copy(update={"policy": "round_robin"})}
+    elif optimization in BALANCER_OFF and \
+            getattr(balancer, BALANCER_OFF[optimization][0]) not in (None, 0.0, False):
+        field, off = BALANCER_OFF[optimization]
+        changes = {"balancer": balancer.model_copy(update={field: off})}
     else:
         return None
     name = f"{spec.name}-no-{optimization.replace('_', '-')}"
     return spec.model_copy(update={**changes, "name": name})
 
 
-def ablation_variants(stacks: list[StackSpec | EndpointSpec]) -> tuple[str, dict[str, str],
-                                                                       list[StackSpec]]:
-    """(studied stack, optimization -> variant name, variant specs)."""
+def ablation_variants(stacks: list[StackSpec | EndpointSpec], defences: bool = False) -> \
+        tuple[str, dict[str, str], list[StackSpec]]:
+    """(studied stack, optimization -> variant name, variant specs); with `defences` (a run
+    with faults), the balancer's defences too."""
     launched = [spec for spec in stacks if isinstance(spec, StackSpec)]
     if not launched:
         raise HarnessError("--ablate needs a stack this machine launches (not only endpoints)")
     studied = launched[-1]
     names: dict[str, str] = {}
     variants: list[StackSpec] = []
-    for optimization in OPTIMIZATIONS:
+    for optimization in (*OPTIMIZATIONS, *(DEFENCES if defences else ())):
         variant = _without(studied, optimization)
         if variant is not None:
             names[optimization] = variant.name

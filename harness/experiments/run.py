@@ -88,6 +88,9 @@ class RunExperiment(Experiment[RunConfig, RunObserver]):
         # The scenario's own name (the option may be a path), for a summary rebuilt later.
         self.write_inputs(scenario_name=None if self.scenario is None else self.scenario.name)
 
+    def ablates_defences(self) -> bool:
+        return self.config.scenario is not None
+
     def measure(self, spec: Spec, trial: int, target: Target, trial_dir: Path) -> None:
         self.observer.load_started(spec.name, trial, self.requests)
         with self.fault_player(target, trial_dir):

@@ -116,11 +116,16 @@ class Experiment(ABC, Generic[Config, Observer]):
         self.stacks: list[Spec] = load_stacks(config.stacks)
         self.ablation: tuple[str, dict[str, str]] | None = None
         if config.ablate:
-            studied, variant_names, variants = ablation_variants(self.stacks)
+            studied, variant_names, variants = ablation_variants(
+                self.stacks, defences=self.ablates_defences())
             self.stacks = [*self.stacks, *variants]
             self.ablation = (studied, variant_names)
         self.out = fresh_out_dir(config.out or default_out_dir(name))
         self.summary_path = self.out / self.summary_file
+
+    def ablates_defences(self) -> bool:
+        """Whether `--ablate` also turns off the balancer's defences (they act on faults)."""
+        return False
 
     @property
     def baseline(self) -> str:

@@ -12,7 +12,9 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
+from stacks.balancer.defences import Admission, OutlierDetection, RetryBudget
 from stacks.balancer.limits import Limits
 from stacks.balancer.membership import parse_replica_url
 from stacks.balancer.policies import POLICIES
@@ -39,8 +41,9 @@ def parse_args(argv: list[str]) -> BalancerConfig:
     parser.add_argument("--load-interval-s", type=float, default=0.0,
                         help="scrape replicas' vLLM queue metrics this often (0: off)")
     parser.add_argument("--retry", action="store_true",
-                        help="retry once elsewhere a refused connection or a 502/503 that "
-                             "reached no client byte")
+                        help="retry once elsewhere a refused connection, a 502/503 or an "
+                             "attempt past --per-try-timeout-s that reached no client byte")
+    add_defence_arguments(parser)
     defaults = Limits()
     parser.add_argument("--max-header-bytes", type=int, default=defaults.max_header_bytes,
                         help="request line and headers larger than this: 431")
@@ -74,9 +77,49 @@ def parse_args(argv: list[str]) -> BalancerConfig:
         admin_port=args.admin_port, events_path=args.events,
         seed=args.seed, upstream_timeout_s=args.upstream_timeout_s,
         health_interval_s=args.health_interval_s, load_interval_s=args.load_interval_s,
-        retry=args.retry, api_key=api_key,
+        retry=args.retry, api_key=api_key, **defences(args),
         limits=Limits(args.max_header_bytes, args.max_body_bytes, args.header_timeout_s),
     )
+
+
+def add_defence_arguments(parser: argparse.ArgumentParser) -> None:
+    """`stacks.balancer.defences`, each off unless its first option is given."""
+    outlier, budget = OutlierDetection(), RetryBudget()
+    parser.add_argument("--outlier-consecutive-5xx", type=int, default=0, metavar="N",
+                        help="eject a replica after N failed attempts in a row (Envoy: 5; "
+                             "0: no outlier detection)")
+    parser.add_argument("--outlier-base-ejection-s", type=float,
+                        default=outlier.base_ejection_s,
+                        help="... for this × the times it was ejected (Envoy: 30)")
+    parser.add_argument("--outlier-max-ejection-percent", type=float,
+                        default=outlier.max_ejection_percent,
+                        help="... unless more than this %% would be out (Envoy: 10; one "
+                             "replica may always go)")
+    parser.add_argument("--retry-budget-percent", type=float, default=0.0,
+                        help="retries in flight stay under this %% of requests in flight "
+                             "(Envoy: 20; 0: no budget)")
+    parser.add_argument("--retry-min-concurrency", type=int,
+                        default=budget.min_concurrency,
+                        help="... or under this many (Envoy: 3)")
+    parser.add_argument("--per-try-timeout-s", type=float, default=0.0,
+                        help="abandon an attempt not answering by then (0: off)")
+    parser.add_argument("--admission-queue-limit", type=int, default=0,
+                        help="answer 503 with Retry-After once every serving replica has this "
+                             "many requests (0: off)")
+    parser.add_argument("--admission-retry-after-s", type=int, default=1)
+
+
+def defences(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "outlier": OutlierDetection(args.outlier_consecutive_5xx, args.outlier_base_ejection_s,
+                                    args.outlier_max_ejection_percent)
+        if args.outlier_consecutive_5xx > 0 else None,
+        "retry_budget": RetryBudget(args.retry_budget_percent, args.retry_min_concurrency)
+        if args.retry_budget_percent > 0 else None,
+        "per_try_timeout_s": args.per_try_timeout_s,
+        "admission": Admission(args.admission_queue_limit, args.admission_retry_after_s)
+        if args.admission_queue_limit > 0 else None,
+    }
 
 
 async def run(config: BalancerConfig) -> None:

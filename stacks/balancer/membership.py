@@ -4,9 +4,9 @@ A replica is in one of these states:
 
     serving    in rotation
     pending    added while health checks are on: joins at its first passing probe
-    ejected    failed a probe twice, refused a connection, answered 5xx or dropped a request:
-               out until its /health answers 200 (only with health checks on, since nothing
-               else would bring it back)
+    ejected    out of rotation: by health checks (two failed probes in a row; back once its
+               /health answers 200) or by outlier detection (consecutive failed attempts; back
+               after its ejection time, `stacks.balancer.defences.OutlierDetection`)
     draining   gets no new request; the ones it has finish there
     drained    draining, and nothing in flight any more: safe to stop
     removing   draining, and forgotten once its last request ends
@@ -22,17 +22,18 @@ remove) come from the loopback admin interface (`stacks.balancer.admin`).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from stacks.balancer.defences import OutlierDetection
 from stacks.balancer.metrics import BalancerMetrics
 from stacks.balancer.policies import ReplicaView
 from stacks.balancer.upstream import UpstreamPool
 from stacks.event_log import EventLog
 
-# A busy engine can answer one probe late: only this many failed probes in a row eject it
-# (a refused connection, a 5xx or a dropped request ejects at once).
+# A busy engine can answer one probe late: only this many failed probes in a row eject it.
 PROBE_FAILURES_TO_EJECT = 2
 
 
@@ -56,11 +57,19 @@ class Replica:
     view: ReplicaView
     pool: UpstreamPool
     url: str
-    healthy: bool = True
+    probe_ok: bool = True  # by health checks (always, without them)
     failed_probes: int = 0  # in a row
+    outlier_out: bool = False  # ejected by outlier detection, until its time is up
+    times_ejected: int = 0  # by outlier detection
+    failed_attempts: int = 0  # in a row
+    readmit: asyncio.TimerHandle | None = None
     draining: bool = False
     removing: bool = False
     ever_healthy: bool = True  # False while pending
+
+    @property
+    def healthy(self) -> bool:
+        return self.probe_ok and not self.outlier_out
 
     @property
     def state(self) -> str:
@@ -81,8 +90,10 @@ class Membership:
     """The replica table, the serving views policies choose from, and every state change."""
 
     def __init__(self, metrics: BalancerMetrics, health_checks: bool,
-                 log: Callable[[str], None], events: EventLog | None = None) -> None:
+                 log: Callable[[str], None], events: EventLog | None = None,
+                 outlier: OutlierDetection | None = None) -> None:
         self.metrics = metrics
+        self.outlier = outlier
         self.events = events or EventLog(None)
         self.health_checks = health_checks
         self.log = log
@@ -114,7 +125,7 @@ class Membership:
             raise MembershipRefused(400, str(exc)) from None
         joins_now = at_start or not self.health_checks
         replica = Replica(ReplicaView(name), UpstreamPool(host, port), url,
-                          healthy=joins_now, ever_healthy=joins_now)
+                          probe_ok=joins_now, ever_healthy=joins_now)
         self.replicas[name] = replica
         self.metrics.add_replica(name, serving=joins_now)
         self._rotation_changed()
@@ -170,6 +181,8 @@ class Membership:
             return
         replica.pool.close()  # idle keep-alive connections; a drained replica may be stopped
         if replica.removing:
+            if replica.readmit is not None:
+                replica.readmit.cancel()
             del self.replicas[replica.view.name]
             self.metrics.remove_replica(replica.view.name)
             self.events.record("removed", replica.view.name)
@@ -180,27 +193,58 @@ class Membership:
         replica = self.replicas.get(name)
         if replica is None or replica.draining:
             return
+        was = replica.healthy
         replica.failed_probes = 0 if healthy else replica.failed_probes + 1
-        if healthy and not replica.healthy:
-            replica.healthy = True
-            self._rotation_changed()
+        if healthy:
+            replica.probe_ok = True
+        elif replica.failed_probes >= PROBE_FAILURES_TO_EJECT:
+            replica.probe_ok = False
+        self._changed(replica, was, "health")
+
+    def attempt_done(self, name: str, ok: bool) -> None:
+        """One attempt's outcome on a replica: failures in a row feed outlier detection."""
+        replica = self.replicas.get(name)
+        if replica is None:
+            return
+        if ok:
+            replica.failed_attempts = 0
+            return
+        replica.failed_attempts += 1
+        rule = self.outlier
+        if rule is None or replica.outlier_out or replica.failed_attempts < rule.consecutive_5xx:
+            return
+        out = sum(r.outlier_out for r in self.replicas.values() if not r.draining)
+        members = sum(not r.draining for r in self.replicas.values())
+        if not rule.may_eject(out, members):
+            return
+        was = replica.healthy
+        replica.outlier_out, replica.failed_attempts = True, 0
+        replica.times_ejected += 1
+        replica.readmit = asyncio.get_running_loop().call_later(
+            rule.ejection_s(replica.times_ejected), self._readmit, replica)
+        self._changed(replica, was, "outlier")
+
+    def _readmit(self, replica: Replica) -> None:
+        was = replica.healthy
+        replica.outlier_out, replica.readmit = False, None
+        self._changed(replica, was, "outlier")
+
+    def _changed(self, replica: Replica, was: bool, reason: str) -> None:
+        """Log, count and apply a change of a replica's health (none: nothing to do)."""
+        name = replica.view.name
+        if replica.healthy == was or replica.draining:
+            return
+        self._rotation_changed()
+        if replica.healthy:
             self.events.record("in_rotation", name)
             self.log(f"{name} is healthy: in rotation" + (" again" if replica.ever_healthy
                                                           else ""))
             replica.ever_healthy = True
-        elif replica.failed_probes >= PROBE_FAILURES_TO_EJECT:
-            self.eject(name, "health")
-
-    def eject(self, name: str, reason: str) -> None:
-        replica = self.replicas.get(name)
-        if replica is None or not self.health_checks or not replica.healthy:
-            return
-        replica.healthy = False
-        replica.view.external = 0
-        self.metrics.ejected(name, reason)
-        self._rotation_changed()
-        self.events.record("ejected", name, reason=reason)
-        self.log(f"{name} ejected ({reason})")
+        else:
+            replica.view.external = 0
+            self.metrics.ejected(name, reason)
+            self.events.record("ejected", name, reason=reason)
+            self.log(f"{name} ejected ({reason})")
 
     def _rotation_changed(self) -> None:
         self.serving = [r.view for r in self.replicas.values()

@@ -50,7 +50,8 @@ class BalancerMetrics:
         )
         self._ejections = Counter(
             "balancer_ejections",
-            "Times a replica was ejected, by reason (health, refused, status, lost).",
+            "Times a replica was ejected, by reason (health: failed probes; outlier: failed "
+            "attempts in a row).",
             ["replica", "reason"],
             registry=self.registry,
         )
@@ -58,6 +59,16 @@ class BalancerMetrics:
             "balancer_retries",
             "Requests sent again to another replica, by the replica that failed them.",
             ["replica"],
+            registry=self.registry,
+        )
+        self._retries_refused = Counter(
+            "balancer_retries_refused",
+            "Retries not made because the retry budget was spent.",
+            registry=self.registry,
+        )
+        self._admission_refused = Counter(
+            "balancer_admission_refused",
+            "Requests answered 503 with Retry-After by admission control.",
             registry=self.registry,
         )
         self._external = Gauge(
@@ -93,6 +104,12 @@ class BalancerMetrics:
 
     def retried(self, replica: str) -> None:
         self._retries.labels(replica=replica).inc()
+
+    def retry_refused(self) -> None:
+        self._retries_refused.inc()
+
+    def admission_refused(self) -> None:
+        self._admission_refused.inc()
 
     def set_external(self, replica: str, load: int) -> None:
         self._external.labels(replica=replica).set(load)

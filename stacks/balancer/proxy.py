@@ -89,7 +89,7 @@ class Exchange:
 
     __slots__ = (
         "client", "request", "replica", "upstream", "started_s", "status", "head_sent",
-        "chunked", "attempts", "timer", "done", "retrying", "retried_from",
+        "chunked", "attempts", "timer", "attempt_timer", "done", "retrying", "retried_from",
     )
 
     def __init__(self, client: ClientConnection, request: Request) -> None:
@@ -102,7 +102,8 @@ class Exchange:
         self.head_sent = False
         self.chunked = False
         self.attempts = 0
-        self.timer: asyncio.TimerHandle | None = None
+        self.timer: asyncio.TimerHandle | None = None  # the whole request's
+        self.attempt_timer: asyncio.TimerHandle | None = None  # this attempt's, if any
         self.done = False
         self.retrying = False  # a 502/503 head was swallowed: drop its body, then go elsewhere
         self.retried_from = ""  # the replica that failed this request, once it was retried
@@ -178,13 +179,17 @@ class Exchange:
         self.fail(UpstreamError(f"replica {self.replica} closed the connection: {exc}"))
 
     # failures -----------------------------------------------------------------------------
-    def fail(self, error: UpstreamError) -> None:
-        if self.done:
-            return
+    def drop_upstream(self) -> None:
+        """Abandon the upstream connection: whatever it still says reaches no one."""
         if self.upstream is not None:
             upstream, self.upstream = self.upstream, None
             upstream.sink = None
             upstream.abort(None)
+
+    def fail(self, error: UpstreamError) -> None:
+        if self.done:
+            return
+        self.drop_upstream()
         if self.head_sent:
             # Part of the answer is already with the client: the only honest signal left is
             # to cut the connection.
@@ -197,7 +202,8 @@ class Exchange:
         # Named like a relayed answer's, so a client can tell which replica failed it.
         self.client.send_simple(error.status, error_body(error.status, str(error)),
                                 keep_alive=self.request.keep_alive,
-                                upstream=self.replica.encode())
+                                upstream=self.replica.encode(),
+                                retry_after_s=error.retry_after_s)
         self.client.exchange_finished(self)
 
 
@@ -362,10 +368,13 @@ class ClientConnection(asyncio.Protocol):
         content_type: bytes = b"application/json",
         keep_alive: bool = True,
         upstream: bytes = b"",
+        retry_after_s: int | None = None,
     ) -> None:
         headers = [(b"content-type", content_type), (b"content-length", b"%d" % len(body))]
         if upstream:
             headers.append((b"x-upstream", upstream))
+        if retry_after_s is not None:
+            headers.append((b"retry-after", b"%d" % retry_after_s))
         self.write(encode_head(status, headers, keep_alive) + body)
 
     def _reject(self, status: int, message: str) -> None:

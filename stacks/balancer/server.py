@@ -6,14 +6,18 @@ Lifecycle as in uvicorn: `startup` binds the sockets, `main_loop` waits for `sho
 for each `/v1/...` request with the policy, and keeps each replica's in-flight count around the
 upstream call (the count policies compare).
 
-Three policies of its own, each off unless configured (the optimized stack turns them on):
-- health checks (`health_interval_s`): replicas failing `/health`, refusing connections,
-  answering 5xx or dropping a request are ejected, and come back when `/health` answers 200;
+Policies of its own, each off unless configured (the optimized stack turns them on):
+- health checks (`health_interval_s`): a replica failing `/health` twice in a row is ejected,
+  and comes back when `/health` answers 200;
 - load scraping (`load_interval_s`): each replica's reported running + waiting requests beyond
   ours, for load-aware policies;
-- one retry (`retry`): a request whose replica refused the connection, or answered 502/503
-  before any byte went to the client, goes once to another healthy replica. Nothing is retried
-  once the client has seen part of an answer.
+- one retry (`retry`): a request whose replica refused the connection, answered 502/503 or ran
+  past the per-attempt timeout before any byte went to the client goes once to another serving
+  replica, within the retry budget if one is set. Nothing is retried once the client has seen
+  part of an answer;
+- the defences of `stacks.balancer.defences`: outlier detection (`outlier`), a retry budget
+  (`retry_budget`), a per-attempt timeout (`per_try_timeout_s`) and admission control
+  (`admission`).
 
 Its replicas can change while it serves (`membership`), through a loopback admin port
 (`admin_port`, `stacks.balancer.admin`): added, drained or removed without failing a request.
@@ -36,7 +40,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from stacks.balancer.admin import ADMIN_HOST, AdminRouter
-from stacks.balancer.errors import NoHealthyReplica, UpstreamTimeout, UpstreamUnavailable
+from stacks.balancer.defences import Admission, OutlierDetection, RetryBudget
+from stacks.balancer.errors import (
+    NoHealthyReplica,
+    Overloaded,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
 from stacks.balancer.health import ReplicaMonitor
 from stacks.balancer.limits import Limits
 from stacks.balancer.membership import Membership
@@ -65,6 +75,10 @@ class BalancerConfig:
     health_interval_s: float = 0.0  # 0: no health checks, no ejection
     load_interval_s: float = 0.0  # 0: no load scraping
     retry: bool = False
+    outlier: OutlierDetection | None = None
+    retry_budget: RetryBudget | None = None
+    per_try_timeout_s: float = 0.0  # 0: an attempt may take the whole upstream timeout
+    admission: Admission | None = None
     limits: Limits = field(default_factory=Limits)
     api_key: str = ""  # "": no key asked of clients
     events_path: Path | None = None  # membership events, one JSON line each
@@ -81,7 +95,8 @@ class Balancer:
         self.policy = make_policy(config.policy, random.Random(config.seed))
         self.metrics = BalancerMetrics()
         self.members = Membership(self.metrics, config.health_interval_s > 0, self.log,
-                                  EventLog(config.events_path))
+                                  EventLog(config.events_path), config.outlier)
+        self.retries_in_flight = 0
         for name, url in config.replicas.items():
             self.members.add(name, url, at_start=True)
         self.should_exit = asyncio.Event()
@@ -164,17 +179,20 @@ class Balancer:
         replica.view.external = max(0, scraped - replica.view.inflight)
         self.metrics.set_external(name, replica.view.external)
 
-    def eject(self, name: str, reason: str) -> None:
-        self.members.eject(name, reason)
-
     def _others(self, exchange: Exchange) -> list[ReplicaView]:
         """Serving replicas that have not failed this request yet."""
         tried = (exchange.retried_from, exchange.replica)
         return [view for view in self.members.serving if view.name not in tried]
 
     def _can_retry(self, exchange: Exchange) -> bool:
-        """Once per request, and only with another healthy replica to go to."""
-        return self.config.retry and not exchange.retried_from and bool(self._others(exchange))
+        """Once per request, only with another replica to go to, and within the budget."""
+        if not self.config.retry or exchange.retried_from or not self._others(exchange):
+            return False
+        budget = self.config.retry_budget
+        if budget is not None and not budget.allows(self.retries_in_flight, self.inflight_total):
+            self.metrics.retry_refused()
+            return False
+        return True
 
     # Router -------------------------------------------------------------------------------
     def answer_locally(self, request: Request) -> tuple[int, bytes, bytes] | None:
@@ -212,6 +230,14 @@ class Balancer:
             if not views:
                 exchange.fail(NoHealthyReplica("no healthy replica to send the request to"))
                 return
+            admission = self.config.admission
+            if admission is not None and not exchange.retried_from \
+                    and not admission.admits(views):
+                self.metrics.admission_refused()
+                exchange.fail(Overloaded(
+                    f"every replica has {admission.queue_limit} or more requests; retry in "
+                    f"{admission.retry_after_s} s", admission.retry_after_s))
+                return
             view = self.policy.choose(views)
             exchange.replica = view.name
             view.inflight += 1
@@ -222,6 +248,10 @@ class Balancer:
                 self.config.upstream_timeout_s, self._time_out, exchange
             )
         exchange.attempts += 1
+        if self.config.per_try_timeout_s > 0:
+            _cancel_attempt_timer(exchange)
+            exchange.attempt_timer = asyncio.get_running_loop().call_later(
+                self.config.per_try_timeout_s, self._attempt_late, exchange)
         pool = self.members[exchange.replica].pool
         conn = pool.take_idle()
         if conn is not None:
@@ -232,18 +262,21 @@ class Balancer:
             task.add_done_callback(self._connections.discard)
 
     async def _connect_and_send(self, exchange: Exchange, pool: UpstreamPool) -> None:
+        attempt = exchange.attempts
         try:
             conn = await pool.connect()
         except (OSError, TimeoutError) as exc:
             if exchange.done:
                 return
-            self.eject(exchange.replica, "refused")
+            if exchange.attempts != attempt:  # abandoned meanwhile (per-attempt timeout)
+                return
+            self.members.attempt_done(exchange.replica, False)
             if self._can_retry(exchange):
                 self.retry(exchange, 502)
                 return
             exchange.fail(UpstreamUnavailable(f"replica {exchange.replica} unreachable: {exc}"))
             return
-        if exchange.done:
+        if exchange.done or exchange.attempts != attempt:
             pool.release(conn)
             return
         self._send(exchange, conn)
@@ -253,12 +286,27 @@ class Balancer:
         conn.send(exchange.encode_request(conn.pool.host_header), exchange)
 
     def _time_out(self, exchange: Exchange) -> None:
+        self.members.attempt_done(exchange.replica, False)
         timeout = self.config.upstream_timeout_s
         exchange.fail(UpstreamTimeout(f"replica {exchange.replica} gave no answer in {timeout}s"))
 
+    def _attempt_late(self, exchange: Exchange) -> None:
+        """The per-attempt timeout: abandon an attempt that has not started to answer."""
+        exchange.attempt_timer = None
+        if exchange.done or exchange.head_sent:
+            return
+        exchange.drop_upstream()
+        exchange.attempts += 1  # a connection still being made belongs to no attempt now
+        self.members.attempt_done(exchange.replica, False)
+        if self._can_retry(exchange):
+            self.retry(exchange, 504)
+            return
+        exchange.fail(UpstreamTimeout(f"replica {exchange.replica} did not start to answer "
+                                      f"within {self.config.per_try_timeout_s:g}s"))
+
     def retry_on_status(self, exchange: Exchange, status: int) -> bool:
-        if status >= 500:
-            self.eject(exchange.replica, "status")
+        _cancel_attempt_timer(exchange)
+        self.members.attempt_done(exchange.replica, status < 500)
         return status in RETRIED_STATUSES and self._can_retry(exchange)
 
     def retry(self, exchange: Exchange, status: int | None = None) -> None:
@@ -266,18 +314,22 @@ class Balancer:
         failed = exchange.replica
         self.finish(exchange, status if status is not None else exchange.status)
         self.metrics.retried(failed)
+        self.retries_in_flight += 1  # until its retry finishes
         exchange.retried_from = failed
         exchange.replica = ""
         exchange.status = 0
         self.dispatch(exchange)
 
     def replica_lost(self, exchange: Exchange) -> None:
-        self.eject(exchange.replica, "lost")
+        self.members.attempt_done(exchange.replica, False)
 
     def finish(self, exchange: Exchange, status: int) -> None:
         if exchange.timer is not None:
             exchange.timer.cancel()
             exchange.timer = None
+        _cancel_attempt_timer(exchange)
+        if exchange.retried_from:  # the retry itself is done
+            self.retries_in_flight -= 1
         replica = self.members.get(exchange.replica)
         if replica is None:
             self.metrics.observe(NO_REPLICA, status, None)
@@ -291,3 +343,9 @@ class Balancer:
         self.policy.on_done(replica.view.name, ok)
         self.metrics.observe(replica.view.name, status, time.perf_counter() - exchange.started_s)
         self.members.request_done(replica)
+
+
+def _cancel_attempt_timer(exchange: Exchange) -> None:
+    if exchange.attempt_timer is not None:
+        exchange.attempt_timer.cancel()
+        exchange.attempt_timer = None

@@ -27,6 +27,20 @@ def test_one_variant_per_optimization_each_with_only_that_one_off() -> None:
     assert no_p2c.health_interval_s == optimized.balancer.health_interval_s  # only the policy
 
 
+def test_with_faults_each_defence_of_the_balancer_is_turned_off_alone() -> None:
+    optimized = load_local_stack_spec("optimized")
+    _, names, variants = ablation_variants([optimized], defences=True)
+    defences = {"health", "outlier", "retry", "retry_budget", "per_try_timeout"}
+    assert set(names) == {"w8a8", "multi_api", "p2c"} | defences  # admission is off already
+    full = optimized.balancer.model_dump()
+    for variant in variants[3:]:
+        changed = {key for key, value in variant.balancer.model_dump().items()
+                   if full[key] != value}
+        assert len(changed) == 1
+        assert getattr(variant.balancer, changed.pop()) in (None, 0.0, False)
+    assert names["per_try_timeout"] == "optimized-no-per-try-timeout"
+
+
 def test_a_stack_without_optimizations_or_only_endpoints_is_refused() -> None:
     with pytest.raises(HarnessError, match="none of the optimizations"):
         ablation_variants([load_local_stack_spec("diy")])
