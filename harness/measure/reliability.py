@@ -8,6 +8,8 @@ For each fault occurrence (times in seconds from the fault as it was acted on):
 - `in_flight`: requests sent to that replica before the fault and not finished at it (for an
   overload, every request in flight), and `fates`: how each ended (`ok` or its error class);
 - `detect_s`: to the balancer's first ejection of the replica (null: never ejected);
+- `already_down`: the replica was out already when the fault struck (still restarting after an
+  earlier kill, or ejected): nothing was there to detect, and it does not count as undetected;
 - `recover_s`: to the replica being back in rotation: restarted and ready (a kill), resumed
   (a hang or slow-down), and readmitted if it was ejected (null: not within the trial).
 
@@ -85,6 +87,22 @@ def _first(events: list[dict[str, Any]], kind: str, replica: str, after_s: float
     return min(times) if times else None
 
 
+def _last(events: list[dict[str, Any]], kinds: tuple[str, ...], replica: str,
+          before_s: float) -> str | None:
+    """The last of these events for the replica before a moment, if any."""
+    earlier = [e for e in events if e["event"] in kinds and e["replica"] == replica
+               and e["offset_s"] < before_s]
+    return max(earlier, key=lambda e: e["offset_s"])["event"] if earlier else None
+
+
+def was_down(events: TrialEvents, replica: str, at_s: float) -> bool:
+    """Whether a replica was out of rotation at a moment: exited and not ready since, or
+    ejected and not readmitted since."""
+    return (_last(events.supervisor, ("replica_exited", "replica_ready"), replica, at_s)
+            == "replica_exited"
+            or _last(events.balancer, ("ejected", "in_rotation"), replica, at_s) == "ejected")
+
+
 def fault_outcome(records: pd.DataFrame, fault: dict[str, Any], events: TrialEvents,
                   next_same_s: float) -> dict[str, Any]:
     """One occurrence: who was in flight and how they ended, detection and recovery."""
@@ -101,9 +119,10 @@ def fault_outcome(records: pd.DataFrame, fault: dict[str, Any], events: TrialEve
         "in_flight": int(len(in_flight)),
         "in_flight_failed": int((~in_flight["ok"]).sum()),
         "fates": {str(k): int(v) for k, v in fates.value_counts().items()},
-        "detect_s": None, "recover_s": None}
+        "detect_s": None, "recover_s": None, "already_down": False}
     if replica is None:
         return outcome
+    outcome["already_down"] = was_down(events, replica, start)
     ejected = _first(events.balancer, "ejected", replica, start - 0.05, next_same_s)
     back = end
     if fault["kind"] == "kill_replica":
@@ -179,7 +198,8 @@ def reliability(records: pd.DataFrame, trials: list[TrialEvents], window: Window
         "failed_by_cause": causes,
         "detect_s_median": float(np.median(detect)) if detect else None,
         "recover_s_median": float(np.median(recover)) if recover else None,
-        "undetected": sum(o["replica"] is not None and o["detect_s"] is None for o in outcomes),
+        "undetected": sum(o["replica"] is not None and o["detect_s"] is None
+                          and not o["already_down"] for o in outcomes),
         "unrecovered": sum(o["replica"] is not None and o["recover_s"] is None
                            for o in outcomes),
         "retries": float(sum(retries)) if retries else None,

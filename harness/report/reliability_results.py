@@ -25,6 +25,8 @@ class FaultOutcome(Result):
                                          "never ejected)")
     recover_s: Figure = Field(description="fault → the replica back in rotation, s (null: "
                                           "not within the trial)")
+    already_down: bool = Field(default=False, description="the replica was out already when "
+                               "it struck (restarting or ejected): not counted as undetected")
 
 
 class FailedRequest(Result):
@@ -46,7 +48,8 @@ class Reliability(Result):
     detect_s_median: Figure = Field(description="median time to detect over faults detected")
     recover_s_median: Figure = Field(description="median time to recover over faults "
                                                  "recovered")
-    undetected: int = Field(description="replica faults the balancer never ejected for")
+    undetected: int = Field(description="replica faults the balancer never ejected for (on a "
+                                        "replica that was serving)")
     unrecovered: int = Field(description="replica faults not recovered within their trial")
     retries: Figure = Field(description="requests the balancer sent again elsewhere, over "
                                         "the trials (null: not reported)")

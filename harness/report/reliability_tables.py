@@ -57,7 +57,8 @@ def faults_table(summary: ComparisonSummary) -> ReportTable | None:
             fates = ", ".join(f"{count} {fate}" for fate, count in sorted(fault.fates.items()))
             rows.append([name, str(fault.trial), fault.kind, fault.replica or NONE,
                          f"{fault.at_s:,.1f} s", f"{fault.in_flight:,}", fates or NONE,
-                         _seconds(fault.detect_s), _seconds(fault.recover_s)])
+                         "already down" if fault.already_down and fault.detect_s is None
+                         else _seconds(fault.detect_s), _seconds(fault.recover_s)])
     if not rows:
         return None
     return ReportTable("faults · times from each fault", [

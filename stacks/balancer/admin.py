@@ -97,8 +97,8 @@ class AdminRouter:
     def retry(self, exchange: Exchange) -> None:
         pass
 
-    def replica_lost(self, exchange: Exchange) -> None:
-        pass
+    def replica_lost(self, exchange: Exchange) -> bool:
+        return False
 
     def refused(self, status: int) -> None:
         pass

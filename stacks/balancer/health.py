@@ -2,10 +2,10 @@
 
 Every `interval_s`, each replica's `/health` is asked (when health checks are on) and its
 `/metrics` scraped for `vllm:num_requests_running` + `vllm:num_requests_waiting` (when load
-scraping is on). A replica whose `/health` fails twice in a row is ejected; an ejected one
-comes back once its `/health` answers 200. The scraped load, less this balancer's own in-flight
-requests at that moment, is the replica's `external` load (other clients' work), which P2C adds
-to the live in-flight count.
+scraping is on). A replica whose `/health` fails twice in a row, or refuses the connection
+once, is ejected; an ejected one comes back once its `/health` answers 200. The scraped load,
+less this balancer's own in-flight requests at that moment, is the replica's `external` load
+(other clients' work), which P2C adds to the live in-flight count.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ class Monitored(Protocol):
 
     def replica_addresses(self) -> dict[str, tuple[str, int]]: ...
 
-    def health_result(self, replica: str, healthy: bool) -> None: ...
+    def health_result(self, replica: str, healthy: bool, refused: bool = False) -> None: ...
 
     def load_result(self, replica: str, scraped: int) -> None: ...
 
@@ -98,12 +98,15 @@ class ReplicaMonitor:
 
     async def check(self, name: str, host: str, port: int) -> None:
         if self.check_health:
+            refused = False
             try:
                 status, _ = await http_get(host, port, "/health", self.timeout_s)
                 healthy = status == 200
+            except ConnectionRefusedError:
+                healthy, refused = False, True
             except (OSError, TimeoutError, ValueError, httptools.HttpParserError):
                 healthy = False
-            self.balancer.health_result(name, healthy)
+            self.balancer.health_result(name, healthy, refused)
             if not healthy:
                 return
         if self.scrape_load:

@@ -4,9 +4,10 @@ A replica is in one of these states:
 
     serving    in rotation
     pending    added while health checks are on: joins at its first passing probe
-    ejected    out of rotation: by health checks (two failed probes in a row; back once its
-               /health answers 200) or by outlier detection (consecutive failed attempts; back
-               after its ejection time, `stacks.balancer.defences.OutlierDetection`)
+    ejected    out of rotation: by health checks (two failed probes in a row, or one refused
+               connection, probe or request: nothing listens there; back once its /health
+               answers 200) or by outlier detection (consecutive failed attempts; back after
+               its ejection time, `stacks.balancer.defences.OutlierDetection`)
     draining   gets no new request; the ones it has finish there
     drained    draining, and nothing in flight any more: safe to stop
     removing   draining, and forgotten once its last request ends
@@ -189,7 +190,9 @@ class Membership:
             self.log(f"{replica.view.name} removed")
 
     # what the monitor and the data path learn --------------------------------------------
-    def health_result(self, name: str, healthy: bool) -> None:
+    def health_result(self, name: str, healthy: bool, refused: bool = False) -> None:
+        """A probe's answer. A late or failed one may be a busy engine: two in a row eject.
+        A refused connection is not ambiguous: it ejects at once."""
         replica = self.replicas.get(name)
         if replica is None or replica.draining:
             return
@@ -197,15 +200,18 @@ class Membership:
         replica.failed_probes = 0 if healthy else replica.failed_probes + 1
         if healthy:
             replica.probe_ok = True
-        elif replica.failed_probes >= PROBE_FAILURES_TO_EJECT:
+        elif refused or replica.failed_probes >= PROBE_FAILURES_TO_EJECT:
             replica.probe_ok = False
-        self._changed(replica, was, "health")
+        self._changed(replica, was, "refused" if refused else "health")
 
-    def attempt_done(self, name: str, ok: bool) -> None:
-        """One attempt's outcome on a replica: failures in a row feed outlier detection."""
+    def attempt_done(self, name: str, ok: bool, refused: bool = False) -> None:
+        """One attempt's outcome on a replica: failures in a row feed outlier detection; a
+        refused connection, with health checks on, is what a refused probe would say."""
         replica = self.replicas.get(name)
         if replica is None:
             return
+        if refused and self.health_checks:
+            self.health_result(name, False, refused=True)
         if ok:
             replica.failed_attempts = 0
             return

@@ -50,8 +50,8 @@ class BalancerMetrics:
         )
         self._ejections = Counter(
             "balancer_ejections",
-            "Times a replica was ejected, by reason (health: failed probes; outlier: failed "
-            "attempts in a row).",
+            "Times a replica was ejected, by reason (health: failed probes; refused: a refused "
+            "connection; outlier: failed attempts in a row).",
             ["replica", "reason"],
             registry=self.registry,
         )

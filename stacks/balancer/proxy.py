@@ -65,7 +65,9 @@ class Router(Protocol):
 
     def retry(self, exchange: Exchange) -> None: ...
 
-    def replica_lost(self, exchange: Exchange) -> None: ...
+    def replica_lost(self, exchange: Exchange) -> bool:
+        """The replica dropped the connection; True when the request went elsewhere."""
+        ...
 
     def refused(self, status: int) -> None:
         """A request answered with a 4xx by the balancer itself, before any replica."""
@@ -175,7 +177,8 @@ class Exchange:
             # processed, so the same replica gets the request again on a fresh connection.
             self.client.router.dispatch(self)
             return
-        self.client.router.replica_lost(self)
+        if self.client.router.replica_lost(self):
+            return
         self.fail(UpstreamError(f"replica {self.replica} closed the connection: {exc}"))
 
     # failures -----------------------------------------------------------------------------

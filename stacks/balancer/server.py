@@ -7,14 +7,15 @@ for each `/v1/...` request with the policy, and keeps each replica's in-flight c
 upstream call (the count policies compare).
 
 Policies of its own, each off unless configured (the optimized stack turns them on):
-- health checks (`health_interval_s`): a replica failing `/health` twice in a row is ejected,
-  and comes back when `/health` answers 200;
+- health checks (`health_interval_s`): a replica failing `/health` twice in a row, or refusing
+  a connection (a probe's or a request's), is ejected, and comes back when `/health` answers
+  200;
 - load scraping (`load_interval_s`): each replica's reported running + waiting requests beyond
   ours, for load-aware policies;
-- one retry (`retry`): a request whose replica refused the connection, answered 502/503 or ran
-  past the per-attempt timeout before any byte went to the client goes once to another serving
-  replica, within the retry budget if one is set. Nothing is retried once the client has seen
-  part of an answer;
+- one retry (`retry`): a request whose replica refused or dropped the connection, answered
+  502/503 or ran past the per-attempt timeout before any byte went to the client goes once to
+  another serving replica, within the retry budget if one is set. Nothing is retried once the
+  client has seen part of an answer;
 - the defences of `stacks.balancer.defences`: outlier detection (`outlier`), a retry budget
   (`retry_budget`), a per-attempt timeout (`per_try_timeout_s`) and admission control
   (`admission`).
@@ -168,8 +169,8 @@ class Balancer:
     def replica_addresses(self) -> dict[str, tuple[str, int]]:
         return {name: (r.pool.host, r.pool.port) for name, r in self.members.replicas.items()}
 
-    def health_result(self, name: str, healthy: bool) -> None:
-        self.members.health_result(name, healthy)
+    def health_result(self, name: str, healthy: bool, refused: bool = False) -> None:
+        self.members.health_result(name, healthy, refused)
 
     def load_result(self, name: str, scraped: int) -> None:
         replica = self.members.get(name)
@@ -270,7 +271,8 @@ class Balancer:
                 return
             if exchange.attempts != attempt:  # abandoned meanwhile (per-attempt timeout)
                 return
-            self.members.attempt_done(exchange.replica, False)
+            self.members.attempt_done(exchange.replica, False,
+                                      refused=isinstance(exc, ConnectionRefusedError))
             if self._can_retry(exchange):
                 self.retry(exchange, 502)
                 return
@@ -320,8 +322,14 @@ class Balancer:
         exchange.status = 0
         self.dispatch(exchange)
 
-    def replica_lost(self, exchange: Exchange) -> None:
+    def replica_lost(self, exchange: Exchange) -> bool:
+        """A connection dropped before any byte reached the client (a replica killed with the
+        request on it) is retried elsewhere, like Envoy's `retry_on: reset`."""
         self.members.attempt_done(exchange.replica, False)
+        if exchange.head_sent or not self._can_retry(exchange):
+            return False
+        self.retry(exchange, 502)
+        return True
 
     def finish(self, exchange: Exchange, status: int) -> None:
         if exchange.timer is not None:

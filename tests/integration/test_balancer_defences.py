@@ -4,6 +4,8 @@ admission control, each on its own."""
 
 from __future__ import annotations
 
+import signal
+import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -126,3 +128,21 @@ def test_admission_control_turns_away_what_no_replica_has_room_for(fake_replica:
     assert all(a.elapsed.total_seconds() < 0.5 for a in refused)  # at once, not queued
     assert counter(lb, "balancer_admission_refused_total") == 2
     assert completion(lb).status_code == 200  # room again once they finished
+
+
+def test_a_request_on_a_replica_killed_before_it_answered_is_retried_elsewhere(
+        fake_replica: Start, balancer: Start, processes: list[subprocess.Popen[bytes]]) -> None:
+    doomed = fake_replica("doomed", "--hang")
+    doomed_process = processes[-1]
+    lb = balancer({"doomed": doomed, "well": fake_replica("well")}, "--policy", "round_robin",
+                  "--retry")
+    answers: list[httpx.Response] = []
+    sender = threading.Thread(target=lambda: answers.append(completion(lb)))
+    sender.start()  # round-robin's first pick: `doomed`, which holds it
+    wait_for(lambda: metric(lb, "balancer_inflight_requests", replica="doomed") == 1, 3,
+             "the request on doomed")
+    doomed_process.send_signal(signal.SIGKILL)
+    sender.join()
+    assert answers[0].status_code == 200
+    assert answers[0].headers["x-upstream"] == "well"
+    assert metric(lb, "balancer_retries_total", replica="doomed") == 1

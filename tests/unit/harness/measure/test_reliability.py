@@ -114,3 +114,19 @@ def test_event_logs_are_read_onto_the_records_clock(tmp_path: Path) -> None:
     assert events.balancer == []
     assert events.retries == 3.0
     assert events.faults[0]["replica"] == "r0"
+
+
+def test_a_kill_of_a_replica_still_restarting_is_already_down_not_undetected() -> None:
+    again = {**KILL, "planned_s": 25.0, "end_s": 25.0, "offset_s": 25.0}
+    events = TrialEvents(trial=1, faults=[KILL, again],
+                         supervisor=[{"event": "replica_exited", "replica": "r0",
+                                      "offset_s": 15.1},
+                                     {"event": "replica_exited", "replica": "r0",
+                                      "offset_s": 25.1}],
+                         balancer=KILL_EVENTS.balancer[:1])
+    report = Reliability.model_validate(reliability(KILL_RECORDS, [events], WINDOW, "k"))
+    first, second = report.faults
+    assert (first.already_down, second.already_down) == (False, True)
+    assert second.detect_s is None
+    assert report.undetected == 0
+    assert report.unrecovered == 2
