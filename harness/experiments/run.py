@@ -104,9 +104,12 @@ class RunExperiment(Experiment[RunConfig, RunObserver]):
             summarize(frame, self.window, self.workload.slo_s, self.workload.stream)))
 
     def fault_player(self, target: Target, trial_dir: Path) -> AbstractContextManager[object]:
-        if self.faults is None or target.stack is None:
+        """The scenario's player; against an endpoint, only faults that signal no replica (an
+        overload) are in the plan (checked when the run started), and are logged alike."""
+        if self.faults is None:
             return nullcontext()
-        return FaultPlayer(self.faults, target.stack.replicas, trial_dir / RAW_RECORDS,
+        replicas = target.stack.replicas if target.stack is not None else []
+        return FaultPlayer(self.faults, replicas, trial_dir / RAW_RECORDS,
                            trial_dir / FAULTS_FILE, target.name)
 
     def summary(self) -> ComparisonSummary:

@@ -19,6 +19,7 @@ from harness.report.reliability_tables import faults_table, reliability_table
 from harness.report.results import ComparisonSummary, read_result
 from stacks import launcher
 from stacks.spec import StackSpec
+from tests.integration.test_dashboard import app_over
 from tests.integration.test_run import QuietRun, workload
 
 
@@ -50,7 +51,7 @@ def scenario_file(tmp_path: Path, *faults: dict[str, Any]) -> str:
 
 @pytest.mark.usefixtures("fake_engine")
 def test_a_killed_replica_costs_round_robin_and_not_the_guarded_balancer(
-        tmp_path: Path, mlflow_store: str) -> None:
+        tmp_path: Path, mlflow_store: str, monkeypatch: pytest.MonkeyPatch) -> None:
     stacks = [stack_file(tmp_path, "plain", {"policy": "round_robin"}),
               stack_file(tmp_path, "guarded", {"policy": "p2c", "health_interval_s": 0.2,
                                                "retry": True})]
@@ -104,6 +105,20 @@ def test_a_killed_replica_costs_round_robin_and_not_the_guarded_balancer(
         pytest.approx(guarded.detect_s_median)
     assert logged.data.metrics["plain.reliability.failed_by_cause.during_fault"] == \
         plain.failed_by_cause["during_fault"]
+    # The dashboard shows the reliability tables, and marks the kill on its charts over time.
+    app = app_over(mlflow_store, monkeypatch)
+    assert not app.exception, [e.value for e in app.exception]
+    tables = {tuple(frame.value.columns): frame.value for frame in app.dataframe}
+    shown = tables[("metric", "plain", "guarded")].set_index("metric")
+    assert shown.loc["failed: sent during a fault", "plain"] == \
+        str(plain.failed_by_cause["during_fault"])
+    assert ("stack", "trial", "fault", "replica", "at (in window)", "in flight", "their fates",
+            "detected", "recovered") in tables
+    charts = [json.loads(chart.proto.spec) for chart in app.get("plotly_chart")]
+    marked = [chart for chart in charts
+              if any(note.get("text") == "kill replica-0"
+                     for note in chart["layout"].get("annotations", []))]
+    assert len(marked) == 3  # throughput, P99 and errors over time
 
 
 @pytest.mark.usefixtures("fake_engine")
