@@ -138,3 +138,27 @@ def test_a_hung_replica_is_resumed_and_its_fault_marked(tmp_path: Path) -> None:
     # Requests held by the frozen replica finish once it resumes: late, not failed.
     assert summary.stacks["plain"].failed_requests == 0
     assert summary.stacks["plain"].latency_p999_s > 1.0
+
+
+@pytest.mark.usefixtures("fake_engine")
+def test_the_ablation_under_faults_shows_each_defence_s_share(tmp_path: Path) -> None:
+    guarded = stack_file(tmp_path, "guarded", {
+        "policy": "round_robin", "health_interval_s": 0.2, "retry": True,
+        "outlier": {"consecutive_5xx": 5, "base_ejection_s": 30}})
+    config = RunConfig(stacks=[guarded], out=tmp_path / "out", ablate=True,
+                       workload=workload(tmp_path, rate_qps=20, duration_s=5),
+                       scenario=scenario_file(tmp_path, {"kind": "kill_replica", "at_s": 1,
+                                                         "replica": 0}))
+    summary = read_result(run_experiment(config, QuietRun()), ComparisonSummary)
+    assert summary.ablation is not None
+    shares = summary.ablation.contributions
+    assert set(shares) == {"health", "outlier", "retry"}
+    assert {name: share.variant for name, share in shares.items()} == {
+        "health": "guarded-no-health", "outlier": "guarded-no-outlier",
+        "retry": "guarded-no-retry"}
+    # Without health checks, outlier ejection still takes the dead replica out after 5
+    # refused attempts, each retried; without retries, those and what was in flight fail.
+    assert shares["retry"].success_rate is not None
+    assert shares["retry"].success_rate > 1.0
+    for variant in ("guarded-no-health", "guarded-no-outlier", "guarded-no-retry"):
+        assert summary.stacks[variant].reliability is not None
