@@ -65,6 +65,7 @@ class Member:
     argv: list[str] = field(default_factory=list)
     env: dict[str, str] | None = None
     reap_group: bool = False  # a process tree, taken down whole with its launcher
+    nice: int = 0
 
     @property
     def url(self) -> str:
@@ -76,7 +77,7 @@ class Member:
     def restart(self) -> None:
         """Start it again, on the same port, after reaping what is left of its process tree."""
         stop_trees([self.process], grace_s=0)
-        self.process = spawn(self.argv, self.log_path, self.env, self.reap_group)
+        self.process = spawn(self.argv, self.log_path, self.env, self.reap_group, self.nice)
 
     def healthy(self) -> bool:
         return health_ok(self.url)
@@ -231,9 +232,10 @@ class Stack:
         name = f"replica-{index}"
         log_path = self.log_dir / f"{name}.log"
         argv, env = replica_argv(self.spec, port), replica_env(self.spec, index)
-        process = spawn(argv, log_path, env, reap_group=True)
+        process = spawn(argv, log_path, env, reap_group=True, nice=self.spec.cpu.nice)
         self.observer.on_starting(name, log_path)
-        return Member(name, REPLICA_HOST, port, log_path, process, argv, env, reap_group=True)
+        return Member(name, REPLICA_HOST, port, log_path, process, argv, env, reap_group=True,
+                      nice=self.spec.cpu.nice)
 
     def _start_balancer(self) -> Member:
         port = self.port or free_port(self.spec.balancer.host)
@@ -241,7 +243,7 @@ class Stack:
         admin_port = free_port(REPLICA_HOST)
         argv = balancer_argv(self.spec, self.replicas, port, admin_port,
                              self.log_dir / BALANCER_EVENTS)
-        process = spawn(argv, log_path)
+        process = spawn(argv, log_path, nice=self.spec.cpu.nice)
         self.admin_url = f"http://{REPLICA_HOST}:{admin_port}"
         self.observer.on_starting("balancer", log_path)
         return Member("balancer", self.spec.balancer.host, port, log_path, process)

@@ -30,13 +30,18 @@ from pathlib import Path
 import psutil
 
 SETPRIV = shutil.which("setpriv")
+NICE = shutil.which("nice")
 
 
 def spawn(argv: Sequence[str], log_path: Path, env: Mapping[str, str] | None = None,
-          reap_group: bool = False) -> subprocess.Popen[bytes]:
+          reap_group: bool = False, nice: int = 0) -> subprocess.Popen[bytes]:
     """Start `argv` (never a shell string) in a new session, stdout and stderr to `log_path`;
-    it is killed when this process ends (see the module docstring)."""
+    it is killed when this process ends (see the module docstring). `nice` > 0 runs it (and
+    what it starts) at that lower CPU priority, through coreutils' `nice`, which execs it in
+    place."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
+    if nice > 0 and NICE:
+        argv = [NICE, "-n", str(nice), *argv]
     if reap_group:
         wrapped = [sys.executable, "-m", "stacks.reaper", "--", *argv]
     else:  # setpriv execs the command in place: same pid, same command line once started

@@ -145,9 +145,14 @@ class CpuSpec(_Strict):
     (on 2 cores: replica 0 on core 0, replica 1 on core 1), so replicas never fight over a
     core; `none` leaves vLLM's own choice; an explicit list gives each replica a
     `VLLM_CPU_OMP_THREADS_BIND` value ("0", "0-1", "2,3"...), reused round the list.
+
+    `nice`: every process of the stack (replicas and balancer) runs at this niceness.
     """
 
     binding: Literal["auto", "none"] | list[str] = "auto"
+    nice: int = Field(default=0, ge=0, le=19, description="CPU priority the stack's processes "
+                      "yield (Unix niceness) to a load generator sharing the machine; 0: none "
+                      "(10 did not lower send lag here: docs/findings.md)")
 
 
 class StackSpec(_Strict):

@@ -19,6 +19,9 @@ Definitions (times are seconds from the trial's anchor; the measured window is c
 - `send_lag_*`: `sent_s - scheduled_s` over every request sent — the load generator's
   fidelity.
 - `replica_share`: fraction of answered requests per replica (from `x-upstream`).
+- `latency_over_slo` and `latency_over_slo_allowed`: how many requests decide "P99 ≤ SLO": the
+  successes slower than the SLO, and the most that may be, however slow, for the P99 to stay
+  within it (0 below 101 requests: one slow request can then decide it).
 
 Over time (`per_second`), each second of the window holds what finished in it
 (`throughput_qps`), and of the requests scheduled in it the end-to-end P99 and the failures;
@@ -87,6 +90,17 @@ def percentiles(values: pd.Series, prefix: str) -> dict[str, float | int]:
     return out
 
 
+def over_slo(latency: pd.Series, slo_s: float) -> dict[str, int]:
+    """How many requests decide whether P99 ≤ SLO: `latency_over_slo`, the successes slower
+    than the SLO, and `latency_over_slo_allowed`, the most that may be, however slow, for the
+    P99 (numpy's linear interpolation over n values, at position 0.99 (n - 1)) to stay within
+    it: the values after that position's upper neighbour. Below 101 requests it is 0."""
+    n = int(latency.notna().sum())
+    allowed = max(0, n - 1 - math.ceil(0.99 * (n - 1))) if n else 0
+    return {"latency_over_slo": int((latency > slo_s).sum()),
+            "latency_over_slo_allowed": allowed}
+
+
 def summarize(records: pd.DataFrame, window: Window, slo_s: float,
               stream: bool) -> dict[str, Any]:
     """Summary of one stack over its trials (a `trial` column; one trial without it). TTFT is
@@ -115,6 +129,7 @@ def summarize(records: pd.DataFrame, window: Window, slo_s: float,
         "output_tokens_per_s": float(finished["output_tokens"].sum()) / seconds,
         "slo_s": slo_s,
         **percentiles(ok["done_s"] - ok["scheduled_s"], "latency"),
+        **over_slo(ok["done_s"] - ok["scheduled_s"], slo_s),
         **percentiles(ok["done_s"] - ok["sent_s"], "service"),
         **(percentiles(ok["first_byte_s"] - ok["sent_s"], "ttft") if stream else {}),
         **percentiles(lag, "send_lag"),

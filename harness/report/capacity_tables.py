@@ -95,11 +95,14 @@ def probes_table(summary: CapacitySummary) -> ReportTable:
             rows.append([stack, str(probe.trial), str(probe.probe), f"{probe.rate_qps:g}",
                          "yes" if probe.passed else "no", f"{probe.requests:,}",
                          ms(probe.latency_p50_s), ms(probe.latency_p99_s),
+                         NONE if probe.latency_over_slo is None else
+                         f"{probe.latency_over_slo:,} ({probe.latency_over_slo_allowed:,})",
                          NONE if missing(finished) else f"{finished:.2%}",
                          f"{probe.throughput_qps:,.1f}",
                          "yes" if probe.stopped_early else "no"])
     return ReportTable("every probe", ["stack", "trial", "probe", "offered QPS", "passed",
                                        "requests", "P50 ms", "P99 ms",
+                                       "over SLO (allowed)",
                                        "success (of finished)", "throughput QPS",
                                        "stopped early"], rows, left=("stack",))
 

@@ -53,6 +53,11 @@ class StackFigures(Result):
     latency_p99_s: Figure = Field(description="P99 end to end, s (the headline tail)")
     latency_p999_s: Figure = Field(description="P99.9 end to end, s")
     latency_mean_s: Figure = Field(description="mean end to end, s")
+    latency_over_slo: int | None = Field(default=None, description="successes slower than "
+                                         "slo_s end to end (absent in early runs)")
+    latency_over_slo_allowed: int | None = Field(default=None, description="the most that may "
+                                                 "be for P99 ≤ slo_s: how many requests decide "
+                                                 "it (absent in early runs)")
     service_count: int = Field(description="successes service latency was taken over")
     service_p50_s: Figure = Field(description="P50 from the actual send, s")
     service_p90_s: Figure = Field(description="P90 from the actual send, s")
@@ -160,6 +165,10 @@ class ProbeRow(Result):
     latency_p50_s: Figure
     latency_p90_s: Figure
     latency_p99_s: Figure
+    latency_over_slo: int | None = Field(default=None, description="successes slower than the "
+                                         "SLO (absent in early runs)")
+    latency_over_slo_allowed: int | None = Field(default=None, description="the most that may "
+                                                 "be for P99 ≤ SLO (absent in early runs)")
     service_p99_s: Figure
     send_lag_p99_s: Figure
     errors: dict[str, int]

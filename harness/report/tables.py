@@ -40,6 +40,8 @@ ROWS: list[tuple[str, str, str, bool | None]] = [
     ("ttft_p99_s", "TTFT P99", "ms", False),
     ("output_tokens_per_s", "output tokens/s", "", True),
     ("send_lag_p99_s", "send lag P99 (load generator)", "ms", None),
+    ("latency_over_slo", "requests over the SLO", "", None),
+    ("latency_over_slo_allowed", "... allowed for P99 ≤ SLO", "", None),
     ("requests", "requests measured", "", None),
 ]
 TIE = "tie"

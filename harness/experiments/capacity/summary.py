@@ -16,7 +16,8 @@ from harness.report.results import CapacityAblation, CapacitySummary, ProbeRow
 
 PROBE_FIGURES = ("requests", "ok_requests", "failed_requests", "success_rate", "offered_qps",
                  "throughput_qps", "goodput_qps", "latency_p50_s", "latency_p90_s",
-                 "latency_p99_s", "service_p99_s", "send_lag_p99_s", "errors")
+                 "latency_p99_s", "latency_over_slo", "latency_over_slo_allowed",
+                 "service_p99_s", "send_lag_p99_s", "errors")
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
 
 import psutil
+import pytest
 
 from stacks.process import spawn, stop_trees, tail
 from tests.processes import still_running
@@ -58,3 +60,16 @@ def test_spawn_writes_output_to_the_log(tmp_path: Path) -> None:
     process = spawn([sys.executable, "-c", "print('hello from the child')"], tmp_path / "x.log")
     process.wait(timeout=10)
     assert tail(tmp_path / "x.log") == "hello from the child"
+
+
+@pytest.mark.parametrize("reap_group", [False, True])
+def test_a_niced_process_and_what_it_starts_yield_the_cpu(tmp_path: Path,
+                                                          reap_group: bool) -> None:
+    # The child reports its own niceness and that of a process it starts.
+    report = ("import os, subprocess, sys; print(os.nice(0)); sys.stdout.flush(); "
+              "subprocess.run([sys.executable, '-c', 'import os; print(os.nice(0))'])")
+    base = os.nice(0)
+    process = spawn([sys.executable, "-c", report], tmp_path / "nice.log", nice=7,
+                    reap_group=reap_group)
+    assert process.wait(timeout=30) == 0
+    assert (tmp_path / "nice.log").read_text().split() == [str(base + 7)] * 2

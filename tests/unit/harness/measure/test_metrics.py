@@ -12,6 +12,7 @@ from harness.measure.metrics import (
     Window,
     error_timeline,
     latency_cdf,
+    over_slo,
     per_second,
     ratios,
     success_lower_bound,
@@ -167,3 +168,14 @@ def test_the_success_rates_lower_bound_is_exact_and_follows_the_rule_of_three() 
     assert 10 * bound ** 9 - 9 * bound ** 10 == pytest.approx(0.05)
     assert success_lower_bound(0, 10) == 0.0
     assert math.isnan(success_lower_bound(0, 0))
+
+
+@pytest.mark.parametrize(("n", "allowed"), [(1, 0), (100, 0), (101, 1), (200, 1), (201, 2),
+                                            (1001, 10)])
+def test_how_many_requests_may_be_over_the_slo_for_p99_to_hold(n: int, allowed: int) -> None:
+    # `allowed` requests far over the SLO keep the P99 within it; one more breaks it.
+    for over, holds in ((allowed, True), (allowed + 1, False)):
+        latency = pd.Series([0.5] * (n - over) + [60.0] * over)
+        figures = over_slo(latency, slo_s=1.0)
+        assert figures == {"latency_over_slo": over, "latency_over_slo_allowed": allowed}
+        assert (float(latency.quantile(0.99)) <= 1.0) == holds
