@@ -47,7 +47,7 @@ def spawn(argv: Sequence[str], log_path: Path, env: Mapping[str, str] | None = N
     else:  # setpriv execs the command in place: same pid, same command line once started
         wrapped = [SETPRIV, "--pdeathsig", "KILL", "--", *argv] if SETPRIV else list(argv)
     with log_path.open("ab") as log:
-        return subprocess.Popen(
+        process = subprocess.Popen(
             wrapped,
             stdin=subprocess.DEVNULL,
             stdout=log,
@@ -55,6 +55,18 @@ def spawn(argv: Sequence[str], log_path: Path, env: Mapping[str, str] | None = N
             env=dict(env) if env is not None else None,
             start_new_session=True,
         )
+    if nice > 0:
+        set_autogroup_nice(process.pid, nice)
+    return process
+
+
+def set_autogroup_nice(pid: int, nice: int) -> None:
+    """Where the kernel groups each session's processes for the CPU scheduler (autogroup,
+    on by default in Debian), a new session gets its own group, weighed against every other
+    at equal share whatever its processes' niceness: only the group's own nice lowers it.
+    Without autogroup there is no such file, and the processes' niceness is what counts."""
+    with contextlib.suppress(OSError):
+        Path(f"/proc/{pid}/autogroup").write_text(str(nice))
 
 
 def stop_trees(processes: Sequence[subprocess.Popen[bytes]], grace_s: float = 10.0) -> None:

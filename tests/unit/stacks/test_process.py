@@ -73,3 +73,15 @@ def test_a_niced_process_and_what_it_starts_yield_the_cpu(tmp_path: Path,
                     reap_group=reap_group)
     assert process.wait(timeout=30) == 0
     assert (tmp_path / "nice.log").read_text().split() == [str(base + 7)] * 2
+
+
+def test_a_niced_session_s_scheduler_group_is_niced_too(tmp_path: Path) -> None:
+    autogroup = Path("/proc/self/autogroup")
+    if not autogroup.exists():
+        pytest.skip("this kernel has no autogroup: the processes' niceness alone counts")
+    process = spawn([sys.executable, "-c", "import time; time.sleep(30)"], tmp_path / "s.log",
+                    nice=7)
+    try:
+        assert Path(f"/proc/{process.pid}/autogroup").read_text().split()[-1] == "7"
+    finally:
+        stop_trees([process], grace_s=1)
