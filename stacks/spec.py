@@ -150,9 +150,9 @@ class CpuSpec(_Strict):
     """
 
     binding: Literal["auto", "none"] | list[str] = "auto"
-    nice: int = Field(default=0, ge=0, le=19, description="CPU priority the stack's processes "
-                      "yield (Unix niceness) to a load generator sharing the machine; 0: none "
-                      "(10 did not lower send lag here: docs/findings.md)")
+    nice: int = Field(default=10, ge=0, le=19, description="CPU priority the stack's processes "
+                      "yield (Unix niceness, and their session's scheduler group's) to a load "
+                      "generator sharing the machine, the measuring instrument; 0: none")
 
 
 class StackSpec(_Strict):
