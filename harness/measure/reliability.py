@@ -31,12 +31,12 @@ import pandas as pd
 
 from harness.measure.metrics import Window, in_window
 from stacks.event_log import read_events
+from stacks.launcher import BALANCER_EVENTS, SUPERVISOR_EVENTS
 from stacks.load import sum_samples
 from workloads.records import read_record_lines
 
 FAULTS_FILE = "faults.jsonl"
-SUPERVISOR_EVENTS = "logs/events.jsonl"
-BALANCER_EVENTS = "logs/balancer-events.jsonl"
+LOGS = "logs"  # a trial's stack logs, where the launcher writes both event logs
 BALANCER_METRICS = "balancer-metrics.txt"
 LISTED_FAILURES = 200  # failed requests listed one by one in a summary, at most
 REPLICA_FAULTS = ("kill_replica", "hang_replica", "slow_replica")
@@ -65,8 +65,8 @@ def read_trial_events(trial_dir: Path, trial: int, records: Path) -> TrialEvents
     # A counter with no series yet is a balancer that retried nothing; no file: unknown.
     retries = (sum_samples(metrics.read_text(), frozenset({"balancer_retries_total"})) or 0.0) \
         if metrics.is_file() else None
-    return TrialEvents(trial, faults, timed(read_events(trial_dir / SUPERVISOR_EVENTS)),
-                       timed(read_events(trial_dir / BALANCER_EVENTS)), retries)
+    return TrialEvents(trial, faults, timed(read_events(trial_dir / LOGS / SUPERVISOR_EVENTS)),
+                       timed(read_events(trial_dir / LOGS / BALANCER_EVENTS)), retries)
 
 
 def _lines(path: Path) -> list[str]:
