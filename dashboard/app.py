@@ -1,6 +1,9 @@
-"""The comparison dashboard: which stack wins on throughput, P99 and reliability, by how much,
-and how latency behaved over the run; for a capacity run, each stack's highest rate within
-the SLO, the ratio with its interval, and latency and success against offered load. Reads
+"""The comparison dashboard. It opens on the newest scorecard (`harness scorecard`, what
+`make demo` runs): every dimension side by side, each with its interval and verdict, over the
+capacity run it was measured with. For a comparison: which stack wins on throughput, P99 and
+reliability, by how much, and how latency behaved over the run; for a capacity run, each
+stack's highest rate within the SLO, the ratio with its interval, and latency and success
+against offered load. Reads
 the MLflow store `harness run` and `harness capacity` log to. Every table and figure is the
 report's own (`harness.report`): this page lays them out and formats nothing itself.
 
@@ -20,6 +23,7 @@ from dashboard.store import (
     experiments,
     load_capacity_summary,
     load_comparison,
+    load_scorecard,
     runs_table,
 )
 from harness.errors import ResultsError
@@ -35,6 +39,8 @@ from harness.report.capacity_tables import (
 from harness.report.figures import capacity_figures, comparison_figures
 from harness.report.reliability_tables import failures_table, faults_table, reliability_table
 from harness.report.results import CapacitySummary
+from harness.report.scorecard_results import Scorecard
+from harness.report.scorecard_tables import scorecard_table
 from harness.report.tables import (
     ReportTable,
     ablation_table,
@@ -49,7 +55,7 @@ No comparison has been logged to this store yet.
 
 Make a first run (it brings each stack up in turn on the embedded model):
 
-    make demo    # a short capacity search of both stacks, about 12 minutes
+    make demo    # the scorecard of both stacks, about 20 minutes
     # or, one load side by side, about 3 minutes:
     .venv/bin/harness run --stacks diy,optimized --rate 10 --duration 30
 
@@ -84,6 +90,11 @@ def figures(uri: str, run_id: str) -> dict[str, Any]:
 @st.cache_data(show_spinner="Loading the capacity run…")
 def capacity_summary(uri: str, run_id: str) -> CapacitySummary:
     return load_capacity_summary(_client(uri), run_id)
+
+
+@st.cache_data(show_spinner="Loading the scorecard…")
+def scorecard(uri: str, run_id: str) -> Scorecard:
+    return load_scorecard(_client(uri), run_id)
 
 
 @st.cache_data(show_spinner="Drawing the charts…")
@@ -161,6 +172,20 @@ def show_capacity(run_id: str) -> None:
     show_table(probes_table(summary))
 
 
+def show_scorecard(run_id: str) -> None:
+    card = scorecard(tracking_uri(), run_id)
+    st.header("Scorecard")
+    st.caption(f"Scorecard `{card.run}` · workload `{card.workload}` · each figure with its "
+               "95 % interval; a row names a winner only where the intervals do not overlap. "
+               "Its capacity search follows below.")
+    for row in card.rows:
+        (st.success if row.winner is not None else st.warning)(f"{row.label}: {row.verdict}")
+    for part in card.pending:
+        st.warning(f"{part.replace('_', ' ')}: not measured (the scorecard was cut short)")
+    show_table(scorecard_table(card))
+    st.header("Capacity at the SLO")
+
+
 def main() -> None:
     st.set_page_config(page_title="serving-harness comparison", layout="wide")
     st.title("Serving stacks compared")
@@ -170,7 +195,10 @@ def main() -> None:
         return
     experiment_id, run_id, kind = picked
     try:
-        if kind == "capacity":
+        if kind == "scorecard":
+            show_scorecard(run_id)
+            show_capacity(run_id)
+        elif kind == "capacity":
             show_capacity(run_id)
         else:
             show_comparison(run_id)

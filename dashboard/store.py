@@ -1,6 +1,7 @@
 """What the dashboard reads from the MLflow store: experiments, the comparison and capacity
 runs in them, one comparison's summary and per-request records (the artifacts `harness run`
-logged), and one capacity run's summary (`harness capacity`)."""
+logged), one capacity run's summary (`harness capacity`), and a scorecard
+(`harness scorecard`: a capacity summary and its scorecard.json)."""
 
 from __future__ import annotations
 
@@ -13,11 +14,13 @@ import pandas as pd
 from pydantic import ValidationError
 
 from harness.errors import ResultsError
+from harness.experiments.scorecard_summary import SCORECARD_FILE
 from harness.report.results import CapacitySummary, ComparisonSummary, R
+from harness.report.scorecard_results import Scorecard
 from harness.report.tracking import PARENT_TAG, ROLE_TAG
 
 RUN_TAGS = ("kind", "role", "stack", "trial", "workload", "stacks")
-SHOWN_ROLES = ("comparison", "capacity")  # the parent runs a user picks from
+SHOWN_ROLES = ("scorecard", "comparison", "capacity")  # the parent runs a user picks from
 RUN_METRICS = ("throughput_qps", "latency_p99_s", "success_rate")
 
 
@@ -30,11 +33,13 @@ class Comparison:
 
 
 def _shown_runs(client: Any, experiment_id: str, max_results: int) -> list[Any]:
+    """Scorecards first (the page opens on the newest), then the rest; newest first in each."""
     runs = [run for role in SHOWN_ROLES
             for run in client.search_runs([experiment_id], f"tags.`{ROLE_TAG}` = '{role}'",
                                           order_by=["attributes.start_time DESC"],
                                           max_results=max_results)]
-    return sorted(runs, key=lambda run: run.info.start_time, reverse=True)
+    return sorted(runs, key=lambda run: (run.data.tags.get(ROLE_TAG) == "scorecard",
+                                         run.info.start_time), reverse=True)
 
 
 def experiments(client: Any) -> list[tuple[str, str]]:
@@ -46,8 +51,8 @@ def experiments(client: Any) -> list[tuple[str, str]]:
 
 
 def comparisons(client: Any, experiment_id: str) -> pd.DataFrame:
-    """The experiment's comparison and capacity runs, newest first: run_id, name, started,
-    stacks, kind (`comparison` or `capacity`)."""
+    """The experiment's scorecards, then its comparison and capacity runs, newest first:
+    run_id, name, started, stacks, kind (`scorecard`, `comparison` or `capacity`)."""
     return pd.DataFrame([{
         "run_id": run.info.run_id, "name": run.info.run_name,
         "started": pd.to_datetime(run.info.start_time, unit="ms"),
@@ -109,3 +114,13 @@ def load_comparison(client: Any, run_id: str) -> Comparison:
 def load_capacity_summary(client: Any, run_id: str) -> CapacitySummary:
     """A capacity run's summary: everything its page shows."""
     return _summary(client, run_id, CapacitySummary)
+
+
+def load_scorecard(client: Any, run_id: str) -> Scorecard:
+    """A scorecard's rows (its capacity summary is read like a capacity run's)."""
+    try:
+        return Scorecard.model_validate_json(_download_text(client, run_id, SCORECARD_FILE))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise ResultsError(f"run {run_id}: its {SCORECARD_FILE} is not a Scorecard: "
+                           f"{'.'.join(map(str, first['loc']))}: {first['msg']}") from None

@@ -3,7 +3,8 @@
 Each command parses, builds a config, calls one library function and says where things went.
 `main` is the entry point: every error a user can fix (a bad option, a bad spec, a stack that
 would not start: `harness.errors`, `stacks.errors`, and Click's own usage errors) is printed as
-one line and exits with status 2; Ctrl-C exits with 130.
+one line and exits with status 2; Ctrl-C exits with 130. How options become a config and a
+finished measurement is reported: `harness.cli_output`.
 """
 
 from __future__ import annotations
@@ -14,18 +15,29 @@ import sys
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated
 
 import typer
-from pydantic import BaseModel, ValidationError
-from rich.console import Console
-from rich.text import Text
 from typer.exceptions import TyperException
 
-from harness.errors import HarnessError, TrackingError, UsageError
+from harness.cli_output import (
+    LOG_HINT,
+    STACKS_HELP,
+    WORKLOAD_HELP,
+    err,
+    make_config,
+    report,
+    say_error,
+    show,
+    stack_list,
+    track,
+    warn,
+)
+from harness.errors import HarnessError, UsageError
 from harness.experiments.capacity.experiment import CapacityConfig, run_capacity
 from harness.experiments.quality import QualityConfig, run_quality
 from harness.experiments.run import RunConfig, run_experiment
+from harness.experiments.scorecard import ScorecardConfig, run_scorecard
 from harness.experiments.smoke import smoke
 from harness.report.capacity_tables import (
     capacity_ablation_table,
@@ -35,11 +47,18 @@ from harness.report.capacity_tables import (
 )
 from harness.report.dashboard_server import HOST, start_dashboard
 from harness.report.log_folder import log_saved
-from harness.report.progress import CapacityProgress, QualityProgress, RunProgress, StartProgress
+from harness.report.progress import (
+    CapacityProgress,
+    QualityProgress,
+    RunProgress,
+    ScorecardProgress,
+    StartProgress,
+)
 from harness.report.reliability_tables import failures_table, faults_table, reliability_table
 from harness.report.results import CapacitySummary, ComparisonSummary, QualityResult, read_result
+from harness.report.scorecard_results import Scorecard
+from harness.report.scorecard_tables import scorecard_lines, scorecard_table
 from harness.report.tables import (
-    ReportTable,
     ablation_table,
     comparison_table,
     late_sender_warnings,
@@ -65,72 +84,6 @@ app = typer.Typer(help="Compare a DIY vLLM deployment with an optimized serving 
                   no_args_is_help=True, pretty_exceptions_enable=False)
 model_app = typer.Typer(help="The embedded model.", no_args_is_help=True)
 app.add_typer(model_app, name="model")
-err = Console(stderr=True)
-Config = TypeVar("Config", bound=BaseModel)
-# Config fields whose option is not simply the field's name with dashes.
-OPTIONS = {"rate_qps": "--rate", "duration_s": "--duration", "slo_p99_s": "--slo-p99",
-           "warmup_s": "--warmup"}
-STACKS_HELP = ("comma-separated: stack names, stack.yaml paths, or NAME=URL for an endpoint "
-               "running elsewhere; the first is the baseline")
-WORKLOAD_HELP = "a name under workloads/ or a .yaml path"
-LOG_HINT = "; `harness log DIR` logs it to MLflow"
-
-
-def option_name(field: str) -> str:
-    return OPTIONS.get(field, "--" + field.replace("_", "-"))
-
-
-def make_config(model: type[Config], **fields: Any) -> Config:
-    """The command's config; input it refuses is a UsageError naming the option."""
-    try:
-        return model(**fields)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = option_name(str(first["loc"][0])) + ": " if first["loc"] else ""
-        message = str(first["msg"]).removeprefix("Value error, ")
-        got = f" (got {first['input']!r})" if first["loc"] else ""
-        raise UsageError(f"{where}{message}{got}") from None
-
-
-def stack_list(stacks: str) -> list[str]:
-    return [name.strip() for name in stacks.split(",") if name.strip()]
-
-
-def show(table: ReportTable | None) -> None:
-    if table is not None:
-        Console().print(table.rich())
-
-
-def warn(line: str) -> None:
-    err.print(f"[yellow]warning:[/yellow] {line}", highlight=False, soft_wrap=True)
-
-
-def report(summary_path: Path, tables: list[ReportTable | None], warnings: list[str],
-           lines: Sequence[str] = ()) -> None:
-    """What a finished measurement prints: its tables, warnings and verdicts, where its summary
-    is; then it is logged to MLflow."""
-    for table in tables:
-        show(table)
-    for line in warnings:
-        warn(line)
-    for line in lines:
-        typer.echo(line)
-    typer.echo(f"summary: {summary_path}")
-    track(summary_path.parent)
-
-
-def track(results: Path, on_dashboard: bool = True) -> None:
-    """Log a finished run to MLflow; a store that fails costs one warning, never the run."""
-    try:
-        parent = log_saved(results)
-    except TrackingError as exc:
-        warn(f"{exc}; the results are safe in {results}; log them later with "
-             f"`harness log {results}`")
-        return
-    shown = " (`harness dashboard` shows it)" if on_dashboard else ""
-    typer.echo(f"mlflow: run {parent} in {tracking_uri()}{shown}")
-
-
 @app.command()
 def up(
     stack: Annotated[str, typer.Argument(help="a name under stacks/ or a path to a stack.yaml")],
@@ -250,6 +203,59 @@ def capacity(
 
 
 @app.command()
+def scorecard(
+    stacks: Annotated[str, typer.Option(help=STACKS_HELP)] = "diy,optimized",
+    trials: Annotated[int, typer.Option(
+        help="starts per stack, interleaved A B A B; each serves every phase")] = 3,
+    workload: Annotated[str, typer.Option(help=WORKLOAD_HELP)] = "writing_assistant",
+    slo_p99: Annotated[float, typer.Option(help="the P99 target, seconds")] = 1.0,
+    load_qps: Annotated[float, typer.Option(help="the fixed load P99 is taken at")] = 4.0,
+    load_duration: Annotated[float, typer.Option(
+        help="measured seconds of the fixed load, per trial")] = 35.0,
+    kill_qps: Annotated[float, typer.Option(help="the load a replica is killed at")] = 2.0,
+    kill_duration: Annotated[float, typer.Option(
+        help="measured seconds of the kill phase, per trial")] = 30.0,
+    kill_trials: Annotated[int, typer.Option(
+        help="the kill phase runs in the first this many trials (0: none)")] = 2,
+    kill_scenario: Annotated[str, typer.Option(
+        help="the faults of the kill phase: a name under workloads/scenarios/ or a YAML "
+             "path")] = "replica_kill",
+    phase_warmup: Annotated[float, typer.Option(
+        help="unmeasured seconds before each phase's window")] = 5.0,
+    duration: Annotated[float, typer.Option(help="measured seconds per capacity probe")]
+    = 10.0,
+    warmup: Annotated[float | None, typer.Option(
+        help="warm-up seconds per capacity probe (default: the workload's)")] = 2.0,
+    start_qps: Annotated[float, typer.Option(help="the first rate the search probes")] = 4.0,
+    tolerance: Annotated[float, typer.Option(
+        help="bisect until the bracket is this narrow (relative)")] = 0.15,
+    workers: Annotated[int, typer.Option(help="Locust workers (0: one process)")] = 0,
+    out: Annotated[Path | None, typer.Option(help="results folder (new or empty)")] = None,
+    experiment: Annotated[str | None, typer.Option(
+        help="MLflow experiment to log to (default: the workload's name)")] = None,
+) -> None:
+    """One side-by-side of every dimension measured: capacity at the SLO, P99 at a fixed load
+    and success under a replica kill, each with its 95 % interval and verdict. Every trial
+    serves all three on one start of each stack."""
+    config = make_config(
+        ScorecardConfig, stacks=stack_list(stacks), workload=workload, slo_p99_s=slo_p99,
+        trials=trials, duration_s=duration, warmup_s=warmup, start_qps=start_qps,
+        tolerance=tolerance, load_qps=load_qps, load_duration_s=load_duration,
+        kill_qps=kill_qps, kill_duration_s=kill_duration, kill_trials=kill_trials,
+        kill_scenario=kill_scenario, phase_warmup_s=phase_warmup, workers=workers, out=out,
+        experiment=experiment)
+    with stop_signals_interrupt(), interrupt_keeps("scorecard", LOG_HINT), \
+            ScorecardProgress(err) as progress:
+        path = run_scorecard(config, progress)
+    card = read_result(path, Scorecard)
+    summary = read_result(path.parent / "summary.json", CapacitySummary)
+    report(path, [scorecard_table(card), capacity_table(summary)], capacity_warnings(summary),
+           scorecard_lines(card))
+    typer.echo(f"dashboard: `make dashboard` (or `.venv/bin/harness dashboard`) opens on this "
+               f"scorecard at http://{HOST}:8501")
+
+
+@app.command()
 def quality(
     stacks: Annotated[str, typer.Option(help=STACKS_HELP)] = "diy,optimized",
     prompts: Annotated[int, typer.Option(help="prompts sent to every stack")] = 32,
@@ -355,10 +361,6 @@ def model_quantize(
                                  "channel" if granularity == "channel" else "tensor")
     show(quantization_table(report))
     typer.echo(f"model: {out} ({report.scheme}, per-{report.granularity} weight scales)")
-
-
-def say_error(message: str) -> None:
-    err.print(Text.assemble(("error:", "red"), f" {message}"), highlight=False, soft_wrap=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -163,8 +163,12 @@ class Experiment(ABC, Generic[Config, Observer]):
                 with serving(spec, trial_dir / "logs",
                              self.observer.stack_starting(spec.name, trial)) as target:
                     self.measure(spec, trial, target, trial_dir)
-                self.summary().write(self.summary_path)
+                self.write_summary()
         return self.summary_path
+
+    def write_summary(self) -> None:
+        """After every trial: the summary of everything measured so far, on disk."""
+        self.summary().write(self.summary_path)
 
     @abstractmethod
     def measure(self, spec: Spec, trial: int, target: Target, trial_dir: Path) -> None:

@@ -19,6 +19,11 @@ Definitions (times are seconds from the trial's anchor; the measured window is c
 - `send_lag_*`: `sent_s - scheduled_s` over every request sent — the load generator's
   fidelity.
 - `replica_share`: fraction of answered requests per replica (from `x-upstream`).
+- `success_interval`: a success rate's exact (Clopper–Pearson) two-sided 95 % interval.
+  `quantile_interval`: a percentile's distribution-free 95 % interval from order statistics
+  (the ranks between which the true quantile lies with 95 % probability, by the binomial
+  law); it assumes nothing of the latency's distribution, and it has no upper bound until
+  enough requests lie above the percentile: for P99, 0.99^n ≤ 2.5 %, about 370 requests.
 - `latency_over_slo` and `latency_over_slo_allowed`: how many requests decide "P99 ≤ SLO": the
   successes slower than the SLO, and the most that may be, however slow, for the P99 to stay
   within it (0 below 101 requests: one slow request can then decide it).
@@ -79,6 +84,39 @@ def success_lower_bound(successes: int, requests: int, confidence: float = 0.95)
     if successes == 0:
         return 0.0
     return float(stats.beta.ppf(1 - confidence, successes, requests - successes + 1))
+
+
+def success_interval(successes: int, requests: int,
+                     confidence: float = 0.95) -> tuple[float, float]:
+    """The exact two-sided interval of a success rate (Clopper–Pearson); NaNs with no
+    request."""
+    if requests == 0:
+        return math.nan, math.nan
+    tail = (1 - confidence) / 2
+    low = 0.0 if successes == 0 else float(stats.beta.ppf(tail, successes,
+                                                          requests - successes + 1))
+    high = 1.0 if successes == requests else float(stats.beta.ppf(1 - tail, successes + 1,
+                                                                   requests - successes))
+    return low, high
+
+
+def quantile_interval(values: np.ndarray, quantile: float,
+                      confidence: float = 0.95) -> tuple[float, float]:
+    """A distribution-free interval of a quantile from the sorted sample: the order
+    statistics x(l) and x(u), with l and u the binomial (n, quantile) law's tails, so that
+    P(x(l) ≤ true quantile ≤ x(u)) ≥ confidence. A bound beyond the sample is NaN: too few
+    values lie on that side of the quantile to bound it."""
+    ordered = np.sort(np.asarray(values, dtype=np.float64))
+    n = ordered.size
+    if n == 0:
+        return math.nan, math.nan
+    tail = (1 - confidence) / 2
+    # Ranks (1-based): B ~ Binomial(n, q) values lie below the quantile; P(l ≤ B < u) ≥ 1 − 2 tail.
+    lower_rank = int(stats.binom.ppf(tail, n, quantile))
+    upper_rank = int(stats.binom.ppf(1 - tail, n, quantile)) + 1
+    low = float(ordered[lower_rank - 1]) if lower_rank >= 1 else math.nan
+    high = float(ordered[upper_rank - 1]) if upper_rank <= n else math.nan
+    return low, high
 
 
 def percentiles(values: pd.Series, prefix: str) -> dict[str, float | int]:

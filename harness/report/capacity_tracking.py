@@ -1,5 +1,5 @@
-"""Logs a saved `harness capacity` folder to MLflow, like a comparison: one parent run, one
-child per stack and trial.
+"""Logs a saved `harness capacity` or `harness scorecard` folder to MLflow, like a comparison:
+one parent run, one child per stack and trial.
 
     parent  (tags harness.kind=capacity, harness.role=capacity)
       params    workload, SLO, search settings, environment
@@ -8,12 +8,17 @@ child per stack and trial.
                 ablation.<optimization>.value, .ci_low, .ci_high (full ÷ without it)
       artifacts summary.json, run.json, specs/, schedules/, figures/capacity.html (the capacity
                 bars, latency and success against offered load, with the SLO)
+    a scorecard's parent has harness.role=scorecard, and also
+      metrics   score.<dimension>.<stack>.value, .ci_low, .ci_high; score.<dimension>.ratio
+      tags      harness.score.<dimension> = the row's winner, or "none"
+      artifacts scorecard.json
     child   (harness.role=capacity_trial, harness.stack, harness.trial; mlflow.parentRunId)
       params    the stack spec flattened, workload, environment
       metrics   that search's capacity_qps and failing_qps; each probe as a step:
                 probe.rate_qps, probe.latency_p50_s, probe.latency_p99_s, probe.success_rate,
                 probe.passed
-      artifacts probes/probe-<i>/records.parquet, logs/ (stack logs, each probe's Locust log)
+      artifacts probes/probe-<i>/records.parquet, logs/ (stack logs, each probe's Locust log);
+                a scorecard's phases/<phase>/records.parquet and logs/<phase>/
 
 Idempotent and redacted like `harness.report.tracking`, whose store helpers it shares.
 """
@@ -28,6 +33,7 @@ from typing import Any
 
 import yaml
 
+from harness.experiments.scorecard_summary import SCORECARD_FILE
 from harness.report.figures import capacity_figures, figures_html
 from harness.report.redact import Redactor
 from harness.report.results import (
@@ -38,6 +44,7 @@ from harness.report.results import (
     read_result,
 )
 from harness.report.saved import results_folder
+from harness.report.scorecard_results import Scorecard
 from harness.report.tracking import (
     COMPLETE_TAG,
     KIND_TAG,
@@ -84,6 +91,23 @@ def capacity_metrics(summary: CapacitySummary) -> dict[str, float]:
     return metrics
 
 
+def scorecard_metrics(scorecard: Scorecard | None) -> dict[str, float]:
+    metrics: dict[str, float] = {}
+    for row in scorecard.rows if scorecard is not None else []:
+        for stack, figure in row.stacks.items():
+            for key in ("value", "ci_low", "ci_high"):
+                if (value := number(getattr(figure, key))) is not None:
+                    metrics[f"score.{row.dimension}.{stack}.{key}"] = value
+        if (ratio := number(row.ratio)) is not None:
+            metrics[f"score.{row.dimension}.ratio"] = ratio
+    return metrics
+
+
+def scorecard_tags(scorecard: Scorecard | None) -> dict[str, str]:
+    return {f"harness.score.{row.dimension}": row.winner or "none"
+            for row in (scorecard.rows if scorecard is not None else [])}
+
+
 class CapacityLogger:
     def __init__(self, path: Path, mlflow: Any, experiment: str, run: RunInfo,
                  summary: CapacitySummary) -> None:
@@ -94,7 +118,11 @@ class CapacityLogger:
         self.summary = summary
         self.redact = Redactor()
         self.results_id = run.results_id
-        self.tags = {KIND_TAG: "capacity", RESULTS_TAG: self.results_id,
+        self.role = "scorecard" if run.kind == "scorecard" else "capacity"
+        scorecard = path / SCORECARD_FILE
+        self.scorecard = (read_result(scorecard, Scorecard)
+                          if self.role == "scorecard" and scorecard.is_file() else None)
+        self.tags = {KIND_TAG: self.role, RESULTS_TAG: self.results_id,
                      "harness.workload": summary.workload,
                      "harness.stacks": ",".join(summary.stacks),
                      "harness.baseline": summary.baseline}
@@ -107,18 +135,21 @@ class CapacityLogger:
         self.finished = int((path / "summary.json").stat().st_mtime * 1000)
 
     def log(self) -> str:
-        found = find_logged(self.mlflow, self.experiment_id, self.results_id, "capacity")
+        found = find_logged(self.mlflow, self.experiment_id, self.results_id, self.role)
         if found is not None:
             return found
         parent = self.mlflow.create_run(
             self.experiment_id, start_time=self.started, run_name=self.path.name,
-            tags=self.redact.mapping({**self.tags, ROLE_TAG: "capacity",
-                                      "harness.results_dir": str(self.path)}))
+            tags=self.redact.mapping({**self.tags, ROLE_TAG: self.role,
+                                      "harness.results_dir": str(self.path),
+                                      **scorecard_tags(self.scorecard)}))
         parent_id = parent.info.run_id
         log_params(self.mlflow, parent_id, self.redact, {
             **self.shared_params, "trials": str(self.summary.trials),
             "stacks": ",".join(self.summary.stacks)})
-        log_metrics(self.mlflow, parent_id, capacity_metrics(self.summary), self.started)
+        log_metrics(self.mlflow, parent_id, {**capacity_metrics(self.summary),
+                                             **scorecard_metrics(self.scorecard)},
+                    self.started)
         for stack, row in self.summary.stacks.items():
             for trial in row.trials:
                 self.log_search(parent_id, stack, trial, row.probes)
@@ -157,9 +188,12 @@ class CapacityLogger:
         for probe in mine:
             self.mlflow.log_artifact(run_id, str(self.path / probe.records),
                                      f"probes/probe-{probe.probe}")
+        for phase in ("load", "kill"):  # a scorecard's phases
+            if (records := trial_dir / phase / "records.parquet").is_file():
+                self.mlflow.log_artifact(run_id, str(records), f"phases/{phase}")
         logs = {"logs/stack": trial_dir / "logs",
                 **{f"logs/{folder.parent.name}": folder
-                   for folder in sorted(trial_dir.glob("probe-*/logs"))}}
+                   for folder in sorted(trial_dir.glob("*/logs"))}}
         for artifact_path, folder in logs.items():
             if folder.is_dir():
                 with redacted_copy([folder], self.redact) as staged:
@@ -167,8 +201,9 @@ class CapacityLogger:
         self.mlflow.set_terminated(run_id, "FINISHED", end_time=self.finished)
 
     def log_parent_artifacts(self, parent_id: str) -> None:
+        scorecard = [self.path / SCORECARD_FILE] if self.scorecard is not None else []
         with redacted_copy([self.path / "summary.json", self.path / "run.json",
-                            self.path / "specs"], self.redact) as staged:
+                            self.path / "specs", *scorecard], self.redact) as staged:
             self.mlflow.log_artifacts(parent_id, str(staged))
         if (self.path / "schedules").is_dir():
             self.mlflow.log_artifacts(parent_id, str(self.path / "schedules"), "schedules")

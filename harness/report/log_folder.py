@@ -16,7 +16,7 @@ from harness.report.tracking import log_quality, log_results
 def log_saved(path: Path, experiment: str | None = None, uri: str | None = None) -> str:
     """Log a results folder (idempotent); the id of its top MLflow run."""
     run = read_result(results_folder(path) / "run.json", RunInfo)
-    if run.kind == "capacity":
+    if run.kind in ("capacity", "scorecard"):
         return log_capacity(path, experiment, uri)
     if run.kind == "quality":
         return log_quality(path / "quality.json", experiment, uri)

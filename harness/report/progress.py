@@ -204,3 +204,28 @@ class CapacityProgress(RunProgress):
                     f"{result.failing_qps:g})")
         self.console.print(f"{self._where}: {said}, {len(result.probes)} probes",
                            highlight=False)
+
+
+class ScorecardProgress(CapacityProgress):
+    """`harness scorecard` on stderr: a capacity run's lines, and a bar and a line for each of
+    the phases a trial serves beside its search."""
+
+    PHASES = {"load": "P99 at a fixed load", "kill": "success under a replica kill"}
+
+    def __enter__(self) -> ScorecardProgress:
+        return self
+
+    def phase_started(self, stack: str, trial: int, phase: str, requests: int) -> None:
+        self.load_started(stack, trial, requests)
+        if self._load is not None and self._task is not None:
+            self._load.update(self._task, description=f"{self._where} · "
+                              f"{self.PHASES.get(phase, phase)} · requests recorded")
+
+    def phase_done(self, stack: str, trial: int, phase: str, figures: StackFigures) -> None:
+        self._stop_live()
+        success = "–" if figures.success_rate is None else f"{figures.success_rate:.4f}"
+        p99 = ("–" if figures.latency_p99_s is None
+               else f"{figures.latency_p99_s * 1000:,.0f} ms")
+        self.console.print(f"{self._where} · {self.PHASES.get(phase, phase)}: success "
+                           f"{success}, P99 {p99} over {figures.requests} requests",
+                           highlight=False)

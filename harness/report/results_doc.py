@@ -1,4 +1,5 @@
-"""Writes `docs/results-format.md` from the models in `harness.report.results`, so the
+"""Writes `docs/results-format.md` from the models in `harness.report.results` (and the
+scorecard's, `harness.report.scorecard_results`), so the
 documented format is the one the harness writes and reads. A test fails when the file is stale:
 
     .venv/bin/python -m harness.report.results_doc > docs/results-format.md
@@ -13,14 +14,16 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from harness.report import results
+from harness.report import results, scorecard_results
 
 # The files, their top-level model, in the order a reader meets them.
 FILES: list[tuple[str, type[BaseModel]]] = [
          ("run.json", results.RunInfo),
          ("summary.json of `harness run`", results.ComparisonSummary),
          ("summary.json of `harness capacity`", results.CapacitySummary),
-         ("quality.json of `harness quality`", results.QualityResult)]
+         ("quality.json of `harness quality`", results.QualityResult),
+         ("scorecard.json of `harness scorecard` (its summary.json is a capacity summary)",
+          scorecard_results.Scorecard)]
 
 
 def type_name(annotation: Any) -> str:

@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from stacks import launcher
 from stacks.process import stop_trees
+from stacks.spec import StackSpec
 from tests.conftest import start_fakes
 
 SECRET = "sk-test-do-not-log-0123456789"
@@ -62,3 +64,14 @@ def logged_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LoggedRun]:
         yield LoggedRun(results, uri, env, done.stdout, done.stderr)
     finally:
         stop_trees(processes, grace_s=5)
+
+
+@pytest.fixture
+def fake_engine(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Launched stacks whose replicas are fake OpenAI servers (test doubles) answering in
+    150 ms, under the real launcher, supervisor and balancer."""
+    def argv(spec: StackSpec, port: int) -> list[str]:
+        return [sys.executable, "-m", "tests.fakes.fake_openai_server", "--port", str(port),
+                "--name", f"fake-{port}", "--latency-ms", "150"]
+
+    monkeypatch.setattr(launcher, "replica_argv", argv)

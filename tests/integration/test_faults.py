@@ -5,7 +5,6 @@ on the replay's clock, and the reliability report tells the two balancers apart.
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,19 +16,8 @@ from harness.experiments.run import RunConfig, run_experiment
 from harness.report.log_folder import log_saved
 from harness.report.reliability_tables import faults_table, reliability_table
 from harness.report.results import ComparisonSummary, read_result
-from stacks import launcher
-from stacks.spec import StackSpec
 from tests.integration.test_dashboard import app_over
 from tests.integration.test_run import QuietRun, workload
-
-
-@pytest.fixture
-def fake_engine(monkeypatch: pytest.MonkeyPatch) -> None:
-    def argv(spec: StackSpec, port: int) -> list[str]:
-        return [sys.executable, "-m", "tests.fakes.fake_openai_server", "--port", str(port),
-                "--name", f"fake-{port}", "--latency-ms", "150"]
-
-    monkeypatch.setattr(launcher, "replica_argv", argv)
 
 
 def stack_file(tmp_path: Path, name: str, balancer: dict[str, Any]) -> str:
@@ -49,13 +37,17 @@ def scenario_file(tmp_path: Path, *faults: dict[str, Any]) -> str:
     return str(path)
 
 
+def plain_and_guarded(tmp_path: Path) -> list[str]:
+    """A round-robin stack with no defences, and a P2C one with health checks and retries."""
+    return [stack_file(tmp_path, "plain", {"policy": "round_robin"}),
+            stack_file(tmp_path, "guarded", {"policy": "p2c", "health_interval_s": 0.2,
+                                             "retry": True})]
+
+
 @pytest.mark.usefixtures("fake_engine")
 def test_a_killed_replica_costs_round_robin_and_not_the_guarded_balancer(
         tmp_path: Path, mlflow_store: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    stacks = [stack_file(tmp_path, "plain", {"policy": "round_robin"}),
-              stack_file(tmp_path, "guarded", {"policy": "p2c", "health_interval_s": 0.2,
-                                               "retry": True})]
-    config = RunConfig(stacks=stacks, out=tmp_path / "out",
+    config = RunConfig(stacks=plain_and_guarded(tmp_path), out=tmp_path / "out",
                        workload=workload(tmp_path, rate_qps=20, duration_s=6),
                        scenario=scenario_file(tmp_path, {"kind": "kill_replica", "at_s": 1,
                                                          "replica": 0}))

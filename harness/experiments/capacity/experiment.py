@@ -155,9 +155,14 @@ class CapacityRun(Experiment[CapacityConfig, CapacityObserver]):
     # -- schedules ---------------------------------------------------------------------------
     def probe_workload(self, rate_qps: float) -> WorkloadSpec:
         """The workload at one steady rate, for the probe's duration, judged by the SLO."""
-        changes = {"stages": None, "rate_qps": rate_qps,
-                   "duration_s": self.config.duration_s, "warmup_s": self.warmup_s,
-                   "slo_s": self.config.slo_p99_s}
+        return self.steady_workload(rate_qps, self.config.duration_s, self.warmup_s)
+
+    def steady_workload(self, rate_qps: float, duration_s: float,
+                        warmup_s: float) -> WorkloadSpec:
+        """The workload at one steady rate for `duration_s` after `warmup_s`, judged by the
+        SLO."""
+        changes = {"stages": None, "rate_qps": rate_qps, "duration_s": duration_s,
+                   "warmup_s": warmup_s, "slo_s": self.config.slo_p99_s}
         try:
             return WorkloadSpec.model_validate({**self.base_workload.model_dump(), **changes})
         except ValidationError as exc:

@@ -100,3 +100,16 @@ def test_model_quantize_names_the_granularities(tmp_path: Path,
 def test_model_build_writes_where_told(tmp_path: Path) -> None:
     assert main(["model", "build", "--out", str(tmp_path / "m")]) == 0
     assert (tmp_path / "m" / "model.safetensors").is_file()
+
+
+def test_scorecard_names_its_phase_options(capsys: pytest.CaptureFixture[str]) -> None:
+    line = fails_in_one_line(["scorecard", "--load-duration", "0"], capsys)
+    assert line == "error: --load-duration: Input should be greater than 0 (got 0.0)"
+    line = fails_in_one_line(["scorecard", "--kill-trials", "-1"], capsys)
+    assert line.startswith("error: --kill-trials: Input should be greater than or equal to 0")
+
+
+def test_scorecard_names_an_unknown_kill_scenario(capsys: pytest.CaptureFixture[str]) -> None:
+    line = fails_in_one_line(["scorecard", "--kill-scenario", "meteor"], capsys)
+    assert "meteor" in line
+    assert "replica_kill" in line  # the known ones are listed

@@ -1,0 +1,149 @@
+"""`harness scorecard`: one side-by-side of every dimension measured, each row with its interval
+and its verdict, for the price of one stack start per stack and trial.
+
+A stack's start costs about 50 s on 2 cores, more than most of what is measured on it, so every
+trial of a stack serves three phases on one start, in this order:
+
+1. **P99 at a fixed load** (`load/`): the workload replayed at `load_qps`, its window after a
+   warm-up that covers the first slow requests of a fresh engine;
+2. **capacity at the SLO**: one capacity search (`harness.experiments.capacity`), probes as
+   `harness capacity` runs them;
+3. **success under a replica kill** (`kill/`, in the first `kill_trials` trials): the kill
+   scenario's faults played during a replay at `kill_qps`. It comes last: it damages the stack.
+
+Trials are interleaved (A B A B) as in every experiment. The folder is a capacity run's (its
+`summary.json` is the capacity summary, so `harness log` and the dashboard read it as one) plus:
+
+    <stack>/trial-<k>/load/      records.jsonl, records.parquet, logs/
+    <stack>/trial-<k>/kill/      the same, and faults.jsonl
+    schedules/load.jsonl, schedules/kill.jsonl
+    scorecard.json               the rows (`harness.measure.scorecard`), rewritten after every
+                                 trial, so a scorecard cut short keeps what it measured
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+
+from pydantic import Field
+
+from harness.errors import UsageError
+from harness.experiments.capacity.experiment import (
+    CapacityConfig,
+    CapacityObserver,
+    CapacityRun,
+)
+from harness.experiments.faults import FaultPlayer
+from harness.experiments.scorecard_summary import SCORECARD_FILE, scorecard_from_folder
+from harness.experiments.target import Spec, Target
+from harness.experiments.trial import RAW_RECORDS, WrittenSchedule
+from harness.measure.metrics import Window, summarize
+from harness.measure.records import write_parquet
+from harness.measure.reliability import FAULTS_FILE
+from harness.report.results import StackFigures
+from harness.workload.scenario import FaultPlan, load_scenario
+from harness.workload.schedule import build_schedule
+from harness.workload.spec import WorkloadSpec
+from stacks.spec import EndpointSpec, load_stack_spec
+
+
+class ScorecardConfig(CapacityConfig):
+    """The capacity search's options, and the two phases' own."""
+
+    load_qps: float = Field(default=4.0, gt=0, description="the fixed load P99 is taken at")
+    load_duration_s: float = Field(default=35.0, gt=0, description="its measured seconds")
+    phase_warmup_s: float = Field(default=5.0, ge=0, description="before each phase's window")
+    kill_qps: float = Field(default=2.0, gt=0, description="the load a replica is killed at")
+    kill_duration_s: float = Field(default=30.0, gt=0, description="its measured seconds")
+    kill_trials: int = Field(default=2, ge=0, description="the kill phase runs in the first "
+                                                          "this many trials")
+    kill_scenario: str = Field(default="replica_kill", description="a name under "
+                               "workloads/scenarios/ or a YAML path")
+
+
+class ScorecardObserver(CapacityObserver, Protocol):
+    def phase_started(self, stack: str, trial: int, phase: str, requests: int) -> None: ...
+
+    def phase_done(self, stack: str, trial: int, phase: str, figures: StackFigures) -> None: ...
+
+
+class Phase:
+    """One of the two replays a trial serves besides its search: its schedule and window."""
+
+    def __init__(self, name: str, workload: WorkloadSpec, schedule: WrittenSchedule,
+                 faults: FaultPlan | None = None) -> None:
+        self.name = name
+        self.workload = workload
+        self.schedule = schedule
+        self.faults = faults
+        self.window = Window(workload.warmup_s, workload.measured_s)
+
+
+class ScorecardRun(CapacityRun):
+    kind = "scorecard"
+
+    def __init__(self, config: ScorecardConfig, observer: ScorecardObserver) -> None:
+        self.scenario = load_scenario(config.kill_scenario)
+        for name in config.stacks if config.kill_trials else []:  # before any folder is made
+            if isinstance(spec := load_stack_spec(name), EndpointSpec):
+                raise UsageError(f"the scorecard kills a replica of every stack; {spec.name} "
+                                 "is an endpoint running elsewhere: compare stacks this "
+                                 "machine launches, or --kill-trials 0")
+        self.scorecard_config = config
+        self.phase_observer = observer
+        super().__init__(config, observer)
+        load = self.steady_workload(config.load_qps, config.load_duration_s,
+                                    config.phase_warmup_s)
+        kill = self.scenario.shape(self.steady_workload(config.kill_qps,
+                                                        config.kill_duration_s,
+                                                        config.phase_warmup_s))
+        self.phases = {"load": self.phase("load", load),
+                       "kill": self.phase("kill", kill, self.scenario.plan(kill))}
+
+    def write_inputs(self, workload_note: str = "", **run_fields: object) -> None:
+        """run.json also keeps the kill scenario's own name (the option may be a path)."""
+        super().write_inputs(workload_note, kill_scenario_name=self.scenario.name,
+                             **run_fields)
+
+    def phase(self, name: str, workload: WorkloadSpec, faults: FaultPlan | None = None) -> Phase:
+        built = build_schedule(workload, self.tokenizer)
+        written = WrittenSchedule.write(built, self.out / "schedules" / f"{name}.jsonl")
+        return Phase(name, workload, written, faults)
+
+    def measure(self, spec: Spec, trial: int, target: Target, trial_dir: Path) -> None:
+        self.replay_phase(self.phases["load"], spec, trial, target, trial_dir)
+        super().measure(spec, trial, target, trial_dir)
+        if trial <= self.scorecard_config.kill_trials:
+            self.replay_phase(self.phases["kill"], spec, trial, target, trial_dir)
+
+    def replay_phase(self, phase: Phase, spec: Spec, trial: int, target: Target,
+                     trial_dir: Path) -> None:
+        where = trial_dir / phase.name
+        where.mkdir(parents=True, exist_ok=True)
+        self.phase_observer.phase_started(spec.name, trial, phase.name,
+                                          len(phase.schedule.offsets_s))
+        if phase.faults is not None and target.stack is not None:
+            with FaultPlayer(phase.faults, target.stack.replicas, where / RAW_RECORDS,
+                             where / FAULTS_FILE, target.name):
+                frame, _ = self.replay(target, phase.schedule, where, trial)
+        else:
+            frame, _ = self.replay(target, phase.schedule, where, trial)
+        write_parquet(frame, where / "records.parquet")
+        self.phase_observer.phase_done(spec.name, trial, phase.name, StackFigures.model_validate(
+            summarize(frame, phase.window, self.config.slo_p99_s, phase.workload.stream)))
+
+    def run(self) -> Path:
+        super().run()
+        return self.out / SCORECARD_FILE
+
+    def write_summary(self) -> None:
+        """The capacity summary (summary.json), then the scorecard beside it, read from what
+        the trials wrote to disk (as `harness log` reads a saved scorecard)."""
+        summary = self.summary()
+        summary.write(self.summary_path)
+        scorecard_from_folder(self.out, summary).write(self.out / SCORECARD_FILE)
+
+
+def run_scorecard(config: ScorecardConfig, observer: ScorecardObserver) -> Path:
+    return ScorecardRun(config, observer).run()

@@ -1,0 +1,73 @@
+"""A scorecard folder's rows, read from what its trials wrote: the phases' records parquet and
+the capacity summary, with the settings `run.json` keeps. A pure function of the folder, so
+the scorecard written after each trial, one rebuilt later and the one `harness log` logs are
+the same."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from harness.measure.metrics import Window
+from harness.measure.scorecard import (
+    RowContext,
+    capacity_row,
+    p99_at_load_row,
+    success_under_kill_row,
+)
+from harness.report.results import CapacitySummary
+from harness.report.scorecard_results import Scorecard, ScoreRow
+
+SCORECARD_FILE = "scorecard.json"
+
+
+def phase_records(folder: Path, stacks: list[str], phase: str) -> dict[str, pd.DataFrame]:
+    """Each stack's records of a phase, every trial's pooled; {} until every stack has one."""
+    found = {}
+    for stack in stacks:
+        paths = sorted((folder / stack).glob(f"trial-*/{phase}/records.parquet"))
+        if not paths:
+            return {}
+        found[stack] = pd.concat([pd.read_parquet(path) for path in paths], ignore_index=True)
+    return found
+
+
+def scorecard_from_folder(folder: Path, capacity: CapacitySummary) -> Scorecard:
+    asked: dict[str, Any] = json.loads((folder / "run.json").read_text())
+    stacks: list[str] = asked["stack_names"]
+    baseline, slo_s, warmup_s = stacks[0], capacity.slo.p99_s, asked["phase_warmup_s"]
+    rows: list[ScoreRow] = []
+    pending: list[str] = []
+    searched = [name for name in stacks if name in capacity.stacks]
+    if searched == stacks:
+        search = capacity.search
+        rows.append(capacity_row(capacity, RowContext(
+            f"{len(capacity.stacks[baseline].trials)} searches, {search.duration_s:g} s "
+            f"probes to {search.tolerance:.0%}", ".", baseline)))
+    else:
+        pending.append("capacity")
+    load = phase_records(folder, stacks, "load")
+    if load:
+        trials = load[baseline]["trial"].nunique()
+        rows.append(p99_at_load_row(load, Window(warmup_s, asked["load_duration_s"]), slo_s,
+                                    RowContext(f"{asked['load_qps']:g} QPS, {trials} × "
+                                               f"{asked['load_duration_s']:g} s", "load",
+                                               baseline)))
+    else:
+        pending.append("p99_at_load")
+    if asked["kill_trials"]:
+        kill = phase_records(folder, stacks, "kill")
+        if kill:
+            trials = kill[baseline]["trial"].nunique()
+            rows.append(success_under_kill_row(
+                kill, Window(warmup_s, asked["kill_duration_s"]),
+                RowContext(f"{asked['kill_qps']:g} QPS, {trials} × "
+                           f"{asked['kill_duration_s']:g} s, {asked['kill_scenario_name']}",
+                           "kill", baseline)))
+        else:
+            pending.append("success_under_kill")
+    return Scorecard(run=folder.name, workload=capacity.workload, baseline=baseline,
+                     stacks=stacks, slo_p99_s=slo_s, rows=rows, pending=pending)

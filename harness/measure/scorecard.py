@@ -1,0 +1,192 @@
+"""The scorecard's rows, computed from what each part measured: P99 at a fixed load and success
+under a replica kill from their per-request records, capacity from its search's summary.
+
+Each stack's figure carries a 95 % interval that makes no assumption about its distribution:
+P99 from order statistics (`metrics.quantile_interval`), success from Clopper–Pearson
+(`metrics.success_interval`), capacity from the Student t over trials
+(`harness.experiments.capacity.stats`). A row names a winner only when the winner's interval
+lies wholly on the better side of every other stack's (for capacity: when the paired ratio's
+interval excludes 1); otherwise its verdict says the row is too close to call and why.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from harness.measure.metrics import Window, in_window, quantile_interval, success_interval
+from harness.report.results import CapacitySummary
+from harness.report.scorecard_results import ScoreFigure, ScoreRow
+
+P99 = 0.99
+ORDER_STATISTICS = "distribution-free order statistics, 95 %, trials pooled"
+CLOPPER_PEARSON = "exact Clopper–Pearson, 95 %, trials pooled"
+
+
+@dataclass(frozen=True, slots=True)
+class RowContext:
+    """How a row's part was measured and where it lies."""
+
+    setting: str
+    part: str
+    baseline: str
+
+
+def _trials(frame: pd.DataFrame) -> list[pd.DataFrame]:
+    return [group for _, group in frame.groupby("trial", sort=True)]
+
+
+def _latency(frame: pd.DataFrame) -> np.ndarray:
+    ok = frame[frame["ok"]]
+    return (ok["done_s"] - ok["scheduled_s"]).to_numpy(dtype=np.float64)
+
+
+def _quantile(values: np.ndarray) -> float:
+    return float(np.quantile(values, P99)) if values.size else math.nan
+
+
+def p99_figure(records: pd.DataFrame, window: Window, slo_s: float) -> ScoreFigure:
+    """End-to-end P99 (from the scheduled send) over the successes of every trial's window."""
+    measured = in_window(records, window)
+    latency = _latency(measured)
+    low, high = quantile_interval(latency, P99)
+    failed = int((~measured["ok"]).sum())
+    note = (f"{int((latency > slo_s).sum())} of {latency.size} successes over the "
+            f"{slo_s * 1000:,.0f} ms SLO" + (f"; {failed} failed" if failed else ""))
+    if math.isnan(high):
+        note += f"; no upper bound under {_fewest_for_upper_bound(P99)} successes"
+    return ScoreFigure(value=_quantile(latency), ci_low=low, ci_high=high,
+                       requests=int(latency.size),
+                       trials=[_quantile(_latency(trial)) for trial in _trials(measured)],
+                       note=note)
+
+
+def _fewest_for_upper_bound(quantile: float, confidence: float = 0.95) -> int:
+    """The fewest values whose quantile interval has an upper bound: q^n ≤ (1 − c) / 2."""
+    return math.ceil(math.log((1 - confidence) / 2) / math.log(quantile))
+
+
+def success_figure(records: pd.DataFrame, window: Window) -> ScoreFigure:
+    """Success over every request scheduled in the windows (one never answered failed)."""
+    measured = in_window(records, window)
+    ok, requests = int(measured["ok"].sum()), len(measured)
+    low, high = success_interval(ok, requests)
+    return ScoreFigure(value=ok / requests if requests else math.nan, ci_low=low, ci_high=high,
+                       requests=requests,
+                       trials=[float(trial["ok"].mean()) for trial in _trials(measured)],
+                       note=f"{requests - ok} of {requests} failed")
+
+
+def _bound(value: float | None, missing: float) -> float:
+    """A bound, or `missing` where there is none (an open side of an interval)."""
+    return missing if value is None or math.isnan(value) else value
+
+
+def _winner(figures: Mapping[str, ScoreFigure], higher_is_better: bool) -> str | None:
+    """The stack whose interval lies wholly on the better side of every other's; an open
+    bound (too few requests) never clears anything."""
+    if len(figures) < 2:
+        return None
+    for name, mine in figures.items():
+        others = [figure for other, figure in figures.items() if other != name]
+        if higher_is_better:
+            beats = all(_bound(mine.ci_low, -math.inf) > _bound(other.ci_high, math.inf)
+                        for other in others)
+        else:
+            beats = all(_bound(mine.ci_high, math.inf) < _bound(other.ci_low, -math.inf)
+                        for other in others)
+        if beats:
+            return name
+    return None
+
+
+def _known(value: float | None) -> bool:
+    return value is not None and not math.isnan(value)
+
+
+def _show(value: float | None, unit: str) -> str:
+    if value is None or math.isnan(value):
+        return "?"
+    return {"s": f"{value:.3g} s", "%": f"{value:.2%}", "QPS": f"{value:.3g} QPS"}[unit]
+
+
+def _interval(figure: ScoreFigure, unit: str) -> str:
+    return (f"{_show(figure.value, unit)} [{_show(figure.ci_low, unit)}, "
+            f"{_show(figure.ci_high, unit)}]")
+
+
+def _ratio(figures: Mapping[str, ScoreFigure], baseline: str) -> float | None:
+    """The first other stack's value ÷ the baseline's (None where either is missing)."""
+    other = next((figure.value for name, figure in figures.items() if name != baseline), None)
+    base = figures[baseline].value if baseline in figures else None
+    if other is None or base is None or math.isnan(other) or math.isnan(base) or not base:
+        return None
+    return other / base
+
+
+def interval_row(dimension: str, label: str, unit: str, higher_is_better: bool,
+                 figures: Mapping[str, ScoreFigure], context: RowContext,
+                 method: str) -> ScoreRow:
+    """A row judged by each stack's own interval: a winner only where they do not overlap."""
+    winner = _winner(figures, higher_is_better)
+    shown = "; ".join(f"{name} {_interval(figure, unit)}" for name, figure in figures.items())
+    if winner is not None:
+        verdict = f"{winner} {'higher' if higher_is_better else 'lower'}: {shown}"
+    elif any(not _known(figure.ci_low) or not _known(figure.ci_high)
+             for figure in figures.values()):
+        verdict = f"too close to call: an interval is open (too few requests): {shown}"
+    else:
+        verdict = f"too close to call: the intervals overlap: {shown}"
+    return ScoreRow.model_validate({
+        "dimension": dimension, "label": label, "unit": unit,
+        "higher_is_better": higher_is_better, "setting": context.setting,
+        "stacks": dict(figures), "ratio": _ratio(figures, context.baseline),
+        "winner": winner, "verdict": verdict, "interval_method": method,
+        "part": context.part})
+
+
+def p99_at_load_row(records: Mapping[str, pd.DataFrame], window: Window, slo_s: float,
+                    context: RowContext) -> ScoreRow:
+    return interval_row("p99_at_load", "P99 at a fixed load", "s", False,
+                        {name: p99_figure(frame, window, slo_s)
+                         for name, frame in records.items()}, context, ORDER_STATISTICS)
+
+
+def success_under_kill_row(records: Mapping[str, pd.DataFrame], window: Window,
+                           context: RowContext) -> ScoreRow:
+    return interval_row("success_under_kill", "success under a replica kill", "%", True,
+                        {name: success_figure(frame, window)
+                         for name, frame in records.items()}, context, CLOPPER_PEARSON)
+
+
+def capacity_row(summary: CapacitySummary, context: RowContext) -> ScoreRow:
+    """Capacity at the SLO: each stack's mean over its searches with its t interval; the
+    verdict is the paired ratio's (`capacity.stats.capacity_ratio`)."""
+    figures = {}
+    for name, row in summary.stacks.items():
+        judged = [probe for probe in row.probes if probe.stopped_early is None]
+        figures[name] = ScoreFigure(
+            value=row.capacity_qps, ci_low=row.ci_low, ci_high=row.ci_high,
+            requests=sum(probe.requests for probe in row.probes),
+            trials=[trial.capacity_qps for trial in row.trials],
+            note=f"{row.status.replace('_', ' ')}: {row.note}; {len(row.probes)} probes, "
+                 f"{len(judged)} judged whole")
+    ratio = summary.ratio
+    side = None if ratio is None else ratio.side
+    winner = {"above": None if ratio is None else ratio.stack,
+              "below": summary.baseline}.get(side or "")
+    return ScoreRow.model_validate({
+        "dimension": "capacity", "label": "capacity at the SLO", "unit": "QPS",
+        "higher_is_better": True, "setting": context.setting, "stacks": figures,
+        "ratio": None if ratio is None else ratio.value,
+        "ratio_ci_low": None if ratio is None else ratio.ci_low,
+        "ratio_ci_high": None if ratio is None else ratio.ci_high,
+        "winner": winner,
+        "verdict": "no ratio: a stack has no capacity" if ratio is None else ratio.verdict,
+        "interval_method": (ratio.method if ratio is not None and ratio.method
+                            else "Student t over trials"),
+        "part": context.part})

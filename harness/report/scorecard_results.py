@@ -1,0 +1,56 @@
+"""The scorecard's typed result (`scorecard.json`): one row per dimension measured, each
+stack's figure with its interval and how many requests decided it, and the row's verdict.
+Computed by `harness.measure.scorecard` from what each part of the scorecard wrote."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from harness.report.result_base import Figure, Result
+
+Dimension = Literal["p99_at_load", "success_under_kill", "capacity"]
+
+
+class ScoreFigure(Result):
+    """One stack's figure on a row."""
+
+    value: Figure = Field(description="the figure (null: nothing to take it over)")
+    ci_low: Figure = Field(description="its 95 % interval (null: no bound, see `note`)")
+    ci_high: Figure
+    requests: int = Field(description="how many requests decided it")
+    trials: list[Figure] = Field(description="the figure of each trial alone, in order")
+    note: str = Field(description="what decided it, in words")
+
+
+class ScoreRow(Result):
+    dimension: Dimension
+    label: str = Field(description="what the row measures, as shown")
+    unit: Literal["s", "%", "QPS"]
+    higher_is_better: bool
+    setting: str = Field(description="how it was measured: load, length, trials")
+    stacks: dict[str, ScoreFigure]
+    ratio: Figure = Field(description="the other stack's value ÷ the baseline's")
+    ratio_ci_low: Figure = Field(default=None, description="where the row has a ratio "
+                                 "interval (capacity: paired trials)")
+    ratio_ci_high: Figure = None
+    winner: str | None = Field(description="the stack the row's intervals favour; null: "
+                                           "none can be named")
+    verdict: str = Field(description="who wins and by how much, or why it cannot be said")
+    interval_method: str
+    part: str = Field(description="the results folder it was read from, relative to the "
+                                  "scorecard's")
+
+
+class Scorecard(Result):
+    """`scorecard.json`: rewritten after every part, so a scorecard cut short keeps its rows."""
+
+    kind: Literal["scorecard"] = "scorecard"
+    run: str
+    workload: str
+    baseline: str
+    stacks: list[str]
+    slo_p99_s: float
+    rows: list[ScoreRow]
+    pending: list[str] = Field(description="parts not measured (yet): their rows are missing")

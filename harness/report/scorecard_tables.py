@@ -1,0 +1,83 @@
+"""The scorecard as a user reads it, formatted once for the CLI and the dashboard: one row per
+dimension, each stack's figure with its 95 % interval and how many requests decided it, the
+ratio to the baseline, and the verdict. Read from the typed scorecard, never recomputed."""
+
+from __future__ import annotations
+
+from harness.report.scorecard_results import Scorecard, ScoreFigure, ScoreRow
+from harness.report.tables import NONE, ReportTable, missing
+
+PENDING_LABELS = {"capacity": "capacity at the SLO", "p99_at_load": "P99 at a fixed load",
+                  "success_under_kill": "success under a replica kill"}
+
+
+UNITS = {"s": "ms", "%": "%", "QPS": "QPS"}
+
+
+def show_number(value: float | None, unit: str) -> str:
+    """A figure in its row's shown unit, without the unit: ms, %, QPS."""
+    if missing(value):
+        return "?"
+    assert value is not None
+    if unit == "s":
+        return f"{value * 1000:,.0f}"
+    if unit == "%":
+        return f"{value * 100:.1f}"
+    return f"{value:,.2f}"
+
+
+def show_figure(figure: ScoreFigure, unit: str) -> str:
+    """`565 [544, 628] ms`: the figure, its interval (`?` for an open side), the unit."""
+    if missing(figure.value):
+        return NONE
+    return (f"{show_number(figure.value, unit)} [{show_number(figure.ci_low, unit)}, "
+            f"{show_number(figure.ci_high, unit)}] {UNITS[unit]}")
+
+
+def show_row_ratio(row: ScoreRow) -> str:
+    if missing(row.ratio):
+        return NONE
+    assert row.ratio is not None
+    interval = ("" if missing(row.ratio_ci_low) or missing(row.ratio_ci_high)
+                else f" [{row.ratio_ci_low:.2f}, {row.ratio_ci_high:.2f}]")
+    return f"{row.ratio:.2f}×{interval}"
+
+
+def verdict_cell(row: ScoreRow) -> str:
+    if row.winner is None:
+        return "[yellow]too close to call[/yellow]"
+    return f"[green]{row.winner}[/green] {'higher' if row.higher_is_better else 'lower'}"
+
+
+def scorecard_table(scorecard: Scorecard) -> ReportTable:
+    others = [name for name in scorecard.stacks if name != scorecard.baseline]
+    ratio_label = (f"{others[0]} ÷ {scorecard.baseline}" if len(others) == 1
+                   else f"÷ {scorecard.baseline}")
+    rows = []
+    for row in scorecard.rows:
+        rows.append([row.label, row.setting,
+                     *(show_figure(row.stacks[name], row.unit) if name in row.stacks else NONE
+                       for name in scorecard.stacks),
+                     show_row_ratio(row), verdict_cell(row),
+                     " / ".join(f"{row.stacks[name].requests:,}" for name in scorecard.stacks
+                                if name in row.stacks)])
+    for part in scorecard.pending:
+        rows.append([PENDING_LABELS.get(part, part), "not measured",
+                     *(NONE for _ in scorecard.stacks), NONE, "[yellow]pending[/yellow]",
+                     NONE])
+    return ReportTable(f"scorecard · {' vs '.join(scorecard.stacks)} · {scorecard.workload} · "
+                       f"SLO P99 ≤ {scorecard.slo_p99_s * 1000:,.0f} ms · run {scorecard.run}",
+                       ["dimension", "measured at", *(f"{name} [95% CI]"
+                                                      for name in scorecard.stacks),
+                        ratio_label, "verdict", "requests deciding"],
+                       rows, left=("dimension", "measured at", "verdict"))
+
+
+def scorecard_lines(scorecard: Scorecard) -> list[str]:
+    """Each row's verdict in words, with what decided each stack's figure."""
+    lines = []
+    for row in scorecard.rows:
+        lines.append(f"{row.label}: {row.verdict} ({row.interval_method})")
+        for name, figure in row.stacks.items():
+            lines.append(f"  {name}: {figure.note}")
+    return lines

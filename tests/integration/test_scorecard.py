@@ -1,0 +1,117 @@
+"""`harness scorecard` on two launched stacks whose replicas are fake OpenAI servers (test
+doubles) under the real launcher, supervisor, balancer and Locust: every trial serves the fixed
+load, the capacity search and the replica kill on one start; the rows, their intervals and
+verdicts reach disk, MLflow and the dashboard, which opens on the scorecard."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mlflow import MlflowClient
+
+from harness.errors import UsageError
+from harness.experiments.scorecard import ScorecardConfig, run_scorecard
+from harness.report.log_folder import log_saved
+from harness.report.results import CapacitySummary, ProbeRow, StackFigures, read_result
+from harness.report.scorecard_results import Scorecard
+from tests.integration.test_dashboard import app_over
+from tests.integration.test_faults import plain_and_guarded, scenario_file
+from tests.integration.test_run import QuietRun, workload
+
+
+class QuietScorecard(QuietRun):
+    def __init__(self) -> None:
+        self.phases: list[tuple[str, int, str, int]] = []
+
+    def searches_planned(self, searches: int) -> None:
+        pass
+
+    def probe_started(self, stack: str, trial: int, probe: int, rate_qps: float,
+                      requests: int) -> None:
+        pass
+
+    def probe_done(self, stack: str, trial: int, row: ProbeRow) -> None:
+        pass
+
+    def search_done(self, stack: str, trial: int, result: Any) -> None:
+        pass
+
+    def phase_started(self, stack: str, trial: int, phase: str, requests: int) -> None:
+        pass
+
+    def phase_done(self, stack: str, trial: int, phase: str, figures: StackFigures) -> None:
+        self.phases.append((stack, trial, phase, figures.requests))
+
+
+@pytest.mark.usefixtures("fake_engine")
+def test_one_start_per_trial_serves_every_row_and_the_dashboard_opens_on_them(
+        tmp_path: Path, mlflow_store: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    observer = QuietScorecard()
+    config = ScorecardConfig(
+        stacks=plain_and_guarded(tmp_path), out=tmp_path / "out", trials=2, kill_trials=1,
+        workload=workload(tmp_path, rate_qps=20, duration_s=3, arrival="poisson"),
+        slo_p99_s=1.0, duration_s=2, warmup_s=0.5, start_qps=10, max_qps=20,
+        tolerance=0.5, load_qps=40, load_duration_s=5, phase_warmup_s=1, kill_qps=20,
+        kill_duration_s=5, kill_scenario=scenario_file(tmp_path, {"kind": "kill_replica",
+                                                                  "at_s": 1, "replica": 0}))
+    path = run_scorecard(config, observer)
+    out = tmp_path / "out"
+    assert path == out / "scorecard.json"
+    # The kill phase only in the first trial, and always after the load phase.
+    assert [(stack, trial, phase) for stack, trial, phase, _ in observer.phases] == [
+        ("plain", 1, "load"), ("plain", 1, "kill"), ("guarded", 1, "load"),
+        ("guarded", 1, "kill"), ("plain", 2, "load"), ("guarded", 2, "load")]
+    # One start per stack and trial: one replica log set per trial folder.
+    assert sorted(p.name for p in (out / "plain" / "trial-1" / "logs").iterdir()
+                  if p.suffix == ".log") == ["balancer.log", "replica-0.log", "replica-1.log"]
+    card = read_result(path, Scorecard)
+    assert card.pending == []
+    rows = {row.dimension: row for row in card.rows}
+    assert list(rows) == ["capacity", "p99_at_load", "success_under_kill"]
+    load = rows["p99_at_load"]
+    # 40 QPS × 5 s × 2 trials ≈ 400 requests per stack: enough for the P99's upper bound.
+    for figure in load.stacks.values():
+        assert figure.requests > 300
+        assert len(figure.trials) == 2
+        assert figure.ci_low is not None
+        assert figure.value is not None
+        assert figure.ci_low <= figure.value
+    kill = rows["success_under_kill"]
+    assert kill.setting == "20 QPS, 1 × 5 s, test_faults"
+    plain, guarded = kill.stacks["plain"], kill.stacks["guarded"]
+    assert plain.value is not None
+    assert guarded.value is not None
+    assert plain.value < guarded.value  # round-robin keeps sending to the dead replica
+    faults = (out / "plain" / "trial-1" / "kill" / "faults.jsonl").read_text().splitlines()
+    assert json.loads(faults[0])["replica"] == "replica-0"
+    capacity = read_result(out / "summary.json", CapacitySummary)
+    assert rows["capacity"].stacks["plain"].value == capacity.stacks["plain"].capacity_qps
+    assert rows["capacity"].verdict == (capacity.ratio.verdict if capacity.ratio else "")
+    # MLflow: the scorecard's parent carries each row's figures and winner.
+    parent = MlflowClient(mlflow_store).get_run(log_saved(out))
+    assert parent.data.tags["harness.role"] == "scorecard"
+    assert parent.data.tags["harness.score.success_under_kill"] == (kill.winner or "none")
+    assert parent.data.metrics["score.success_under_kill.plain.value"] == \
+        pytest.approx(plain.value)
+    # The dashboard opens on it: the scorecard table first, then the capacity run's page.
+    app = app_over(mlflow_store, monkeypatch)
+    assert not app.exception, [e.value for e in app.exception]
+    assert app.selectbox[1].value == 0  # the newest scorecard is the first run listed
+    table = app.dataframe[0].value
+    assert list(table["dimension"]) == ["capacity at the SLO", "P99 at a fixed load",
+                                        "success under a replica kill"]
+    shown = table.set_index("dimension").loc["success under a replica kill"]
+    assert shown["plain [95% CI]"].startswith(f"{plain.value * 100:.1f} [")
+    said = [box.value for box in (*app.success, *app.warning)]
+    assert any(text.startswith("success under a replica kill: ") for text in said)
+
+
+def test_a_kill_against_an_endpoint_is_refused_before_anything_runs(tmp_path: Path) -> None:
+    config = ScorecardConfig(stacks=["far=http://127.0.0.1:9"], out=tmp_path / "out",
+                             workload=workload(tmp_path))
+    with pytest.raises(UsageError, match="--kill-trials 0"):
+        run_scorecard(config, QuietScorecard())
+    assert not (tmp_path / "out").exists()

@@ -1,0 +1,145 @@
+"""The scorecard's intervals and verdicts: the order-statistic interval of a P99 covers the true
+quantile as often as it promises and has no upper bound on too few requests; Clopper–Pearson
+matches its closed forms; a row names a winner only where the intervals do not overlap; a
+folder's rows are rebuilt from what its phases wrote, and missing parts are listed as pending."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from harness.experiments.scorecard_summary import scorecard_from_folder
+from harness.measure.metrics import Window, quantile_interval, success_interval
+from harness.measure.records import DTYPES
+from harness.measure.scorecard import (
+    RowContext,
+    p99_at_load_row,
+    success_under_kill_row,
+)
+from harness.report.results import CapacitySummary
+from harness.report.scorecard_tables import scorecard_table
+
+CONTEXT = RowContext("4 QPS", "load", "diy")
+
+
+def records(latencies: list[float], failed: int = 0, trials: int = 1) -> pd.DataFrame:
+    """Requests scheduled 1 s apart from 10 s on, with these end-to-end latencies, then
+    `failed` failures; spread over `trials` trials in turn."""
+    rows = [{"index": i, "scheduled_s": 10.0 + i, "sent_s": 10.0 + i, "done_s": 10.0 + i + x,
+             "ok": True} for i, x in enumerate(latencies)]
+    rows += [{"index": len(rows) + i, "scheduled_s": 10.0 + len(rows) + i, "sent_s": None,
+              "done_s": None, "ok": False, "error": "connection"} for i in range(failed)]
+    defaults = {"first_byte_s": None, "status": 200, "error": None, "prompt_tokens": 50,
+                "output_tokens": 10, "replica": "r0"}
+    frame = pd.DataFrame([{**defaults, **row} for row in rows]).astype(DTYPES)
+    return frame.assign(trial=[1 + index % trials for index in range(len(frame))])
+
+
+WINDOW = Window(10.0, 100_000.0)
+
+
+def test_the_p99_interval_covers_the_true_quantile_as_often_as_it_promises() -> None:
+    rng = np.random.default_rng(7)
+    true_p99 = -math.log(0.01)  # of an exponential with mean 1
+    covered = []
+    for _ in range(400):
+        low, high = quantile_interval(rng.exponential(size=600), 0.99)
+        covered.append(low <= true_p99 <= high)
+    assert np.mean(covered) >= 0.93  # 95 % promised; order statistics give a little more
+
+
+def test_the_p99_has_no_upper_bound_until_enough_requests_lie_above_it() -> None:
+    # 367 values: 0.99^367 = 2.501 %, just above the 2.5 % tail; 368: 2.48 %, below it.
+    assert math.isnan(quantile_interval(np.arange(1.0, 368.0), 0.99)[1])
+    assert quantile_interval(np.arange(1.0, 369.0), 0.99)[1] == 368.0
+    low, high = quantile_interval(np.arange(1.0, 401.0), 0.99)
+    assert low < np.quantile(np.arange(1.0, 401.0), 0.99) < high <= 400.0
+    assert quantile_interval(np.array([]), 0.99) == (pytest.approx(math.nan, nan_ok=True),
+                                                    pytest.approx(math.nan, nan_ok=True))
+
+
+def test_clopper_pearson_matches_its_closed_forms() -> None:
+    # No success in n: the upper end is 1 - (tail)^(1/n); all n: the lower end is tail^(1/n).
+    assert success_interval(0, 5) == pytest.approx((0.0, 1 - 0.025 ** (1 / 5)))
+    assert success_interval(90, 90) == pytest.approx((0.025 ** (1 / 90), 1.0))
+    low, high = success_interval(54, 90)
+    assert low < 54 / 90 < high
+    assert all(math.isnan(bound) for bound in success_interval(0, 0))
+
+
+def test_a_row_names_a_winner_only_where_the_intervals_do_not_overlap() -> None:
+    fast = records([0.2] * 396 + [0.3] * 4)
+    slow = records([1.5] * 396 + [2.0] * 4)
+    row = p99_at_load_row({"diy": slow, "optimized": fast}, WINDOW, 1.0, CONTEXT)
+    assert row.winner == "optimized"
+    assert row.verdict.startswith("optimized lower")
+    # numpy's P99 of 400: 1 % of the way from the 396th value to the 397th.
+    assert row.ratio == pytest.approx(0.201 / 1.505)
+    assert row.stacks["diy"].requests == 400
+    assert row.stacks["diy"].note.startswith("400 of 400 successes over the 1,000 ms SLO")
+    # The same stack twice: the intervals overlap.
+    tie = p99_at_load_row({"diy": fast, "optimized": fast}, WINDOW, 1.0, CONTEXT)
+    assert tie.winner is None
+    assert tie.verdict.startswith("too close to call: the intervals overlap")
+
+
+def test_an_open_interval_never_decides() -> None:
+    # 100 requests: no upper bound on either P99, so even far-apart stacks are not called.
+    row = p99_at_load_row({"diy": records([2.0] * 100), "optimized": records([0.2] * 100)},
+                          WINDOW, 1.0, CONTEXT)
+    assert row.winner is None
+    assert "an interval is open" in row.verdict
+    assert "no upper bound under 368 successes" in row.stacks["diy"].note
+
+
+def test_success_under_a_kill_counts_every_failure_and_keeps_each_trial() -> None:
+    diy = records([0.3] * 54, failed=36, trials=2)
+    optimized = records([0.3] * 90, trials=2)
+    row = success_under_kill_row({"diy": diy, "optimized": optimized}, WINDOW, CONTEXT)
+    assert row.stacks["diy"].value == pytest.approx(0.6)
+    assert row.stacks["diy"].note == "36 of 90 failed"
+    assert len(row.stacks["diy"].trials) == 2
+    assert row.winner == "optimized"
+    assert row.higher_is_better
+
+
+def write_phase(folder: Path, stack: str, trial: int, phase: str, frame: pd.DataFrame) -> None:
+    where = folder / stack / f"trial-{trial}" / phase
+    where.mkdir(parents=True)
+    frame.to_parquet(where / "records.parquet")
+
+
+def test_a_folder_s_rows_come_from_its_phases_and_missing_parts_are_pending(
+        tmp_path: Path) -> None:
+    (tmp_path / "run.json").write_text(json.dumps({
+        "stack_names": ["diy", "optimized"], "phase_warmup_s": 10.0, "load_qps": 4.0,
+        "load_duration_s": 100_000.0, "kill_qps": 2.0, "kill_duration_s": 100_000.0,
+        "kill_trials": 1, "kill_scenario": "replica_kill",
+        "kill_scenario_name": "replica_kill"}))
+    write_phase(tmp_path, "diy", 1, "load", records([0.4] * 400))
+    write_phase(tmp_path, "optimized", 1, "load", records([0.5] * 400))
+    write_phase(tmp_path, "diy", 1, "kill", records([0.4] * 30))  # optimized's never ran
+    capacity = CapacitySummary.model_validate({
+        "run": tmp_path.name, "workload": "writing_assistant",
+        "slo": {"p99_s": 1.0, "min_success": 0.9999},
+        "search": {"start_qps": 4, "growth": 2, "tolerance": 0.15, "max_qps": 100,
+                   "max_probes": 20, "duration_s": 10, "warmup_s": 2},
+        "window": {"start_s": 2, "length_s": 10}, "trials": 1, "baseline": "diy",
+        "stacks": {}, "ratio": None, "ratios": {}})
+    card = scorecard_from_folder(tmp_path, capacity)
+    assert [row.dimension for row in card.rows] == ["p99_at_load"]
+    assert card.pending == ["capacity", "success_under_kill"]
+    assert card.rows[0].setting == "4 QPS, 1 × 100000 s"
+    table = scorecard_table(card)
+    assert table.columns == ["dimension", "measured at", "diy [95% CI]",
+                             "optimized [95% CI]", "optimized ÷ diy", "verdict",
+                             "requests deciding"]
+    assert [row[0] for row in table.rows] == ["P99 at a fixed load", "capacity at the SLO",
+                                              "success under a replica kill"]
+    assert table.rows[0][-1] == "400 / 400"
+    assert table.frame().iloc[1]["verdict"] == "pending"
