@@ -5,8 +5,9 @@ Each stack's figure carries a 95 % interval that makes no assumption about its d
 P99 from order statistics (`metrics.quantile_interval`), success from Clopper–Pearson
 (`metrics.success_interval`), capacity from the Student t over trials
 (`harness.experiments.capacity.stats`). A row names a winner only when the winner's interval
-lies wholly on the better side of every other stack's (for capacity: when the paired ratio's
-interval excludes 1); otherwise its verdict says the row is too close to call and why.
+lies wholly on the better side of every other stack's and each of its trials beats each trial
+of the others (for capacity: when the paired ratio's interval excludes 1); otherwise its
+verdict says the row is too close to call and why.
 """
 
 from __future__ import annotations
@@ -128,14 +129,38 @@ def _ratio(figures: Mapping[str, ScoreFigure], baseline: str) -> float | None:
     return other / base
 
 
+def _trials_agree(figures: Mapping[str, ScoreFigure], winner: str,
+                  higher_is_better: bool) -> bool:
+    """Whether every trial of the winner beats every trial of every other stack: the pooled
+    intervals count the requests' noise, not the drift between trials, which on a small
+    machine can be larger."""
+    def known(figure: ScoreFigure) -> list[float]:
+        return [value for value in figure.trials if value is not None and not math.isnan(value)]
+
+    mine = known(figures[winner])
+    theirs = [value for name, figure in figures.items() if name != winner
+              for value in known(figure)]
+    if not mine or not theirs:
+        return False
+    return min(mine) > max(theirs) if higher_is_better else max(mine) < min(theirs)
+
+
 def interval_row(dimension: str, label: str, unit: str, higher_is_better: bool,
                  figures: Mapping[str, ScoreFigure], context: RowContext,
                  method: str) -> ScoreRow:
-    """A row judged by each stack's own interval: a winner only where they do not overlap."""
-    winner = _winner(figures, higher_is_better)
+    """A row judged by each stack's own interval: a winner only where they do not overlap and
+    its every trial beats every trial of the others."""
+    separate = _winner(figures, higher_is_better)
+    winner = separate if separate is not None and _trials_agree(
+        figures, separate, higher_is_better) else None
     shown = "; ".join(f"{name} {_interval(figure, unit)}" for name, figure in figures.items())
     if winner is not None:
         verdict = f"{winner} {'higher' if higher_is_better else 'lower'}: {shown}"
+    elif separate is not None:
+        trials = "; ".join(f"{name} " + ", ".join(_show(value, unit) for value in figure.trials)
+                           for name, figure in figures.items())
+        verdict = (f"too close to call: the intervals do not overlap but the trials do, so the "
+                   f"stacks differ less than the trials drift: {trials}")
     elif any(not _known(figure.ci_low) or not _known(figure.ci_high)
              for figure in figures.values()):
         verdict = f"too close to call: an interval is open (too few requests): {shown}"

@@ -88,6 +88,20 @@ def test_a_row_names_a_winner_only_where_the_intervals_do_not_overlap() -> None:
     assert tie.verdict.startswith("too close to call: the intervals overlap")
 
 
+def test_trials_that_interleave_leave_the_row_undecided() -> None:
+    # Pooled, the intervals are far apart; by trial, diy's slow second trial is slower than
+    # optimized's: the stacks differ less than the trials drift.
+    diy = pd.concat([records([0.2] * 400).assign(trial=1),
+                     records([0.9] * 400).assign(trial=2)], ignore_index=True)
+    optimized = records([0.5] * 400, trials=2)
+    row = p99_at_load_row({"diy": diy, "optimized": optimized}, WINDOW, 1.0, CONTEXT)
+    assert row.stacks["diy"].trials == pytest.approx([0.2, 0.9])
+    assert row.winner is None
+    assert row.verdict.startswith("too close to call: the intervals do not overlap but the "
+                                  "trials do")
+    assert "diy 0.2 s, 0.9 s; optimized 0.5 s, 0.5 s" in row.verdict
+
+
 def test_an_open_interval_never_decides() -> None:
     # 100 requests: no upper bound on either P99, so even far-apart stacks are not called.
     row = p99_at_load_row({"diy": records([2.0] * 100), "optimized": records([0.2] * 100)},
