@@ -176,7 +176,9 @@ def show_scorecard(run_id: str) -> None:
     card = scorecard(tracking_uri(), run_id)
     st.header("Scorecard")
     st.caption(f"Scorecard `{card.run}` · workload `{card.workload}` · each figure with its "
-               "95 % interval; a row names a winner only where the intervals do not overlap. "
+               "95 % interval; a row names a winner only where the intervals do not overlap and "
+               "each of the winner's trials beats each of the others' (capacity: where the "
+               "paired ratio's interval excludes 1). "
                "Its capacity search follows below.")
     for row in card.rows:
         (st.success if row.winner is not None else st.warning)(f"{row.label}: {row.verdict}")

@@ -211,7 +211,7 @@ def scorecard(
     slo_p99: Annotated[float, typer.Option(help="the P99 target, seconds")] = 1.0,
     load_qps: Annotated[float, typer.Option(help="the fixed load P99 is taken at")] = 4.0,
     load_duration: Annotated[float, typer.Option(
-        help="measured seconds of the fixed load, per trial")] = 35.0,
+        help="measured seconds of the fixed load, per trial")] = 40.0,
     kill_qps: Annotated[float, typer.Option(help="the load a replica is killed at")] = 2.0,
     kill_duration: Annotated[float, typer.Option(
         help="measured seconds of the kill phase, per trial")] = 30.0,
@@ -224,8 +224,7 @@ def scorecard(
         help="unmeasured seconds before each phase's window")] = 5.0,
     duration: Annotated[float, typer.Option(help="measured seconds per capacity probe")]
     = 10.0,
-    warmup: Annotated[float | None, typer.Option(
-        help="warm-up seconds per capacity probe (default: the workload's)")] = 2.0,
+    warmup: Annotated[float, typer.Option(help="warm-up seconds per capacity probe")] = 2.0,
     start_qps: Annotated[float, typer.Option(help="the first rate the search probes")] = 4.0,
     tolerance: Annotated[float, typer.Option(
         help="bisect until the bracket is this narrow (relative)")] = 0.15,

@@ -1,11 +1,12 @@
 """`harness scorecard`: one side-by-side of every dimension measured, each row with its interval
 and its verdict, for the price of one stack start per stack and trial.
 
-A stack's start costs about 50 s on 2 cores, more than most of what is measured on it, so every
+A stack's start costs 36–47 s on 2 cores, more than most of what is measured on it, so every
 trial of a stack serves three phases on one start, in this order:
 
 1. **P99 at a fixed load** (`load/`): the workload replayed at `load_qps`, its window after a
-   warm-up that covers the first slow requests of a fresh engine;
+   warm-up that covers the first slow requests of a fresh engine (4 QPS × 40 s × 3 trials ≈
+   480 requests: a P99's distribution-free interval has an upper bound from 368 on);
 2. **capacity at the SLO**: one capacity search (`harness.experiments.capacity`), probes as
    `harness capacity` runs them;
 3. **success under a replica kill** (`kill/`, in the first `kill_trials` trials): the kill
@@ -38,6 +39,7 @@ from harness.experiments.faults import FaultPlayer
 from harness.experiments.scorecard_summary import SCORECARD_FILE, scorecard_from_folder
 from harness.experiments.target import Spec, Target
 from harness.experiments.trial import RAW_RECORDS, WrittenSchedule
+from harness.measure.drain import wait_idle
 from harness.measure.metrics import Window, summarize
 from harness.measure.records import write_parquet
 from harness.measure.reliability import FAULTS_FILE
@@ -49,10 +51,15 @@ from stacks.spec import EndpointSpec, load_stack_spec
 
 
 class ScorecardConfig(CapacityConfig):
-    """The capacity search's options, and the two phases' own."""
+    """The capacity search's options (a short search by default: the scorecard is the demo),
+    and the two phases' own."""
 
+    duration_s: float = Field(default=10.0, gt=0, description="measured seconds per probe")
+    warmup_s: float | None = Field(default=2.0, ge=0, description="per probe")
+    start_qps: float = Field(default=4.0, gt=0)
+    tolerance: float = Field(default=0.15, gt=0, lt=1)
     load_qps: float = Field(default=4.0, gt=0, description="the fixed load P99 is taken at")
-    load_duration_s: float = Field(default=35.0, gt=0, description="its measured seconds")
+    load_duration_s: float = Field(default=40.0, gt=0, description="its measured seconds")
     phase_warmup_s: float = Field(default=5.0, ge=0, description="before each phase's window")
     kill_qps: float = Field(default=2.0, gt=0, description="the load a replica is killed at")
     kill_duration_s: float = Field(default=30.0, gt=0, description="its measured seconds")
@@ -121,6 +128,8 @@ class ScorecardRun(CapacityRun):
                      trial_dir: Path) -> None:
         where = trial_dir / phase.name
         where.mkdir(parents=True, exist_ok=True)
+        # What the search's last probe left running would otherwise land in this window.
+        wait_idle(target.endpoint, target.headers())
         self.phase_observer.phase_started(spec.name, trial, phase.name,
                                           len(phase.schedule.offsets_s))
         if phase.faults is not None and target.stack is not None:

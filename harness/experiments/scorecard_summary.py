@@ -25,14 +25,16 @@ SCORECARD_FILE = "scorecard.json"
 
 
 def phase_records(folder: Path, stacks: list[str], phase: str) -> dict[str, pd.DataFrame]:
-    """Each stack's records of a phase, every trial's pooled; {} until every stack has one."""
-    found = {}
-    for stack in stacks:
-        paths = sorted((folder / stack).glob(f"trial-*/{phase}/records.parquet"))
-        if not paths:
-            return {}
-        found[stack] = pd.concat([pd.read_parquet(path) for path in paths], ignore_index=True)
-    return found
+    """Each stack's records of a phase, pooled over the trials every stack finished (a
+    scorecard cut short compares like with like); {} until there is one."""
+    trials = {stack: {int(path.parent.parent.name.removeprefix("trial-")): path
+                      for path in (folder / stack).glob(f"trial-*/{phase}/records.parquet")}
+              for stack in stacks}
+    shared = sorted(set.intersection(*(set(found) for found in trials.values())))
+    if not shared:
+        return {}
+    return {stack: pd.concat([pd.read_parquet(trials[stack][trial]) for trial in shared],
+                             ignore_index=True) for stack in stacks}
 
 
 def scorecard_from_folder(folder: Path, capacity: CapacitySummary) -> Scorecard:

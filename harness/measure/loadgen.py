@@ -14,6 +14,7 @@ waits for a core. On 2 cores at 5 QPS, its send lag P99 fell from 34–44 ms to 
 from __future__ import annotations
 
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -134,15 +135,18 @@ def start_locust(job: LoadJob) -> list[subprocess.Popen[bytes]]:
 
 
 def realtime_allowed() -> bool:
-    """Whether this process may raise others to real-time priority: root, or CAP_SYS_NICE."""
-    if os.geteuid() == 0:
-        return True
+    """Whether this process may raise others to real-time priority: CAP_SYS_NICE in its
+    effective set (root has it, except in a container that drops it), or a real-time
+    priority limit (RLIMIT_RTPRIO) of at least ours, which only covers its own children."""
     try:
         with open("/proc/self/status", encoding="ascii") as status:
             effective = next(line for line in status if line.startswith("CapEff:"))
+        if int(effective.split()[1], 16) >> CAP_SYS_NICE & 1:
+            return True
     except (OSError, StopIteration):
-        return False
-    return bool(int(effective.split()[1], 16) >> CAP_SYS_NICE & 1)
+        pass
+    soft, _ = resource.getrlimit(resource.RLIMIT_RTPRIO)
+    return soft == resource.RLIM_INFINITY or soft >= REALTIME_PRIORITY
 
 
 def raise_to_realtime(pid: int) -> bool:
@@ -152,11 +156,11 @@ def raise_to_realtime(pid: int) -> bool:
         threads = [int(task) for task in os.listdir(f"/proc/{pid}/task")]
     except OSError:
         threads = [pid]
-    try:
-        for thread in threads:
+    for thread in threads:
+        try:
             os.sched_setscheduler(thread, os.SCHED_RR, os.sched_param(REALTIME_PRIORITY))
-    except PermissionError:
-        return False
-    except ProcessLookupError:  # gone already: its exit status tells why
-        return True
+        except PermissionError:
+            return False
+        except ProcessLookupError:  # that thread is gone: the others still count
+            continue
     return True

@@ -21,7 +21,7 @@ import pandas as pd
 
 from harness.measure.metrics import Window, in_window, quantile_interval, success_interval
 from harness.report.results import CapacitySummary
-from harness.report.scorecard_results import ScoreFigure, ScoreRow
+from harness.report.scorecard_results import ROW_LABELS, ScoreFigure, ScoreRow
 
 P99 = 0.99
 ORDER_STATISTICS = "distribution-free order statistics, 95 %, trials pooled"
@@ -112,7 +112,8 @@ def _known(value: float | None) -> bool:
 def _show(value: float | None, unit: str) -> str:
     if value is None or math.isnan(value):
         return "?"
-    return {"s": f"{value:.3g} s", "%": f"{value:.2%}", "QPS": f"{value:.3g} QPS"}[unit]
+    return {"s": f"{value * 1000:,.0f} ms", "%": f"{value:.2%}",
+            "QPS": f"{value:.3g} QPS"}[unit]
 
 
 def _interval(figure: ScoreFigure, unit: str) -> str:
@@ -176,14 +177,14 @@ def interval_row(dimension: str, label: str, unit: str, higher_is_better: bool,
 
 def p99_at_load_row(records: Mapping[str, pd.DataFrame], window: Window, slo_s: float,
                     context: RowContext) -> ScoreRow:
-    return interval_row("p99_at_load", "P99 at a fixed load", "s", False,
+    return interval_row("p99_at_load", ROW_LABELS["p99_at_load"], "s", False,
                         {name: p99_figure(frame, window, slo_s)
                          for name, frame in records.items()}, context, ORDER_STATISTICS)
 
 
 def success_under_kill_row(records: Mapping[str, pd.DataFrame], window: Window,
                            context: RowContext) -> ScoreRow:
-    return interval_row("success_under_kill", "success under a replica kill", "%", True,
+    return interval_row("success_under_kill", ROW_LABELS["success_under_kill"], "%", True,
                         {name: success_figure(frame, window)
                          for name, frame in records.items()}, context, CLOPPER_PEARSON)
 
@@ -204,8 +205,11 @@ def capacity_row(summary: CapacitySummary, context: RowContext) -> ScoreRow:
     side = None if ratio is None else ratio.side
     winner = {"above": None if ratio is None else ratio.stack,
               "below": summary.baseline}.get(side or "")
+    losers = [row for name, row in summary.stacks.items() if name != winner]
+    if any(row.status == "lower_bound" for row in losers):
+        winner = None  # the loser's capacity may lie higher than its search reached
     return ScoreRow.model_validate({
-        "dimension": "capacity", "label": "capacity at the SLO", "unit": "QPS",
+        "dimension": "capacity", "label": ROW_LABELS["capacity"], "unit": "QPS",
         "higher_is_better": True, "setting": context.setting, "stacks": figures,
         "ratio": None if ratio is None else ratio.value,
         "ratio_ci_low": None if ratio is None else ratio.ci_low,

@@ -23,6 +23,7 @@ from rich.progress import (
 
 from harness.experiments.capacity.search import SearchResult
 from harness.report.results import ProbeRow, StackFigures
+from harness.report.scorecard_results import ROW_LABELS
 
 
 class StartProgress:
@@ -210,7 +211,7 @@ class ScorecardProgress(CapacityProgress):
     """`harness scorecard` on stderr: a capacity run's lines, and a bar and a line for each of
     the phases a trial serves beside its search."""
 
-    PHASES = {"load": "P99 at a fixed load", "kill": "success under a replica kill"}
+    PHASES = {"load": ROW_LABELS["p99_at_load"], "kill": ROW_LABELS["success_under_kill"]}
 
     def __enter__(self) -> ScorecardProgress:
         return self

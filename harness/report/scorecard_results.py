@@ -11,6 +11,9 @@ from pydantic import Field
 from harness.report.result_base import Figure, Result
 
 Dimension = Literal["p99_at_load", "success_under_kill", "capacity"]
+ROW_LABELS: dict[str, str] = {"capacity": "capacity at the SLO",
+                              "p99_at_load": "P99 at a fixed load",
+                              "success_under_kill": "success under a replica kill"}
 
 
 class ScoreFigure(Result):
@@ -44,7 +47,7 @@ class ScoreRow(Result):
 
 
 class Scorecard(Result):
-    """`scorecard.json`: rewritten after every part, so a scorecard cut short keeps its rows."""
+    """`scorecard.json`: rewritten after every trial, so a scorecard cut short keeps its rows."""
 
     kind: Literal["scorecard"] = "scorecard"
     run: str

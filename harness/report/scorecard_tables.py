@@ -4,12 +4,8 @@ ratio to the baseline, and the verdict. Read from the typed scorecard, never rec
 
 from __future__ import annotations
 
-from harness.report.scorecard_results import Scorecard, ScoreFigure, ScoreRow
+from harness.report.scorecard_results import ROW_LABELS, Scorecard, ScoreFigure, ScoreRow
 from harness.report.tables import NONE, ReportTable, missing
-
-PENDING_LABELS = {"capacity": "capacity at the SLO", "p99_at_load": "P99 at a fixed load",
-                  "success_under_kill": "success under a replica kill"}
-
 
 UNITS = {"s": "ms", "%": "%", "QPS": "QPS"}
 
@@ -62,7 +58,7 @@ def scorecard_table(scorecard: Scorecard) -> ReportTable:
                      " / ".join(f"{row.stacks[name].requests:,}" for name in scorecard.stacks
                                 if name in row.stacks)])
     for part in scorecard.pending:
-        rows.append([PENDING_LABELS.get(part, part), "not measured",
+        rows.append([ROW_LABELS.get(part, part), "not measured",
                      *(NONE for _ in scorecard.stacks), NONE, "[yellow]pending[/yellow]",
                      NONE])
     return ReportTable(f"scorecard · {' vs '.join(scorecard.stacks)} · {scorecard.workload} · "

@@ -18,6 +18,7 @@ from harness.measure.metrics import Window, quantile_interval, success_interval
 from harness.measure.records import DTYPES
 from harness.measure.scorecard import (
     RowContext,
+    capacity_row,
     p99_at_load_row,
     success_under_kill_row,
 )
@@ -51,6 +52,19 @@ def test_the_p99_interval_covers_the_true_quantile_as_often_as_it_promises() -> 
         low, high = quantile_interval(rng.exponential(size=600), 0.99)
         covered.append(low <= true_p99 <= high)
     assert np.mean(covered) >= 0.93  # 95 % promised; order statistics give a little more
+
+
+@pytest.mark.parametrize("n", [368, 400, 700, 1000])
+def test_the_p99_interval_s_ranks_are_the_binomial_law_s(n: int) -> None:
+    # Brute force: the largest l with P(B < l) ≤ 2.5 % and the smallest u with P(B ≥ u) ≤
+    # 2.5 %, B ~ Binomial(n, 0.99), as 1-based ranks of the sorted values 1..n.
+    cdf = np.cumsum([math.comb(n, k) * 0.99 ** k * 0.01 ** (n - k) for k in range(n + 1)])
+    lower = max(k for k in range(1, n + 1) if cdf[k - 1] <= 0.025)
+    upper = min(k for k in range(1, n + 1) if 1 - cdf[k - 1] <= 0.025)
+    low, high = quantile_interval(np.arange(1.0, n + 1.0), 0.99)
+    # Ours may be one rank wider on either side (scipy's ppf is a ≥ quantile), never narrower.
+    assert lower - 1 <= low <= lower
+    assert upper <= high <= upper + 1
 
 
 def test_the_p99_has_no_upper_bound_until_enough_requests_lie_above_it() -> None:
@@ -99,7 +113,7 @@ def test_trials_that_interleave_leave_the_row_undecided() -> None:
     assert row.winner is None
     assert row.verdict.startswith("too close to call: the intervals do not overlap but the "
                                   "trials do")
-    assert "diy 0.2 s, 0.9 s; optimized 0.5 s, 0.5 s" in row.verdict
+    assert "diy 200 ms, 900 ms; optimized 500 ms, 500 ms" in row.verdict
 
 
 def test_an_open_interval_never_decides() -> None:
@@ -137,6 +151,7 @@ def test_a_folder_s_rows_come_from_its_phases_and_missing_parts_are_pending(
         "kill_scenario_name": "replica_kill"}))
     write_phase(tmp_path, "diy", 1, "load", records([0.4] * 400))
     write_phase(tmp_path, "optimized", 1, "load", records([0.5] * 400))
+    write_phase(tmp_path, "diy", 2, "load", records([9.0] * 400))  # optimized's trial 2 never ran
     write_phase(tmp_path, "diy", 1, "kill", records([0.4] * 30))  # optimized's never ran
     capacity = CapacitySummary.model_validate({
         "run": tmp_path.name, "workload": "writing_assistant",
@@ -155,5 +170,28 @@ def test_a_folder_s_rows_come_from_its_phases_and_missing_parts_are_pending(
                              "requests deciding"]
     assert [row[0] for row in table.rows] == ["P99 at a fixed load", "capacity at the SLO",
                                               "success under a replica kill"]
-    assert table.rows[0][-1] == "400 / 400"
+    assert table.rows[0][-1] == "400 / 400"  # diy's trial 2 is left out: optimized has none
+    assert card.rows[0].stacks["diy"].value == pytest.approx(0.4)
     assert table.frame().iloc[1]["verdict"] == "pending"
+
+
+def test_capacity_names_no_winner_over_a_stack_with_only_a_lower_bound() -> None:
+    def stack(status: str, capacity: float) -> dict[str, object]:
+        return {"replicas": 2, "trials": [], "status": status, "note": "", "probes": [],
+                "capacity_qps": capacity, "per_replica_capacity_qps": capacity / 2,
+                "ci_low": capacity * 0.9, "ci_high": capacity * 1.1, "interval_method": "t"}
+
+    def summary(optimized_status: str) -> CapacitySummary:
+        return CapacitySummary.model_validate({
+            "run": "r", "workload": "w", "slo": {"p99_s": 1.0, "min_success": 0.9999},
+            "search": {"start_qps": 4, "growth": 2, "tolerance": 0.15, "max_qps": 100,
+                       "max_probes": 20, "duration_s": 10, "warmup_s": 2},
+            "window": {"start_s": 2, "length_s": 10}, "trials": 3, "baseline": "diy",
+            "stacks": {"diy": stack("measured", 8.0), "optimized": stack(optimized_status, 4.0)},
+            "ratio": {"stack": "optimized", "baseline": "diy", "value": 0.5, "ci_low": 0.4,
+                      "ci_high": 0.6, "method": "t", "verdict": "diy serves more"},
+            "ratios": {}})
+
+    assert capacity_row(summary("measured"), CONTEXT).winner == "diy"
+    # optimized never failed up to --max-qps: its capacity may be above diy's.
+    assert capacity_row(summary("lower_bound"), CONTEXT).winner is None
