@@ -36,11 +36,12 @@ from harness.experiments.capacity.experiment import (
     CapacityRun,
 )
 from harness.experiments.faults import FaultPlayer
+from harness.experiments.run import measured_window
 from harness.experiments.scorecard_summary import SCORECARD_FILE, scorecard_from_folder
 from harness.experiments.target import Spec, Target
 from harness.experiments.trial import RAW_RECORDS, WrittenSchedule
 from harness.measure.drain import wait_idle
-from harness.measure.metrics import Window, summarize
+from harness.measure.metrics import summarize
 from harness.measure.records import write_parquet
 from harness.measure.reliability import FAULTS_FILE
 from harness.report.results import StackFigures
@@ -84,7 +85,7 @@ class Phase:
         self.workload = workload
         self.schedule = schedule
         self.faults = faults
-        self.window = Window(workload.warmup_s, workload.measured_s)
+        self.window = measured_window(workload)
 
 
 class ScorecardRun(CapacityRun):
