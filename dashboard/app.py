@@ -23,6 +23,7 @@ from dashboard.store import (
     experiments,
     load_capacity_summary,
     load_comparison,
+    load_mechanisms,
     load_scorecard,
     runs_table,
 )
@@ -36,7 +37,9 @@ from harness.report.capacity_tables import (
     decisive,
     probes_table,
 )
-from harness.report.figures import capacity_figures, comparison_figures
+from harness.report.figures import capacity_figures, comparison_figures, mechanisms_waterfall
+from harness.report.mechanisms_results import Mechanisms
+from harness.report.mechanisms_tables import mechanisms_table
 from harness.report.reliability_tables import failures_table, faults_table, reliability_table
 from harness.report.results import CapacitySummary
 from harness.report.scorecard_results import Scorecard
@@ -95,6 +98,11 @@ def capacity_summary(uri: str, run_id: str) -> CapacitySummary:
 @st.cache_data(show_spinner="Loading the scorecard…")
 def scorecard(uri: str, run_id: str) -> Scorecard:
     return load_scorecard(_client(uri), run_id)
+
+
+@st.cache_data(show_spinner="Loading the mechanisms…")
+def mechanisms(uri: str, run_id: str) -> Mechanisms:
+    return load_mechanisms(_client(uri), run_id)
 
 
 @st.cache_data(show_spinner="Drawing the charts…")
@@ -188,6 +196,25 @@ def show_scorecard(run_id: str) -> None:
     st.header("Capacity at the SLO")
 
 
+def show_mechanisms(run_id: str) -> None:
+    result = mechanisms(tracking_uri(), run_id)
+    st.header("Each optimization alone, where it binds")
+    st.caption(f"Run `{result.run}` · each optimization added alone to `{result.baseline}` "
+               f"as `{result.source}` sets it, measured in the regime it exists for, trials "
+               "interleaved off/on; gain > 1× means it helps, with the 95 % interval of the "
+               "paired trials. Each mechanism's comparison is its own run in this experiment.")
+    for item in result.mechanisms:
+        word = item.verdict.split(":")[0]
+        show = st.success if word == "helps" else st.error if word == "hurts" else st.warning
+        show(f"{item.label} ({item.bottleneck}): {item.verdict}")
+        for note in item.notes:
+            st.caption(f"{item.label}: {note}")
+    for name in result.pending:
+        st.warning(f"{name}: not measured (the run was cut short)")
+    st.plotly_chart(mechanisms_waterfall(result), width="stretch")
+    show_table(mechanisms_table(result))
+
+
 def main() -> None:
     st.set_page_config(page_title="serving-harness comparison", layout="wide")
     st.title("Serving stacks compared")
@@ -200,6 +227,8 @@ def main() -> None:
         if kind == "scorecard":
             show_scorecard(run_id)
             show_capacity(run_id)
+        elif kind == "mechanisms":
+            show_mechanisms(run_id)
         elif kind == "capacity":
             show_capacity(run_id)
         else:

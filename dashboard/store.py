@@ -1,7 +1,8 @@
 """What the dashboard reads from the MLflow store: experiments, the comparison and capacity
 runs in them, one comparison's summary and per-request records (the artifacts `harness run`
-logged), one capacity run's summary (`harness capacity`), and a scorecard
-(`harness scorecard`: a capacity summary and its scorecard.json)."""
+logged), one capacity run's summary (`harness capacity`), a scorecard (`harness scorecard`: a
+capacity summary and its scorecard.json), and each optimization alone (`harness mechanisms`:
+its mechanisms.json)."""
 
 from __future__ import annotations
 
@@ -14,13 +15,16 @@ import pandas as pd
 from pydantic import ValidationError
 
 from harness.errors import ResultsError
+from harness.experiments.mechanisms_summary import MECHANISMS_FILE
 from harness.experiments.scorecard_summary import SCORECARD_FILE
+from harness.report.mechanisms_results import Mechanisms
 from harness.report.results import CapacitySummary, ComparisonSummary, R
 from harness.report.scorecard_results import Scorecard
 from harness.report.tracking import PARENT_TAG, ROLE_TAG
 
 RUN_TAGS = ("kind", "role", "stack", "trial", "workload", "stacks")
-SHOWN_ROLES = ("scorecard", "comparison", "capacity")  # the parent runs a user picks from
+# The parent runs a user picks from.
+SHOWN_ROLES = ("scorecard", "mechanisms", "comparison", "capacity")
 RUN_METRICS = ("throughput_qps", "latency_p99_s", "success_rate")
 
 
@@ -116,11 +120,20 @@ def load_capacity_summary(client: Any, run_id: str) -> CapacitySummary:
     return _summary(client, run_id, CapacitySummary)
 
 
-def load_scorecard(client: Any, run_id: str) -> Scorecard:
-    """A scorecard's rows (its capacity summary is read like a capacity run's)."""
+def _artifact(client: Any, run_id: str, name: str, model: type[R]) -> R:
     try:
-        return Scorecard.model_validate_json(_download_text(client, run_id, SCORECARD_FILE))
+        return model.model_validate_json(_download_text(client, run_id, name))
     except ValidationError as exc:
         first = exc.errors()[0]
-        raise ResultsError(f"run {run_id}: its {SCORECARD_FILE} is not a Scorecard: "
+        raise ResultsError(f"run {run_id}: its {name} is not a {model.__name__}: "
                            f"{'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+
+
+def load_scorecard(client: Any, run_id: str) -> Scorecard:
+    """A scorecard's rows (its capacity summary is read like a capacity run's)."""
+    return _artifact(client, run_id, SCORECARD_FILE, Scorecard)
+
+
+def load_mechanisms(client: Any, run_id: str) -> Mechanisms:
+    """Each optimization's gain, measured alone."""
+    return _artifact(client, run_id, MECHANISMS_FILE, Mechanisms)

@@ -20,6 +20,7 @@ from typing import Annotated
 import typer
 from typer.exceptions import TyperException
 
+from harness.cli_mechanisms import mechanisms
 from harness.cli_output import (
     LOG_HINT,
     STACKS_HELP,
@@ -252,6 +253,9 @@ def scorecard(
            scorecard_lines(card))
     typer.echo(f"dashboard: `make dashboard` (or `.venv/bin/harness dashboard`) opens on this "
                f"scorecard at http://{HOST}:8501")
+
+
+app.command()(mechanisms)
 
 
 @app.command()

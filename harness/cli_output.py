@@ -23,7 +23,8 @@ Config = TypeVar("Config", bound=BaseModel)
 # Config fields whose option is not simply the field's name with dashes.
 OPTIONS = {"rate_qps": "--rate", "duration_s": "--duration", "slo_p99_s": "--slo-p99",
            "warmup_s": "--warmup", "load_duration_s": "--load-duration",
-           "kill_duration_s": "--kill-duration", "phase_warmup_s": "--phase-warmup"}
+           "kill_duration_s": "--kill-duration", "phase_warmup_s": "--phase-warmup",
+           "mechanisms": "--only"}
 STACKS_HELP = ("comma-separated: stack names, stack.yaml paths, or NAME=URL for an endpoint "
                "running elsewhere; the first is the baseline")
 WORKLOAD_HELP = "a name under workloads/ or a .yaml path"

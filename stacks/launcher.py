@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import http.client
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -37,6 +38,7 @@ SUPERVISOR_EVENTS = "events.jsonl"  # replicas exited and ready again
 BALANCER_EVENTS = "balancer-events.jsonl"  # replicas ejected, back in rotation, added, removed
 REPLICA_HOST = "127.0.0.1"  # replicas are reached only through the balancer
 VLLM_SERVER_MODULE = "vllm.entrypoints.openai.api_server"
+TASKSET = shutil.which("taskset")
 
 
 class StartObserver(Protocol):
@@ -114,15 +116,34 @@ def auto_binding(index: int, replicas: int, cores: list[int]) -> str:
     return ",".join(str(core) for core in cores[first:first + share])
 
 
-def replica_env(spec: StackSpec, index: int) -> dict[str, str]:
-    env = {**os.environ, **spec.engine.env}
+def replica_cores(spec: StackSpec, index: int) -> str | None:
+    """The cores replica `index` is bound to ("0", "2,3"...), or None where vLLM chooses."""
     binding = spec.cpu.binding
     if binding == "auto":
-        cores = sorted(os.sched_getaffinity(0))
-        env["VLLM_CPU_OMP_THREADS_BIND"] = auto_binding(index, spec.replicas, cores)
-    elif isinstance(binding, list):
-        env["VLLM_CPU_OMP_THREADS_BIND"] = binding[index % len(binding)]
+        return auto_binding(index, spec.replicas, sorted(os.sched_getaffinity(0)))
+    if isinstance(binding, list):
+        return binding[index % len(binding)]
+    return None
+
+
+def replica_env(spec: StackSpec, index: int) -> dict[str, str]:
+    env = {**os.environ, **spec.engine.env}
+    cores = replica_cores(spec, index)
+    if cores is not None:
+        env["VLLM_CPU_OMP_THREADS_BIND"] = cores
     return env
+
+
+def pinned(argv: list[str], spec: StackSpec, index: int) -> list[str]:
+    """With `cpu.pin: replica`, the replica's every process confined to its cores through
+    util-linux's `taskset`, which execs it in place (its children inherit the mask)."""
+    cores = replica_cores(spec, index)
+    if spec.cpu.pin != "replica" or cores is None:
+        return argv
+    if TASKSET is None:
+        raise StackStartError(f"{spec.name}: cpu.pin: replica needs util-linux's taskset; "
+                              "install it, or set cpu.pin: threads")
+    return [TASKSET, "--cpu-list", cores, *argv]
 
 
 def balancer_argv(spec: StackSpec, replicas: list[Member], port: int, admin_port: int,
@@ -231,7 +252,8 @@ class Stack:
         port = base + index if base else free_port()
         name = f"replica-{index}"
         log_path = self.log_dir / f"{name}.log"
-        argv, env = replica_argv(self.spec, port), replica_env(self.spec, index)
+        argv = pinned(replica_argv(self.spec, port), self.spec, index)
+        env = replica_env(self.spec, index)
         process = spawn(argv, log_path, env, reap_group=True, nice=self.spec.cpu.nice)
         self.observer.on_starting(name, log_path)
         return Member(name, REPLICA_HOST, port, log_path, process, argv, env, reap_group=True,

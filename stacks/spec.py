@@ -146,10 +146,17 @@ class CpuSpec(_Strict):
     core; `none` leaves vLLM's own choice; an explicit list gives each replica a
     `VLLM_CPU_OMP_THREADS_BIND` value ("0", "0-1", "2,3"...), reused round the list.
 
+    `pin`: `threads` binds only the engine's compute threads to those cores (vLLM's
+    `VLLM_CPU_OMP_THREADS_BIND`), so its API servers and engine core run on any core; `replica`
+    confines every process of the replica to them. vLLM's engine core and worker wait for each
+    other by spinning for up to 1 s (its shared-memory queue), so an unconfined engine core
+    spins on the other replicas' cores.
+
     `nice`: every process of the stack (replicas and balancer) runs at this niceness.
     """
 
     binding: Literal["auto", "none"] | list[str] = "auto"
+    pin: Literal["threads", "replica"] = "threads"
     nice: int = Field(default=10, ge=0, le=19, description="CPU priority the stack's processes "
                       "yield (Unix niceness, and their session's scheduler group's) to a load "
                       "generator sharing the machine, the measuring instrument; 0: none")

@@ -22,6 +22,7 @@ from harness.measure.metrics import (
     latency_cdf,
     per_second,
 )
+from harness.report.mechanisms_results import Mechanisms
 from harness.report.results import CapacitySummary, ComparisonSummary, ProbeRow
 
 Records = Mapping[str, pd.DataFrame]  # stack name -> its records, every trial
@@ -220,6 +221,41 @@ def capacity_figures(summary: CapacitySummary) -> dict[str, go.Figure]:
     return {"capacity": capacity_bar_figure(summary),
             "latency_vs_load": latency_load_figure(summary),
             "success_vs_load": success_load_figure(summary)}
+
+
+VERDICT_COLOURS = {"helps": "seagreen", "hurts": "crimson"}
+
+
+def mechanisms_waterfall(mechanisms: Mechanisms) -> go.Figure:
+    """The baseline at 1×, then each optimization's gain stacked on the ones before it, each
+    step with its 95 % interval. Each gain was measured alone, where it binds, in
+    its own figure (named under its bar): the running product is what they would compound to
+    where each binds, not a measurement of the stacks together."""
+    figure = go.Figure()
+    figure.add_trace(go.Bar(x=[mechanisms.baseline], y=[1.0], base=[0.0], name="baseline",
+                            marker_color="lightgray", text=["1×"], textposition="outside"))
+    running = 1.0
+    for result in mechanisms.mechanisms:
+        if result.gain is None:
+            continue
+        after = running * result.gain
+        low = running * (result.gain_ci_low if result.gain_ci_low is not None else result.gain)
+        high = running * (result.gain_ci_high if result.gain_ci_high is not None
+                          else result.gain)
+        word = result.verdict.split(":")[0]
+        figure.add_trace(go.Bar(
+            x=[f"+ {result.label}<br>({result.metric_label})"], y=[after - running],
+            base=[running], name=result.label,
+            marker_color=VERDICT_COLOURS.get(word, "goldenrod"),
+            error_y={"type": "data", "symmetric": False, "array": [high - after],
+                     "arrayminus": [after - low]},
+            text=[f"{result.gain:.2f}× ({word})"], textposition="outside",
+            hovertext=[result.setting]))
+        running = after
+    figure.add_hline(y=1.0, line_dash="dot", line_color="gray")
+    figure.update_layout(showlegend=False)
+    return _layout(figure, "Each optimization alone, where it binds: gain over the baseline "
+                   "(95 % interval)", "step", "gain (×, running product)")
 
 
 def figures_html(figures: Mapping[str, go.Figure], title: str) -> str:

@@ -1,6 +1,7 @@
 """Writes `docs/results-format.md` from the models in `harness.report.results` (and the
-scorecard's, `harness.report.scorecard_results`), so the
-documented format is the one the harness writes and reads. A test fails when the file is stale:
+scorecard's and the mechanisms', `harness.report.scorecard_results` and
+`harness.report.mechanisms_results`), so the documented format is the one the harness writes
+and reads. A test fails when the file is stale:
 
     .venv/bin/python -m harness.report.results_doc > docs/results-format.md
 """
@@ -14,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from harness.report import results, scorecard_results
+from harness.report import mechanisms_results, results, scorecard_results
 
 # The files, their top-level model, in the order a reader meets them.
 FILES: list[tuple[str, type[BaseModel]]] = [
@@ -23,7 +24,9 @@ FILES: list[tuple[str, type[BaseModel]]] = [
          ("summary.json of `harness capacity`", results.CapacitySummary),
          ("quality.json of `harness quality`", results.QualityResult),
          ("scorecard.json of `harness scorecard` (its summary.json is a capacity summary)",
-          scorecard_results.Scorecard)]
+          scorecard_results.Scorecard),
+         ("mechanisms.json of `harness mechanisms` (each mechanism's folder is a run's)",
+          mechanisms_results.Mechanisms)]
 
 
 def type_name(annotation: Any) -> str:

@@ -1,8 +1,12 @@
 from __future__ import annotations
 
+import subprocess
+
 import pytest
 
-from stacks.launcher import balancer_argv, replica_argv, replica_env
+from stacks import launcher
+from stacks.errors import StackStartError
+from stacks.launcher import balancer_argv, pinned, replica_argv, replica_env
 from stacks.spec import StackSpec
 
 
@@ -50,6 +54,29 @@ def test_explicit_binding_is_used_round_the_list() -> None:
 def test_binding_none_leaves_vllm_to_choose(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("VLLM_CPU_OMP_THREADS_BIND", raising=False)
     assert "VLLM_CPU_OMP_THREADS_BIND" not in replica_env(spec(cpu={"binding": "none"}), 0)
+
+
+def test_pin_replica_confines_every_process_of_a_replica_to_its_cores() -> None:
+    stack = spec(cpu={"binding": ["0", "1"], "pin": "replica"})
+    argv = ["python", "-m", "vllm"]
+    assert pinned(argv, stack, 1) == [launcher.TASKSET, "--cpu-list", "1", *argv]
+    # taskset execs the command with the mask, which the replica's children inherit.
+    shown = subprocess.run(pinned(["sh", "-c", "taskset -c -p $$"], stack, 0),
+                           capture_output=True, text=True, check=True)
+    assert shown.stdout.strip().endswith(": 0")
+
+
+def test_pin_threads_or_no_binding_leaves_the_processes_free() -> None:
+    argv = ["python"]
+    assert pinned(argv, spec(cpu={"binding": ["0"], "pin": "threads"}), 0) == argv
+    assert pinned(argv, spec(cpu={"binding": "none", "pin": "replica"}), 0) == argv
+
+
+def test_pin_replica_without_taskset_is_refused_in_one_line(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(launcher, "TASKSET", None)
+    with pytest.raises(StackStartError, match="needs util-linux's taskset"):
+        pinned(["python"], spec(cpu={"binding": ["0"], "pin": "replica"}), 0)
 
 
 def test_spec_env_reaches_the_replica() -> None:
