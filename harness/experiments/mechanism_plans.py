@@ -40,8 +40,9 @@ class MechanismPlan:
         stack's setting of this one optimization."""
         off_changes: dict[str, Any] = {"replicas": self.replicas}
         if self.replicas < base.replicas:
-            # A replica keeps the share of the cores it has in the baseline stack, so that
-            # the front end has the rest, as it does beside each replica there.
+            # A replica keeps the share of the cores it has in the baseline stack (and the
+            # stack's `pin`): one replica as it runs there, the balancer and the load
+            # generator on the rest.
             cores = sorted(os.sched_getaffinity(0))
             share = auto_binding(0, base.replicas, cores)
             off_changes["cpu"] = base.cpu.model_copy(update={"binding": [share]})
