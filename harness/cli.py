@@ -210,9 +210,9 @@ def scorecard(
         help="starts per stack, interleaved A B A B; each serves every phase")] = 3,
     workload: Annotated[str, typer.Option(help=WORKLOAD_HELP)] = "writing_assistant",
     slo_p99: Annotated[float, typer.Option(help="the P99 target, seconds")] = 1.0,
-    load_qps: Annotated[float, typer.Option(help="the fixed load P99 is taken at")] = 4.0,
+    load_qps: Annotated[float, typer.Option(help="the fixed load P99 is taken at")] = 64.0,
     load_duration: Annotated[float, typer.Option(
-        help="measured seconds of the fixed load, per trial")] = 40.0,
+        help="measured seconds of the fixed load, per trial")] = 20.0,
     kill_qps: Annotated[float, typer.Option(help="the load a replica is killed at")] = 2.0,
     kill_duration: Annotated[float, typer.Option(
         help="measured seconds of the kill phase, per trial")] = 30.0,
@@ -226,7 +226,7 @@ def scorecard(
     duration: Annotated[float, typer.Option(help="measured seconds per capacity probe")]
     = 10.0,
     warmup: Annotated[float, typer.Option(help="warm-up seconds per capacity probe")] = 2.0,
-    start_qps: Annotated[float, typer.Option(help="the first rate the search probes")] = 4.0,
+    start_qps: Annotated[float, typer.Option(help="the first rate the search probes")] = 16.0,
     tolerance: Annotated[float, typer.Option(
         help="bisect until the bracket is this narrow (relative)")] = 0.15,
     workers: Annotated[int, typer.Option(help="Locust workers (0: one process)")] = 0,

@@ -83,6 +83,6 @@ PLANS: dict[str, MechanismPlan] = {plan.name: plan for plan in (
 )}
 # The P2C run's length: the replica_slow scenario slows replica 0 from 10 s to 40 s.
 P2C_DURATION_S = 45.0
-CALIBRATION_QPS = 60.0  # offered to saturate the round-robin stack for the P2C load
+CALIBRATION_QPS = 300.0  # offered to saturate the round-robin stack (about 130 QPS pinned)
 CALIBRATION_IN_FLIGHT = 64
 CALIBRATION_DURATION_S = 20.0

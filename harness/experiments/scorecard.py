@@ -5,8 +5,9 @@ A stack's start costs 36–47 s on 2 cores, more than most of what is measured o
 trial of a stack serves three phases on one start, in this order:
 
 1. **P99 at a fixed load** (`load/`): the workload replayed at `load_qps`, its window after a
-   warm-up that covers the first slow requests of a fresh engine (4 QPS × 40 s × 3 trials ≈
-   480 requests: a P99's distribution-free interval has an upper bound from 368 on);
+   warm-up that covers the first slow requests of a fresh engine (64 QPS, about half of either
+   stack's capacity on the embedded default, × 20 s × 3 trials ≈ 3,840 requests: a P99's
+   distribution-free interval has an upper bound from 368 on);
 2. **capacity at the SLO**: one capacity search (`harness.experiments.capacity`), probes as
    `harness capacity` runs them;
 3. **success under a replica kill** (`kill/`, in the first `kill_trials` trials): the kill
@@ -57,10 +58,10 @@ class ScorecardConfig(CapacityConfig):
 
     duration_s: float = Field(default=10.0, gt=0, description="measured seconds per probe")
     warmup_s: float | None = Field(default=2.0, ge=0, description="per probe")
-    start_qps: float = Field(default=4.0, gt=0)
+    start_qps: float = Field(default=16.0, gt=0)
     tolerance: float = Field(default=0.15, gt=0, lt=1)
-    load_qps: float = Field(default=4.0, gt=0, description="the fixed load P99 is taken at")
-    load_duration_s: float = Field(default=40.0, gt=0, description="its measured seconds")
+    load_qps: float = Field(default=64.0, gt=0, description="the fixed load P99 is taken at")
+    load_duration_s: float = Field(default=20.0, gt=0, description="its measured seconds")
     phase_warmup_s: float = Field(default=5.0, ge=0, description="before each phase's window")
     kill_qps: float = Field(default=2.0, gt=0, description="the load a replica is killed at")
     kill_duration_s: float = Field(default=30.0, gt=0, description="its measured seconds")
