@@ -66,7 +66,9 @@ def test_consecutive_failures_eject_a_replica_for_its_ejection_time(
     second = [e["at_unix_s"] for e in read_events(events)]
     time.sleep(1.2)  # the second ejection lasts 2 s
     assert metric(lb, "balancer_replica_healthy", replica="sick") == 0
-    assert second[1] - second[0] >= 1.0
+    # The log rounds each time to the millisecond (`stacks.event_log`), and the ejection runs
+    # on the monotonic clock: 1 s of ejection may log as 0.999 s.
+    assert second[1] - second[0] >= 1.0 - 0.005
 
 
 def test_no_more_than_the_maximum_share_of_replicas_is_ejected(fake_replica: Start,
