@@ -37,12 +37,15 @@ class Comparison:
 
 
 def _shown_runs(client: Any, experiment_id: str, max_results: int) -> list[Any]:
-    """Scorecards first (the page opens on the newest), then the rest; newest first in each."""
+    """Scorecards first (the page opens on the newest), then mechanisms runs (above the
+    comparisons they are made of, which started after them), then the rest; newest first in
+    each."""
     runs = [run for role in SHOWN_ROLES
             for run in client.search_runs([experiment_id], f"tags.`{ROLE_TAG}` = '{role}'",
                                           order_by=["attributes.start_time DESC"],
                                           max_results=max_results)]
     return sorted(runs, key=lambda run: (run.data.tags.get(ROLE_TAG) == "scorecard",
+                                         run.data.tags.get(ROLE_TAG) == "mechanisms",
                                          run.info.start_time), reverse=True)
 
 

@@ -78,13 +78,14 @@ def test_each_mechanism_is_a_run_of_its_two_variants_and_its_gain_reaches_the_da
     part = store.get_run(parent.data.tags["harness.part.multi_api"])
     assert part.data.tags["harness.role"] == "comparison"
     assert part.data.tags["harness.stacks"] == "base-1r,base-1r-multi-api"
-    # The dashboard: the mechanisms run is listed, and its page draws the waterfall.
+    # The dashboard: the mechanisms run is listed first, and its page draws the waterfall.
     app = app_over(mlflow_store, monkeypatch)
     assert not app.exception, [e.value for e in app.exception]
     runs = app.selectbox[1]
-    picked = next(index for index, label in enumerate(runs.options)
-                  if label.startswith("mechanisms:"))
-    app = runs.set_value(picked).run()
+    # Listed above the comparisons it is made of, though they started after it.
+    assert [label.split(":")[0] for label in runs.options] == ["mechanisms", *["comparison"] * 3]
+    app = runs.set_value(0).run()
     assert not app.exception, [e.value for e in app.exception]
+    assert len(app.get("plotly_chart")) == 1  # the waterfall
     table = app.dataframe[0].value
     assert list(table["optimization"]) == [multi_api.label, p2c.label]
