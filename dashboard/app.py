@@ -204,8 +204,7 @@ def show_mechanisms(run_id: str) -> None:
                "interleaved off/on; gain > 1× means it helps, with the 95 % interval of the "
                "paired trials. Each mechanism's comparison is its own run in this experiment.")
     for item in result.mechanisms:
-        word = item.verdict.split(":")[0]
-        show = st.success if word == "helps" else st.error if word == "hurts" else st.warning
+        show = {"helps": st.success, "hurts": st.error}.get(item.outcome, st.warning)
         show(f"{item.label} ({item.bottleneck}): {item.verdict}")
         for note in item.notes:
             st.caption(f"{item.label}: {note}")

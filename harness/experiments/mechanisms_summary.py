@@ -21,7 +21,12 @@ from harness.experiments.capacity.stats import ratio_interval
 from harness.experiments.mechanism_plans import PLANS, MechanismPlan
 from harness.experiments.run import measured_window
 from harness.measure.metrics import summarize
-from harness.report.mechanisms_results import MechanismResult, Mechanisms, VariantFigure
+from harness.report.mechanisms_results import (
+    MechanismResult,
+    Mechanisms,
+    Outcome,
+    VariantFigure,
+)
 from harness.report.results import RunInfo, read_result
 from harness.workload.spec import WorkloadSpec
 
@@ -110,19 +115,21 @@ def _setting(plan: MechanismPlan, workload: WorkloadSpec, replicas: int, trials:
             f"{workload.measured_s:.0f} s")
 
 
-def _verdict(plan: MechanismPlan, gain: float, low: float, high: float) -> str:
+def _verdict(plan: MechanismPlan, gain: float, low: float,
+             high: float) -> tuple[Outcome, str]:
+    """The outcome, and the verdict that says it with the figures."""
     shown = f"{gain:.2f}× {plan.metric_label}"
     if math.isnan(gain):
-        return "too close to call: a variant has no figure"
+        return "too close to call", "too close to call: a variant has no figure"
     if math.isnan(low):
-        return (f"too close to call: {shown} from one paired trial, without an interval "
-                "(run --trials 3 or more)")
+        return "too close to call", (f"too close to call: {shown} from one paired trial, "
+                                     "without an interval (run --trials 3 or more)")
     interval = f"{shown} [{low:.2f}, {high:.2f}]"
     if low > 1:
-        return f"helps: {interval}"
+        return "helps", f"helps: {interval}"
     if high < 1:
-        return f"hurts: {interval}"
-    return f"too close to call: {interval} includes 1"
+        return "hurts", f"hurts: {interval}"
+    return "too close to call", f"too close to call: {interval} includes 1"
 
 
 def _notes(plan: MechanismPlan, figures: dict[str, dict[str, Any]]) -> list[str]:
@@ -157,6 +164,7 @@ def mechanism_result(root: Path, plan: MechanismPlan) -> MechanismResult | None:
         gain, low, high = ratio.value, ratio.low, ratio.high
     else:
         gain, low, high = 1 / ratio.value, 1 / ratio.high, 1 / ratio.low
+    outcome, verdict = _verdict(plan, gain, low, high)
     calibrated = calibration_folder(root, plan.name)
     calibration = (saturated_throughput(calibrated)
                    if (calibrated / "summary.json").is_file() else None)
@@ -166,7 +174,7 @@ def mechanism_result(root: Path, plan: MechanismPlan) -> MechanismResult | None:
         metric=plan.metric, metric_label=plan.metric_label, unit=plan.unit,
         per_replica=plan.per_replica, higher_is_better=plan.higher_is_better, off=off, on=on,
         ratio=ratio.value, ratio_ci_low=ratio.low, ratio_ci_high=ratio.high, gain=gain,
-        gain_ci_low=low, gain_ci_high=high, verdict=_verdict(plan, gain, low, high),
+        gain_ci_low=low, gain_ci_high=high, outcome=outcome, verdict=verdict,
         notes=_notes(plan, {off_name: off_pooled, on_name: on_pooled}), part=plan.name)
 
 

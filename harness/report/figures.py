@@ -242,14 +242,13 @@ def mechanisms_waterfall(mechanisms: Mechanisms) -> go.Figure:
         low = running * (result.gain_ci_low if result.gain_ci_low is not None else result.gain)
         high = running * (result.gain_ci_high if result.gain_ci_high is not None
                           else result.gain)
-        word = result.verdict.split(":")[0]
         figure.add_trace(go.Bar(
             x=[f"+ {result.label}<br>({result.metric_label})"], y=[after - running],
             base=[running], name=result.label,
-            marker_color=VERDICT_COLOURS.get(word, "goldenrod"),
+            marker_color=VERDICT_COLOURS.get(result.outcome, "goldenrod"),
             error_y={"type": "data", "symmetric": False, "array": [high - after],
                      "arrayminus": [after - low]},
-            text=[f"{result.gain:.2f}× ({word})"], textposition="outside",
+            text=[f"{result.gain:.2f}× ({result.outcome})"], textposition="outside",
             hovertext=[result.setting]))
         running = after
     figure.add_hline(y=1.0, line_dash="dot", line_color="gray")

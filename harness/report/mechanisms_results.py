@@ -11,6 +11,7 @@ from pydantic import Field
 from harness.report.result_base import Figure, Result
 
 Mechanism = Literal["w8a8", "multi_api", "p2c"]
+Outcome = Literal["helps", "hurts", "too close to call"]
 
 
 class VariantFigure(Result):
@@ -45,7 +46,9 @@ class MechanismResult(Result):
                                      "helps (1 ÷ ratio for a latency)")
     gain_ci_low: Figure
     gain_ci_high: Figure
-    verdict: str = Field(description="helps, hurts or too close to call, with the figures")
+    outcome: Outcome = Field(description="helps: the gain's interval lies above 1; hurts: "
+                             "below 1; too close to call: it includes 1, or there is none")
+    verdict: str = Field(description="the outcome, with the figures")
     notes: list[str] = Field(default_factory=list,
                              description="what limits the figure: a variant not saturated, "
                                          "a load generator that sent late")

@@ -32,9 +32,8 @@ def show_gain(result: MechanismResult) -> str:
 
 
 def verdict_cell(result: MechanismResult) -> str:
-    word = result.verdict.split(":")[0]
-    colour = {"helps": "green", "hurts": "red"}.get(word, "yellow")
-    return f"[{colour}]{word}[/{colour}]"
+    colour = {"helps": "green", "hurts": "red"}.get(result.outcome, "yellow")
+    return f"[{colour}]{result.outcome}[/{colour}]"
 
 
 def mechanisms_table(mechanisms: Mechanisms) -> ReportTable:

@@ -92,7 +92,7 @@ def log_mechanisms(path: Path, experiment: str | None = None, uri: str | None = 
                 "harness.baseline": mechanisms.baseline, "harness.source": mechanisms.source,
                 "harness.stacks": f"{mechanisms.baseline} + {mechanisms.source}'s settings",
                 "harness.results_dir": str(path),
-                **{f"harness.gain.{result.mechanism}": result.verdict.split(":")[0]
+                **{f"harness.gain.{result.mechanism}": result.outcome
                    for result in mechanisms.mechanisms},
                 **{f"harness.part.{mechanism}": run_id for mechanism, run_id in parts.items()}}
         parent = mlflow.create_run(experiment_key, start_time=started, run_name=path.name,
