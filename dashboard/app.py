@@ -28,6 +28,7 @@ from dashboard.store import (
     runs_table,
 )
 from harness.errors import ResultsError
+from harness.measure.alike import margin_words
 from harness.measure.reliability import LISTED_FAILURES
 from harness.report.capacity_tables import (
     capacity_ablation_table,
@@ -43,7 +44,7 @@ from harness.report.mechanisms_tables import mechanisms_table
 from harness.report.reliability_tables import failures_table, faults_table, reliability_table
 from harness.report.results import CapacitySummary
 from harness.report.scorecard_results import Scorecard
-from harness.report.scorecard_tables import scorecard_table
+from harness.report.scorecard_tables import scorecard_table, send_lag_words
 from harness.report.tables import (
     ReportTable,
     ablation_table,
@@ -186,12 +187,17 @@ def show_scorecard(run_id: str) -> None:
     st.caption(f"Scorecard `{card.run}` · workload `{card.workload}` · each figure with its "
                "95 % interval; a row names a winner only where the intervals do not overlap and "
                "each of the winner's trials beats each of the others' (capacity: where the "
-               "paired ratio's interval excludes 1). "
+               "paired ratio's interval excludes 1), and finds the stacks alike where the "
+               f"ratio and each trial's lie {margin_words()}. "
                "Its capacity search follows below.")
     for row in card.rows:
-        (st.success if row.winner is not None else st.warning)(f"{row.label}: {row.verdict}")
+        decided = row.winner is not None or row.alike
+        (st.success if decided else st.warning)(f"{row.label}: {row.verdict}")
     for part in card.pending:
         st.warning(f"{part.replace('_', ' ')}: not measured (the scorecard was cut short)")
+    if (said := send_lag_words(card.send_lag)) is not None:
+        held, words = said
+        (st.info if held else st.error)(words)
     show_table(scorecard_table(card))
     st.header("Capacity at the SLO")
 

@@ -228,7 +228,7 @@ def scorecard(
     warmup: Annotated[float, typer.Option(help="warm-up seconds per capacity probe")] = 2.0,
     start_qps: Annotated[float, typer.Option(help="the first rate the search probes")] = 16.0,
     tolerance: Annotated[float, typer.Option(
-        help="bisect until the bracket is this narrow (relative)")] = 0.15,
+        help="bisect until the bracket is this narrow (relative)")] = 0.05,
     workers: Annotated[int, typer.Option(help="Locust workers (0: one process)")] = 0,
     out: Annotated[Path | None, typer.Option(help="results folder (new or empty)")] = None,
     experiment: Annotated[str | None, typer.Option(

@@ -59,7 +59,7 @@ class ScorecardConfig(CapacityConfig):
     duration_s: float = Field(default=10.0, gt=0, description="measured seconds per probe")
     warmup_s: float | None = Field(default=2.0, ge=0, description="per probe")
     start_qps: float = Field(default=16.0, gt=0)
-    tolerance: float = Field(default=0.15, gt=0, lt=1)
+    tolerance: float = Field(default=0.05, gt=0, lt=1)
     load_qps: float = Field(default=64.0, gt=0, description="the fixed load P99 is taken at")
     load_duration_s: float = Field(default=20.0, gt=0, description="its measured seconds")
     phase_warmup_s: float = Field(default=5.0, ge=0, description="before each phase's window")

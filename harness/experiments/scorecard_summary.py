@@ -16,6 +16,7 @@ from harness.measure.scorecard import (
     RowContext,
     capacity_row,
     p99_at_load_row,
+    send_lag_check,
     success_under_kill_row,
 )
 from harness.report.results import CapacitySummary
@@ -51,25 +52,30 @@ def scorecard_from_folder(folder: Path, capacity: CapacitySummary) -> Scorecard:
             f"probes to {search.tolerance:.0%}", ".", baseline)))
     else:
         pending.append("capacity")
+    windows = {phase: Window(warmup_s, asked[f"{phase}_duration_s"])
+               for phase in ("load", "kill")}
     load = phase_records(folder, stacks, "load")
     if load:
         trials = load[baseline]["trial"].nunique()
-        rows.append(p99_at_load_row(load, Window(warmup_s, asked["load_duration_s"]), slo_s,
+        rows.append(p99_at_load_row(load, windows["load"], slo_s,
                                     RowContext(f"{asked['load_qps']:g} QPS, {trials} × "
                                                f"{asked['load_duration_s']:g} s", "load",
                                                baseline)))
     else:
         pending.append("p99_at_load")
+    kill = phase_records(folder, stacks, "kill") if asked["kill_trials"] else {}
     if asked["kill_trials"]:
-        kill = phase_records(folder, stacks, "kill")
         if kill:
             trials = kill[baseline]["trial"].nunique()
             rows.append(success_under_kill_row(
-                kill, Window(warmup_s, asked["kill_duration_s"]),
+                kill, windows["kill"],
                 RowContext(f"{asked['kill_qps']:g} QPS, {trials} × "
                            f"{asked['kill_duration_s']:g} s, {asked['kill_scenario_name']}",
                            "kill", baseline)))
         else:
             pending.append("success_under_kill")
+    lag = send_lag_check(capacity, {"load": (load, windows["load"]),
+                                    "kill": (kill, windows["kill"])}, slo_s)
     return Scorecard(run=folder.name, workload=capacity.workload, baseline=baseline,
-                     stacks=stacks, slo_p99_s=slo_s, rows=rows, pending=pending)
+                     stacks=stacks, slo_p99_s=slo_s, rows=rows, pending=pending,
+                     send_lag=lag)

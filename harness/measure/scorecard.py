@@ -6,7 +6,11 @@ P99 from order statistics (`metrics.quantile_interval`), success from Clopper–
 (`metrics.success_interval`), capacity from the Student t over trials
 (`harness.experiments.capacity.stats`). A row names a winner only when the winner's interval
 lies wholly on the better side of every other stack's and each of its trials beats each trial
-of the others (for capacity: when the paired ratio's interval excludes 1); otherwise its
+of the others (for capacity: when the paired ratio's interval excludes 1). It finds the stacks
+alike (`harness.measure.alike`) when the ratio's interval lies within the equivalence margin
+and so does each trial's ratio. For P99 and success the ratio's bounds are those of the two
+intervals divided (low ÷ high, high ÷ low): both intervals hold together with at least 90 %
+probability (Bonferroni), the level of a two-one-sided-tests equivalence at 5 %. Otherwise the
 verdict says the row is too close to call and why.
 """
 
@@ -19,11 +23,19 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from harness.measure.metrics import Window, in_window, quantile_interval, success_interval
+from harness.measure.alike import ALIKE_MARGIN, margin_words, within_margin
+from harness.measure.metrics import (
+    Window,
+    in_window,
+    quantile_interval,
+    success_interval,
+    summarize,
+)
 from harness.report.results import CapacitySummary
-from harness.report.scorecard_results import ROW_LABELS, ScoreFigure, ScoreRow
+from harness.report.scorecard_results import ROW_LABELS, ScoreFigure, ScoreRow, SendLag
 
 P99 = 0.99
+SEND_LAG_LIMIT_S = 0.010  # the load generator's send-lag P99 the scorecard holds itself to
 ORDER_STATISTICS = "distribution-free order statistics, 95 %, trials pooled"
 CLOPPER_PEARSON = "exact Clopper–Pearson, 95 %, trials pooled"
 
@@ -146,17 +158,53 @@ def _trials_agree(figures: Mapping[str, ScoreFigure], winner: str,
     return min(mine) > max(theirs) if higher_is_better else max(mine) < min(theirs)
 
 
+def _ratio_bounds(figures: Mapping[str, ScoreFigure],
+                  baseline: str) -> tuple[float | None, float | None]:
+    """The first other stack ÷ the baseline, from the two intervals divided: (its low ÷ the
+    baseline's high, its high ÷ the baseline's low); None for a side that is open."""
+    other = next((figure for name, figure in figures.items() if name != baseline), None)
+    base = figures.get(baseline)
+    if other is None or base is None:
+        return None, None
+
+    def divided(top: float | None, bottom: float | None) -> float | None:
+        if top is None or bottom is None or math.isnan(top) or math.isnan(bottom) or not bottom:
+            return None
+        return top / bottom
+
+    return divided(other.ci_low, base.ci_high), divided(other.ci_high, base.ci_low)
+
+
+def _trials_alike(figures: Mapping[str, ScoreFigure], baseline: str) -> bool:
+    """Whether each trial of every other stack lies within the margin of the baseline's trial
+    of the same index (trials are interleaved, so trial k of both shared the machine's mood)."""
+    base = figures[baseline].trials if baseline in figures else []
+    ratios = [mine / theirs if mine is not None and theirs else None
+              for name, figure in figures.items() if name != baseline
+              for mine, theirs in zip(figure.trials, base, strict=False)]
+    return bool(ratios) and all(within_margin(ratio, ratio) for ratio in ratios)
+
+
 def interval_row(dimension: str, label: str, unit: str, higher_is_better: bool,
                  figures: Mapping[str, ScoreFigure], context: RowContext,
                  method: str) -> ScoreRow:
     """A row judged by each stack's own interval: a winner only where they do not overlap and
-    its every trial beats every trial of the others."""
+    its every trial beats every trial of the others; alike where the ratio's bounds and every
+    trial's ratio lie within the equivalence margin."""
     separate = _winner(figures, higher_is_better)
     winner = separate if separate is not None and _trials_agree(
         figures, separate, higher_is_better) else None
+    low, high = _ratio_bounds(figures, context.baseline)
+    alike = (len(figures) == 2 and within_margin(low, high)
+             and _trials_alike(figures, context.baseline))
     shown = "; ".join(f"{name} {_interval(figure, unit)}" for name, figure in figures.items())
     if winner is not None:
-        verdict = f"{winner} {'higher' if higher_is_better else 'lower'}: {shown}"
+        verdict = (f"{winner} {'higher' if higher_is_better else 'lower'}"
+                   + (f", by less than ±{ALIKE_MARGIN:.0%} (alike in practice)" if alike
+                      else "") + f": {shown}")
+    elif alike:
+        verdict = (f"alike, {margin_words()}: the ratio lies in [{low:.2f}, {high:.2f}] and "
+                   f"each trial's within the margin too: {shown}")
     elif separate is not None:
         trials = "; ".join(f"{name} " + ", ".join(_show(value, unit) for value in figure.trials)
                            for name, figure in figures.items())
@@ -171,8 +219,8 @@ def interval_row(dimension: str, label: str, unit: str, higher_is_better: bool,
         "dimension": dimension, "label": label, "unit": unit,
         "higher_is_better": higher_is_better, "setting": context.setting,
         "stacks": dict(figures), "ratio": _ratio(figures, context.baseline),
-        "winner": winner, "verdict": verdict, "interval_method": method,
-        "part": context.part})
+        "ratio_ci_low": low, "ratio_ci_high": high, "winner": winner, "alike": alike,
+        "verdict": verdict, "interval_method": method, "part": context.part})
 
 
 def p99_at_load_row(records: Mapping[str, pd.DataFrame], window: Window, slo_s: float,
@@ -214,8 +262,28 @@ def capacity_row(summary: CapacitySummary, context: RowContext) -> ScoreRow:
         "ratio": None if ratio is None else ratio.value,
         "ratio_ci_low": None if ratio is None else ratio.ci_low,
         "ratio_ci_high": None if ratio is None else ratio.ci_high,
-        "winner": winner,
+        "winner": winner, "alike": side == "alike",
         "verdict": "no ratio: a stack has no capacity" if ratio is None else ratio.verdict,
         "interval_method": (ratio.method if ratio is not None and ratio.method
                             else "Student t over trials"),
         "part": context.part})
+
+
+def send_lag_check(capacity: CapacitySummary,
+                   phases: Mapping[str, tuple[Mapping[str, pd.DataFrame], Window]],
+                   slo_s: float) -> SendLag:
+    """The worst send-lag P99 over every capacity probe and every trial of every phase, each
+    taken as `harness run` takes it (`metrics.summarize`: requests scheduled in the window and
+    sent)."""
+    lags = [(probe.send_lag_p99_s, f"{name} trial {probe.trial}, probe at "
+                                   f"{probe.rate_qps:g} QPS")
+            for name, row in capacity.stacks.items() for probe in row.probes]
+    for phase, (records, window) in phases.items():
+        for name, frame in records.items():
+            for trial, group in frame.groupby("trial", sort=True):
+                lags.append((summarize(group, window, slo_s, stream=False)["send_lag_p99_s"],
+                             f"{name} trial {trial}, {phase} phase"))
+    known = [(lag, where) for lag, where in lags if lag is not None and not math.isnan(lag)]
+    worst, where = max(known, key=lambda item: item[0], default=(None, "nothing sent"))
+    return SendLag(worst_p99_s=worst, worst_where=where, replays=len(known),
+                   limit_s=SEND_LAG_LIMIT_S)

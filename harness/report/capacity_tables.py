@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from harness.experiments.ablation import ABLATION_LABELS
+from harness.measure.alike import margin_words
 from harness.measure.metrics import finished_success
 from harness.report.figures import probes_frame
 from harness.report.results import CapacityRatio, CapacitySummary, StackCapacity
@@ -65,7 +66,8 @@ def capacity_verdicts(summary: CapacitySummary) -> list[str]:
 def contribution_verdict(ratio: CapacityRatio) -> str:
     """The ablation verdict in a table cell's words; the ratio and interval sit beside it."""
     return {"above": "[green]adds capacity[/green]", "below": "[red]costs capacity[/red]",
-            "includes": "too close to call", None: "one trial: no interval"}[ratio.side]
+            "alike": f"no effect, {margin_words()}", "includes": "too close to call",
+            None: "one trial: no interval"}[ratio.side]
 
 
 def capacity_ablation_table(summary: CapacitySummary) -> ReportTable | None:
@@ -135,8 +137,9 @@ def capacity_headlines(summary: CapacitySummary) -> list[CapacityHeadline]:
 
 
 def decisive(ratio: CapacityRatio) -> bool | None:
-    """Whether a ratio's interval excludes 1 (None: there is no ratio)."""
-    return None if ratio.value is None else ratio.side in ("above", "below")
+    """Whether a ratio decides: its interval excludes 1, or lies within the equivalence
+    margin (None: there is no ratio)."""
+    return None if ratio.value is None else ratio.side in ("above", "below", "alike")
 
 
 def capacity_warnings(summary: CapacitySummary) -> list[str]:

@@ -9,8 +9,9 @@ one parent run, one child per stack and trial.
       artifacts summary.json, run.json, specs/, schedules/, figures/capacity.html (the capacity
                 bars, latency and success against offered load, with the SLO)
     a scorecard's parent has harness.role=scorecard, and also
-      metrics   score.<dimension>.<stack>.value, .ci_low, .ci_high; score.<dimension>.ratio
-      tags      harness.score.<dimension> = the row's winner, or "none"
+      metrics   score.<dimension>.<stack>.value, .ci_low, .ci_high; score.<dimension>.ratio,
+                .ratio_ci_low, .ratio_ci_high; score.send_lag_worst_p99_s
+      tags      harness.score.<dimension> = the row's winner, "alike", or "none"
       artifacts scorecard.json
     child   (harness.role=capacity_trial, harness.stack, harness.trial; mlflow.parentRunId)
       params    the stack spec flattened, workload, environment
@@ -98,13 +99,17 @@ def scorecard_metrics(scorecard: Scorecard | None) -> dict[str, float]:
             for key in ("value", "ci_low", "ci_high"):
                 if (value := number(getattr(figure, key))) is not None:
                     metrics[f"score.{row.dimension}.{stack}.{key}"] = value
-        if (ratio := number(row.ratio)) is not None:
-            metrics[f"score.{row.dimension}.ratio"] = ratio
+        for key in ("ratio", "ratio_ci_low", "ratio_ci_high"):
+            if (value := number(getattr(row, key))) is not None:
+                metrics[f"score.{row.dimension}.{key}"] = value
+    lag = scorecard.send_lag if scorecard is not None else None
+    if lag is not None and (worst := number(lag.worst_p99_s)) is not None:
+        metrics["score.send_lag_worst_p99_s"] = worst
     return metrics
 
 
 def scorecard_tags(scorecard: Scorecard | None) -> dict[str, str]:
-    return {f"harness.score.{row.dimension}": row.winner or "none"
+    return {f"harness.score.{row.dimension}": row.winner or ("alike" if row.alike else "none")
             for row in (scorecard.rows if scorecard is not None else [])}
 
 

@@ -210,14 +210,20 @@ class CapacityRatio(Result):
     ci_low: float | None
     ci_high: float | None
     method: str | None
-    verdict: str = Field(description="who serves more, or that it is too close to call")
+    verdict: str = Field(description="who serves more, that they are alike, or that it is "
+                                     "too close to call")
+    alike: bool = Field(default=False, description="the interval lies within the equivalence "
+                        "margin (harness.measure.alike) and both capacities were bracketed")
 
     @property
-    def side(self) -> Literal["above", "below", "includes"] | None:
-        """Where the interval lies against 1 (None: no interval)."""
+    def side(self) -> Literal["above", "below", "alike", "includes"] | None:
+        """Where the interval lies against 1 (None: no interval); `alike`: it includes 1 but
+        the two are alike (`alike`)."""
         if self.ci_low is None or self.ci_high is None:
             return None
-        return "above" if self.ci_low > 1 else "below" if self.ci_high < 1 else "includes"
+        if self.ci_low > 1 or self.ci_high < 1:
+            return "above" if self.ci_low > 1 else "below"
+        return "alike" if self.alike else "includes"
 
 
 class CapacityAblation(Result):

@@ -35,15 +35,29 @@ class ScoreRow(Result):
     setting: str = Field(description="how it was measured: load, length, trials")
     stacks: dict[str, ScoreFigure]
     ratio: Figure = Field(description="the other stack's value ÷ the baseline's")
-    ratio_ci_low: Figure = Field(default=None, description="where the row has a ratio "
-                                 "interval (capacity: paired trials)")
+    ratio_ci_low: Figure = Field(default=None, description="its interval: capacity's from "
+                                 "paired trials, the others' from the two intervals divided")
     ratio_ci_high: Figure = None
     winner: str | None = Field(description="the stack the row's intervals favour; null: "
                                            "none can be named")
+    alike: bool = Field(default=False, description="the stacks differ by less than the "
+                        "equivalence margin (harness.measure.alike): a decision, not a tie")
     verdict: str = Field(description="who wins and by how much, or why it cannot be said")
     interval_method: str
     part: str = Field(description="the results folder it was read from, relative to the "
                                   "scorecard's")
+
+
+class SendLag(Result):
+    """The measuring instrument's own check: how late the load generator sent, at its worst.
+    A late sender adds its lag to every latency from schedule, so a scorecard whose worst
+    send-lag P99 is large measured the load generator's starvation as well as the stacks."""
+
+    worst_p99_s: Figure = Field(description="the largest send-lag P99 of any probe or phase "
+                                            "trial (null: nothing was sent)")
+    worst_where: str = Field(description="which replay it was: stack, trial, phase or rate")
+    replays: int = Field(description="how many replays' send lag was taken")
+    limit_s: float = Field(description="the send-lag P99 the instrument is held to")
 
 
 class Scorecard(Result):
@@ -57,3 +71,5 @@ class Scorecard(Result):
     slo_p99_s: float
     rows: list[ScoreRow]
     pending: list[str] = Field(description="parts not measured (yet): their rows are missing")
+    send_lag: SendLag | None = Field(default=None, description="the load generator's worst "
+                                     "send lag over every replay (null: none yet)")

@@ -4,7 +4,14 @@ ratio to the baseline, and the verdict. Read from the typed scorecard, never rec
 
 from __future__ import annotations
 
-from harness.report.scorecard_results import ROW_LABELS, Scorecard, ScoreFigure, ScoreRow
+from harness.measure.alike import margin_words
+from harness.report.scorecard_results import (
+    ROW_LABELS,
+    Scorecard,
+    ScoreFigure,
+    ScoreRow,
+    SendLag,
+)
 from harness.report.tables import NONE, ReportTable, missing
 
 UNITS = {"s": "ms", "%": "%", "QPS": "QPS"}
@@ -40,9 +47,12 @@ def show_row_ratio(row: ScoreRow) -> str:
 
 
 def verdict_cell(row: ScoreRow) -> str:
+    if row.alike and row.winner is None:
+        return f"[green]alike[/green], {margin_words()}"
     if row.winner is None:
         return "[yellow]too close to call[/yellow]"
-    return f"[green]{row.winner}[/green] {'higher' if row.higher_is_better else 'lower'}"
+    return (f"[green]{row.winner}[/green] {'higher' if row.higher_is_better else 'lower'}"
+            + (f", {margin_words()}" if row.alike else ""))
 
 
 def scorecard_table(scorecard: Scorecard) -> ReportTable:
@@ -76,4 +86,20 @@ def scorecard_lines(scorecard: Scorecard) -> list[str]:
         lines.append(f"{row.label}: {row.verdict} ({row.interval_method})")
         for name, figure in row.stacks.items():
             lines.append(f"  {name}: {figure.note}")
+    if (said := send_lag_words(scorecard.send_lag)) is not None:
+        held, words = said
+        lines.append(words if held else f"[red]{words}[/red]")
     return lines
+
+
+def send_lag_words(lag: SendLag | None) -> tuple[bool, str] | None:
+    """Whether the load generator kept to its send-lag limit, and the line that says so
+    (None: nothing was sent yet)."""
+    if lag is None or lag.worst_p99_s is None:
+        return None
+    held = lag.worst_p99_s <= lag.limit_s
+    return held, (f"load generator: send lag P99 at most {lag.worst_p99_s * 1000:.2f} ms over "
+                  f"{lag.replays} replays (worst: {lag.worst_where}), "
+                  + (f"within its {lag.limit_s * 1000:g} ms limit" if held else
+                     f"over its {lag.limit_s * 1000:g} ms limit: latencies from schedule "
+                     "include the load generator's own lateness"))

@@ -151,6 +151,19 @@ def test_every_probe_is_saved_and_judged_from_its_records(capacity_run: Capacity
     assert shared == {5.0}
 
 
+def test_a_later_trial_starts_where_the_last_one_found_the_capacity(
+        capacity_run: CapacityRun) -> None:
+    for name in ("slow", "fast"):
+        row = capacity_run.summary["stacks"][name]
+        first, second = row["trials"]
+        later = [probe for probe in row["probes"] if probe["trial"] == 2]
+        assert later[0]["rate_qps"] == first["capacity_qps"], name
+        assert second["probes"] <= first["probes"], name
+    # A stack that never passed has nothing to start from: its second search is its first.
+    broken = capacity_run.summary["stacks"]["broken"]["probes"]
+    assert [p["rate_qps"] for p in broken if p["trial"] == 2] == [5.0, 2.5]
+
+
 def test_capacity_runs_are_logged_like_comparisons(capacity_run: CapacityRun) -> None:
     store = MlflowClient(tracking_uri=capacity_run.uri)
     experiment = store.get_experiment_by_name("capacity-test")

@@ -96,6 +96,11 @@ def test_one_start_per_trial_serves_every_row_and_the_dashboard_opens_on_them(
     assert rows["capacity"].stacks["plain"].value == capacity.stacks["plain"].capacity_qps
     assert capacity.ratio is not None
     assert rows["capacity"].verdict == capacity.ratio.verdict
+    # The instrument's check spans every replay: each probe, each phase of each trial.
+    assert card.send_lag is not None
+    probes = sum(len(row.probes) for row in capacity.stacks.values())
+    assert card.send_lag.replays == probes + 4 + 2  # load: 2 stacks × 2 trials; kill: 2 × 1
+    assert card.send_lag.worst_p99_s is not None
     # MLflow: the scorecard's parent carries each row's figures and winner.
     parent = MlflowClient(mlflow_store).get_run(log_saved(out))
     assert parent.data.tags["harness.role"] == "scorecard"
@@ -113,6 +118,8 @@ def test_one_start_per_trial_serves_every_row_and_the_dashboard_opens_on_them(
     assert shown["plain [95% CI]"].startswith(f"{plain.value * 100:.1f} [")
     said = [box.value for box in (*app.success, *app.warning)]
     assert any(text.startswith("success under a replica kill: ") for text in said)
+    assert any(box.value.startswith("load generator: send lag P99 at most ")
+               for box in (*app.info, *app.error))
 
 
 def test_a_kill_against_an_endpoint_is_refused_before_anything_runs(tmp_path: Path) -> None:

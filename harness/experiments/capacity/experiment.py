@@ -8,7 +8,8 @@ On top of the trial driver (`harness.experiments.trial`), a capacity run writes:
     summary.json                      capacity, interval, status and probes per stack; ratio
 
 A trial of a stack is one search (`search.find_capacity`: exponential probe, then bisection)
-on one start of the stack. A probe is a replay of the workload at one steady rate: warm-up,
+on one start of the stack; a later trial's search starts where the stack's last bracketed one
+found its capacity. A probe is a replay of the workload at one steady rate: warm-up,
 then the measured window, judged like every `harness run` (scheduled-time P99, success over
 every request scheduled in the window). A probe is stopped as soon as its failure is certain,
 whatever its remaining requests would do (`search.certain_failure`); the requests it never
@@ -210,9 +211,18 @@ class CapacityRun(Experiment[CapacityConfig, CapacityObserver]):
     def measure(self, spec: Spec, trial: int, target: Target, trial_dir: Path) -> None:
         numbers = itertools.count(1)
         result = find_capacity(
-            lambda rate: self.probe(spec.name, trial, next(numbers), rate, target), self.search)
+            lambda rate: self.probe(spec.name, trial, next(numbers), rate, target), self.search,
+            hint=self.hint(spec.name))
         self.searched[spec.name].results.append(result)
         self.observer.search_done(spec.name, trial, result)
+
+    def hint(self, stack: str) -> float | None:
+        """Where the stack's latest bracketed search found its capacity: the next search of
+        the same stack starts there (`search.find_capacity`). None for a first search, or
+        where no earlier one closed its bracket."""
+        bracketed = [result.capacity_qps for result in self.searched[stack].results
+                     if result.capacity_qps is not None and result.failing_qps is not None]
+        return bracketed[-1] if bracketed else None
 
     def probe(self, stack: str, trial: int, number: int, rate_qps: float,
               target: Target) -> Probe:

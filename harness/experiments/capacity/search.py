@@ -12,6 +12,14 @@ open-loop run at that rate), so it is tested on synthetic stacks and driven by r
 3. bisect between the last passing and the first failing rate until they are within
    `tolerance` of each other (relative); the capacity is the highest passing rate.
 
+A later trial of the same stack may start from a `hint`, the capacity an earlier trial found:
+it probes the hint, then steps away from it in the direction its verdict points, by
+(1 + tolerance) first and by a step that squares each time, up to `growth` (galloping), until
+the verdict flips; then it bisects as above. Where the capacity has not moved, this brackets
+it to the tolerance in two probes instead of the eight or so a search from `start_qps` takes,
+so the same time buys a finer tolerance; where it has moved, the steps grow until they reach
+it. The hint only chooses which rates are probed: each verdict is still its own probe's.
+
 Rates are rounded to three significant digits, so two stacks searching the same range probe
 the same rates (and replay the same schedules).
 
@@ -106,7 +114,9 @@ def certain_failure(requests: int, failed: int, late: int, min_success: float) -
     return success_at_best < min_success or late > late_allowed
 
 
-def find_capacity(probe: Callable[[float], Probe], config: SearchConfig) -> SearchResult:
+def find_capacity(probe: Callable[[float], Probe], config: SearchConfig,
+                  hint: float | None = None) -> SearchResult:
+    """The search from `config.start_qps`, or from `hint` (see the module's docstring)."""
     result = SearchResult(capacity_qps=None)
 
     def run(rate: float) -> bool:
@@ -118,12 +128,22 @@ def find_capacity(probe: Callable[[float], Probe], config: SearchConfig) -> Sear
             result.failing_qps = min(result.failing_qps or math.inf, outcome.rate_qps)
         return outcome.passed
 
+    bracketed = (_gallop(run, hint, config, result) if hint is not None
+                 else _double(run, config, result))
+    if bracketed:
+        _bisect(run, config, result)
+    return result
+
+
+def _double(run: Callable[[float], bool], config: SearchConfig, result: SearchResult) -> bool:
+    """Down from the start by `growth` until a rate passes, then up by `growth` until one
+    fails. False where the floor failed (no capacity)."""
     rate = round_rate(config.start_qps)
     passed = run(rate)
     while not passed:  # too high a start: down until a rate passes, or the floor failed
         lower = max(round_rate(rate / config.growth), config.floor_qps)
         if lower >= rate or len(result.probes) >= config.max_probes:
-            return result
+            return False
         rate = lower
         passed = run(rate)
     came_down = result.failing_qps is not None  # then the bracket is known already
@@ -131,6 +151,38 @@ def find_capacity(probe: Callable[[float], Probe], config: SearchConfig) -> Sear
         rate = round_rate(rate * config.growth)
         if rate > config.max_qps or not run(rate):
             break
+    return True
+
+
+def _gallop(run: Callable[[float], bool], hint: float, config: SearchConfig,
+            result: SearchResult) -> bool:
+    """From the hint, away in the direction of its verdict by a step of (1 + tolerance) that
+    squares after each probe, up to `growth`, until the verdict flips, the floor fails or
+    `max_qps` is passed. False where the floor failed (no capacity)."""
+    rate = min(max(round_rate(hint), config.floor_qps), config.max_qps)
+    passed = run(rate)
+    step = 1 + config.tolerance
+    while len(result.probes) < config.max_probes:
+        nearer = round_rate(rate * step if passed else rate / step)
+        step = min(step * step, config.growth)  # no wider a bracket than from the start
+        if nearer == rate:  # a step finer than rates are written: the next rate written
+            unit = 10 ** (math.floor(math.log10(rate)) - RATE_DIGITS + 1)
+            nearer = round_rate(rate + unit if passed else rate - unit)
+        if passed and nearer > config.max_qps:
+            return True  # a lower bound: the bisection has no failing rate to close on
+        if not passed:
+            if rate <= config.floor_qps:
+                return False  # the floor failed
+            nearer = max(nearer, config.floor_qps)
+        rate = nearer
+        if run(rate) != passed:
+            return True
+    return result.capacity_qps is not None
+
+
+def _bisect(run: Callable[[float], bool], config: SearchConfig, result: SearchResult) -> None:
+    """Between the highest passing and the lowest failing rate, until the bracket is within
+    the tolerance (or as narrow as rates are written)."""
     while (result.failing_qps is not None and result.capacity_qps is not None
            and len(result.probes) < config.max_probes
            and not result.resolved(config.tolerance)):
@@ -138,4 +190,3 @@ def find_capacity(probe: Callable[[float], Probe], config: SearchConfig) -> Sear
         if middle in (result.capacity_qps, result.failing_qps):
             break  # the bracket is as narrow as rates are written
         run(middle)
-    return result

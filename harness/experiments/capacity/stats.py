@@ -17,6 +17,7 @@ import numpy as np
 from scipy import stats
 
 from harness.experiments.capacity.search import SearchConfig, SearchResult
+from harness.measure.alike import margin_words, within_margin
 from harness.report.results import CapacityRatio, StackCapacity
 
 CONFIDENCE = 0.95
@@ -77,8 +78,9 @@ def ratio_interval(stack: Sequence[float], baseline: Sequence[float],
                     f"paired Student t on log ratios over {a.size} trials, {CONFIDENCE:.0%}")
 
 
-def verdict(ratio: Interval, stack: str, baseline: str) -> str:
-    """Who wins, or that the interval is too wide to say."""
+def verdict(ratio: Interval, stack: str, baseline: str, may_be_alike: bool = True) -> str:
+    """Who wins, that the two are alike (`harness.measure.alike`; not where `may_be_alike` is
+    False: a capacity known only as a lower bound), or that the interval is too wide to say."""
     if math.isnan(ratio.low):
         return (f"{stack} ÷ {baseline} = {ratio.value:.2f}× from one trial: run --trials 3 "
                 "or more for an interval")
@@ -88,6 +90,9 @@ def verdict(ratio: Interval, stack: str, baseline: str) -> str:
     if ratio.high < 1:
         return f"{baseline} serves more than {stack}: {stack} ÷ {baseline} = " \
                f"{ratio.value:.2f}× [{ratio.low:.2f}, {ratio.high:.2f}]"
+    if may_be_alike and within_margin(ratio.low, ratio.high):
+        return (f"alike: {stack} ÷ {baseline} = {ratio.value:.2f}× [{ratio.low:.2f}, "
+                f"{ratio.high:.2f}], {margin_words()}")
     return (f"too close to call: {stack} ÷ {baseline} = {ratio.value:.2f}× and its interval "
             f"[{ratio.low:.2f}, {ratio.high:.2f}] includes 1")
 
@@ -177,11 +182,12 @@ def capacity_ratio(stack: str, stack_row: StackCapacity, baseline: str,
         [mine for (mine, _), _ in pairs], [theirs for _, (theirs, _) in pairs],
         [math.hypot(mine_bracket / mine, theirs_bracket / theirs)
          for (mine, mine_bracket), (theirs, theirs_bracket) in pairs])
-    said = verdict(interval, stack, baseline)
     bounds = [name for name, row in ((stack, stack_row), (baseline, baseline_row))
               if row.status == "lower_bound"]
+    said = verdict(interval, stack, baseline, may_be_alike=not bounds)
     if bounds:
         said += f" (but {' and '.join(bounds)} only has a lower bound: see its note)"
     return CapacityRatio.model_validate({
         **ratio, "value": interval.value, "ci_low": _bound(interval.low),
-        "ci_high": _bound(interval.high), "method": interval.method, "verdict": said})
+        "ci_high": _bound(interval.high), "method": interval.method, "verdict": said,
+        "alike": not bounds and within_margin(interval.low, interval.high)})

@@ -20,10 +20,16 @@ from harness.measure.scorecard import (
     RowContext,
     capacity_row,
     p99_at_load_row,
+    send_lag_check,
     success_under_kill_row,
 )
 from harness.report.results import CapacitySummary
-from harness.report.scorecard_tables import scorecard_table
+from harness.report.scorecard_results import ScoreRow
+from harness.report.scorecard_tables import scorecard_table, send_lag_words, verdict_cell
+
+
+def scorecard_table_cell(row: ScoreRow) -> str:
+    return verdict_cell(row)
 
 CONTEXT = RowContext("4 QPS", "load", "diy")
 
@@ -116,6 +122,56 @@ def test_trials_that_interleave_leave_the_row_undecided() -> None:
     assert "diy 200 ms, 900 ms; optimized 500 ms, 500 ms" in row.verdict
 
 
+def test_stacks_within_the_margin_in_the_pool_and_in_every_trial_are_alike() -> None:
+    diy = records(list(np.linspace(0.20, 0.30, 1200)), trials=3)
+    optimized = records(list(np.linspace(0.20, 0.30, 1200) * 1.003), trials=3)
+    row = p99_at_load_row({"diy": diy, "optimized": optimized}, WINDOW, 1.0, CONTEXT)
+    assert row.winner is None
+    assert row.alike
+    assert row.verdict.startswith("alike, within ±10%")
+    assert row.ratio_ci_low is not None
+    assert row.ratio_ci_high is not None
+    assert 1 / 1.1 <= row.ratio_ci_low <= row.ratio <= row.ratio_ci_high <= 1.1
+    # The bounds are the two intervals divided.
+    assert row.ratio_ci_low == pytest.approx(row.stacks["optimized"].ci_low
+                                             / row.stacks["diy"].ci_high)
+    assert "alike" in scorecard_table_cell(row)
+
+
+def test_a_winner_by_less_than_the_margin_is_named_and_said_to_be_alike_in_practice() -> None:
+    # 1,200 requests each: a 2 % difference is beyond the requests' noise, and within ±10 %.
+    diy = records(list(np.linspace(0.20, 0.30, 1200)), trials=3)
+    optimized = records(list(np.linspace(0.20, 0.30, 1200) * 1.02), trials=3)
+    row = p99_at_load_row({"diy": diy, "optimized": optimized}, WINDOW, 1.0, CONTEXT)
+    assert row.winner == "diy"
+    assert row.alike
+    assert row.verdict.startswith("diy lower, by less than ±10%")
+
+
+def test_stacks_alike_when_pooled_but_not_trial_by_trial_are_not_called_alike() -> None:
+    # Pooled, the two are the same mixture; trial by trial they are 12 % apart each way.
+    diy = pd.concat([records([0.25] * 400).assign(trial=1),
+                     records([0.28] * 400).assign(trial=2)], ignore_index=True)
+    optimized = pd.concat([records([0.28] * 400).assign(trial=1),
+                           records([0.25] * 400).assign(trial=2)], ignore_index=True)
+    row = p99_at_load_row({"diy": diy, "optimized": optimized}, WINDOW, 1.0, CONTEXT)
+    assert row.ratio_ci_low == pytest.approx(1.0)
+    assert row.ratio_ci_high == pytest.approx(1.0)
+    assert not row.alike
+    assert row.verdict.startswith("too close to call")
+
+
+def test_a_wide_interval_that_includes_1_is_never_alike() -> None:
+    # A long tail: the P99's interval spans 1.4–2.4 s, so the same stack twice is only "too
+    # close to call", never "alike".
+    tailed = records(list(np.linspace(0.1, 0.5, 390)) + [0.6 + 0.2 * i for i in range(10)])
+    row = p99_at_load_row({"diy": tailed, "optimized": tailed}, WINDOW, 1.0, CONTEXT)
+    assert row.ratio_ci_low is not None
+    assert row.ratio_ci_low < 1 / 1.1
+    assert not row.alike
+    assert row.verdict.startswith("too close to call: the intervals overlap")
+
+
 def test_an_open_interval_never_decides() -> None:
     # 100 requests: no upper bound on either P99, so even far-apart stacks are not called.
     row = p99_at_load_row({"diy": records([2.0] * 100), "optimized": records([0.2] * 100)},
@@ -173,6 +229,30 @@ def test_a_folder_s_rows_come_from_its_phases_and_missing_parts_are_pending(
     assert table.rows[0][-1] == "400 / 400"  # diy's trial 2 is left out: optimized has none
     assert card.rows[0].stacks["diy"].value == pytest.approx(0.4)
     assert table.frame().iloc[1]["verdict"] == "pending"
+
+
+def test_the_worst_send_lag_of_any_phase_trial_is_named_and_held_to_its_limit() -> None:
+    capacity = CapacitySummary.model_validate({
+        "run": "r", "workload": "w", "slo": {"p99_s": 1.0, "min_success": 0.9999},
+        "search": {"start_qps": 4, "growth": 2, "tolerance": 0.05, "max_qps": 100,
+                   "max_probes": 20, "duration_s": 10, "warmup_s": 2},
+        "window": {"start_s": 2, "length_s": 10}, "trials": 1, "baseline": "diy",
+        "stacks": {}, "ratio": None, "ratios": {}})
+    on_time = records([0.3] * 200, trials=2)
+    late = on_time.assign(sent_s=on_time["scheduled_s"]
+                          + np.where(on_time["trial"] == 2, 0.05, 0.0))
+    lag = send_lag_check(capacity, {"load": ({"diy": on_time, "optimized": late}, WINDOW)}, 1.0)
+    assert lag.worst_p99_s == pytest.approx(0.05)
+    assert lag.worst_where == "optimized trial 2, load phase"
+    assert lag.replays == 4
+    said = send_lag_words(lag)
+    assert said is not None
+    assert not said[0]
+    assert "over its 10 ms limit" in said[1]
+    held = send_lag_check(capacity, {"load": ({"diy": on_time}, WINDOW)}, 1.0)
+    assert send_lag_words(held) == (True, "load generator: send lag P99 at most 0.00 ms over 2 "
+                                          "replays (worst: diy trial 1, load phase), within "
+                                          "its 10 ms limit")
 
 
 def test_capacity_names_no_winner_over_a_stack_with_only_a_lower_bound() -> None:

@@ -24,6 +24,7 @@ from harness.experiments.capacity.stats import (
     stack_capacity,
     verdict,
 )
+from harness.report.results import StackCapacity
 
 SLO_S = 1.0
 
@@ -115,6 +116,37 @@ def test_the_verdict_calls_a_winner_only_outside_1() -> None:
                    "diy").startswith("too close to call")
 
 
+def test_an_interval_within_the_margin_says_alike_and_a_ratio_reads_it_so() -> None:
+    close = ratio_interval([16.0, 16.1, 15.9], [16.0, 16.0, 16.05])
+    assert close.low < 1 < close.high
+    assert verdict(close, "optimized", "diy").startswith("alike: optimized ÷ diy = 1.00×")
+    assert verdict(close, "optimized", "diy", may_be_alike=False).startswith(
+        "too close to call")
+
+
+def test_capacities_alike_only_where_both_were_bracketed() -> None:
+    def stack(status: str, trials: list[float]) -> StackCapacity:
+        return StackCapacity.model_validate({
+            "replicas": 2, "status": status, "note": "", "capacity_qps": float(np.mean(trials)),
+            "per_replica_capacity_qps": None, "ci_low": None, "ci_high": None,
+            "interval_method": None,
+            "trials": [{"trial": index + 1, "capacity_qps": value, "failing_qps": value * 1.02,
+                        "bracket_qps": value * 0.02, "resolved": True, "probes": 3}
+                       for index, value in enumerate(trials)]})
+
+    both = capacity_ratio("optimized", stack("measured", [16.0, 16.1, 15.9]), "diy",
+                          stack("measured", [16.0, 16.0, 16.05]))
+    assert both.alike
+    assert both.side == "alike"
+    assert both.verdict.startswith("alike")
+    bound = capacity_ratio("optimized", stack("lower_bound", [16.0, 16.1, 15.9]), "diy",
+                           stack("measured", [16.0, 16.0, 16.05]))
+    assert not bound.alike
+    assert bound.side == "includes"
+    assert bound.verdict.startswith("too close to call")
+    assert bound.model_copy(update={"ci_low": 1.01, "ci_high": 1.05}).side == "above"
+
+
 def test_two_stacks_searching_the_same_range_probe_the_same_rates() -> None:
     first, probe_a = synthetic_stack(37.0)
     second, probe_b = synthetic_stack(38.0)
@@ -123,6 +155,57 @@ def test_two_stacks_searching_the_same_range_probe_the_same_rates() -> None:
     shared = set(first) & set(second)
     assert {1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 48.0, 40.0} <= shared  # one schedule each
     assert all(rate == round_rate(rate) for rate in first + second)
+
+
+@pytest.mark.parametrize("breaks_at", [160.0, 163.0, 171.0])
+def test_a_search_from_an_earlier_capacity_brackets_it_in_two_or_three_probes(
+        breaks_at: float) -> None:
+    config = SearchConfig(start_qps=16.0, tolerance=0.05)
+    _, probe = synthetic_stack(breaks_at)
+    first = find_capacity(probe, config)
+    again, probe = synthetic_stack(breaks_at)
+    result = find_capacity(probe, config, hint=first.capacity_qps)
+    assert again[0] == first.capacity_qps
+    assert len(again) <= 3 < len(first.probes)
+    assert result.resolved(0.05)
+    assert breaks_at / 1.05 <= (result.capacity_qps or 0) <= breaks_at
+
+
+@pytest.mark.parametrize(("hint", "breaks_at"), [(160.0, 20.0), (160.0, 1500.0), (5.0, 5.2)])
+def test_a_search_from_a_hint_far_off_gallops_to_the_capacity(hint: float,
+                                                              breaks_at: float) -> None:
+    probed, probe = synthetic_stack(breaks_at)
+    result = find_capacity(probe, SearchConfig(start_qps=16.0, tolerance=0.05), hint=hint)
+    assert result.resolved(0.05)
+    assert breaks_at / 1.05 <= (result.capacity_qps or 0) <= breaks_at
+    assert len(probed) <= 13  # from up to 9× off, as many as a search from 16 QPS takes
+    # Away from the hint, each step at least as long as the last, until the verdict flips.
+    steps = [abs(math.log(b / a)) for a, b in zip(probed, probed[1:], strict=False)]
+    flips = next(index for index, rate in enumerate(probed)
+                 if (rate <= breaks_at) != (hint <= breaks_at))
+    assert all(later >= earlier * 0.99 for earlier, later in zip(steps[:flips - 1],
+                                                                steps[1:flips], strict=False))
+    assert max(steps) <= math.log(2.0) * 1.01  # never wider than the search's growth
+
+
+def test_a_hint_never_hides_a_stack_with_no_capacity() -> None:
+    probed, probe = synthetic_stack(0.1)
+    result = find_capacity(probe, SearchConfig(start_qps=16.0), hint=160.0)
+    assert result.failed_at_lowest
+    assert probed[-1] == SearchConfig(start_qps=16.0).floor_qps == 4.0
+    assert probed == sorted(probed, reverse=True)
+
+
+@pytest.mark.parametrize("growth", [2.0, 1.0001])
+def test_a_step_finer_than_rates_are_written_moves_to_the_next_rate_written(
+        growth: float) -> None:
+    probed, probe = synthetic_stack(1300.0)
+    result = find_capacity(probe, SearchConfig(start_qps=16.0, tolerance=0.0001, growth=growth,
+                                               max_probes=200), hint=999.0)
+    assert probed[:2] == [999.0, 1000.0]
+    assert len(probed) == len(set(probed))  # no rate probed twice
+    assert result.capacity_qps is not None
+    assert result.capacity_qps <= 1300.0
 
 
 def test_identical_trials_still_get_the_searchs_resolution_as_interval() -> None:
