@@ -58,7 +58,7 @@ from harness.report.progress import (
 from harness.report.reliability_tables import failures_table, faults_table, reliability_table
 from harness.report.results import CapacitySummary, ComparisonSummary, QualityResult, read_result
 from harness.report.scorecard_results import Scorecard
-from harness.report.scorecard_tables import scorecard_lines, scorecard_table
+from harness.report.scorecard_tables import scorecard_lines, scorecard_table, scorecard_warnings
 from harness.report.tables import (
     ablation_table,
     comparison_table,
@@ -249,8 +249,8 @@ def scorecard(
         path = run_scorecard(config, progress)
     card = read_result(path, Scorecard)
     summary = read_result(path.parent / "summary.json", CapacitySummary)
-    report(path, [scorecard_table(card), capacity_table(summary)], capacity_warnings(summary),
-           scorecard_lines(card))
+    report(path, [scorecard_table(card), capacity_table(summary)],
+           capacity_warnings(summary) + scorecard_warnings(card), scorecard_lines(card))
     typer.echo(f"dashboard: `make dashboard` (or `.venv/bin/harness dashboard`) opens on this "
                f"scorecard at http://{HOST}:8501")
 

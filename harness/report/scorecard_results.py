@@ -51,13 +51,28 @@ class ScoreRow(Result):
 class SendLag(Result):
     """The measuring instrument's own check: how late the load generator sent, at its worst.
     A late sender adds its lag to every latency from schedule, so a scorecard whose worst
-    send-lag P99 is large measured the load generator's starvation as well as the stacks."""
+    send-lag P99 is large measured the load generator's lateness as well as the stacks."""
 
-    worst_p99_s: Figure = Field(description="the largest send-lag P99 of any probe or phase "
-                                            "trial (null: nothing was sent)")
+    worst_p99_s: Figure = Field(description="the largest send-lag P99 of any replay judged "
+                                            "whole: every phase trial, every probe not "
+                                            "stopped early (null: nothing was sent)")
     worst_where: str = Field(description="which replay it was: stack, trial, phase or rate")
-    replays: int = Field(description="how many replays' send lag was taken")
+    replays: int = Field(description="how many replays judged whole it was taken over")
+    overloaded_worst_p99_s: Figure = Field(default=None, description="the largest of the "
+                                           "probes stopped once failing was certain")
+    overloaded_where: str = ""
+    overloaded: int = Field(default=0, description="how many probes were stopped early")
+    overloaded_late: list[str] = Field(default_factory=list, description="those over the "
+                                       "limit whose P99 from the actual send was within the "
+                                       "SLO: their failure may rest on the lag")
     limit_s: float = Field(description="the send-lag P99 the instrument is held to")
+
+    @property
+    def held(self) -> bool:
+        """Within the limit wherever a verdict could rest on it: a probe stopped early that
+        failed from the actual send too did not fail because of the lag."""
+        return ((self.worst_p99_s is None or self.worst_p99_s <= self.limit_s)
+                and not self.overloaded_late)
 
 
 class Scorecard(Result):

@@ -86,20 +86,34 @@ def scorecard_lines(scorecard: Scorecard) -> list[str]:
         lines.append(f"{row.label}: {row.verdict} ({row.interval_method})")
         for name, figure in row.stacks.items():
             lines.append(f"  {name}: {figure.note}")
-    if (said := send_lag_words(scorecard.send_lag)) is not None:
-        held, words = said
-        lines.append(words if held else f"[red]{words}[/red]")
+    if (said := send_lag_words(scorecard.send_lag)) is not None and said[0]:
+        lines.append(said[1])
     return lines
 
 
+def scorecard_warnings(scorecard: Scorecard) -> list[str]:
+    """The load generator's lateness, where a verdict could rest on it."""
+    said = send_lag_words(scorecard.send_lag)
+    return [said[1]] if said is not None and not said[0] else []
+
+
 def send_lag_words(lag: SendLag | None) -> tuple[bool, str] | None:
-    """Whether the load generator kept to its send-lag limit, and the line that says so
-    (None: nothing was sent yet)."""
+    """Whether the load generator kept to its send-lag limit wherever a verdict could rest on
+    it, and the line that says so (None: nothing was sent yet)."""
     if lag is None or lag.worst_p99_s is None:
         return None
-    held = lag.worst_p99_s <= lag.limit_s
-    return held, (f"load generator: send lag P99 at most {lag.worst_p99_s * 1000:.2f} ms over "
-                  f"{lag.replays} replays (worst: {lag.worst_where}), "
-                  + (f"within its {lag.limit_s * 1000:g} ms limit" if held else
-                     f"over its {lag.limit_s * 1000:g} ms limit: latencies from schedule "
-                     "include the load generator's own lateness"))
+    limit = f"{lag.limit_s * 1000:g} ms"
+    within = lag.worst_p99_s <= lag.limit_s
+    words = (f"load generator: send lag P99 at most {lag.worst_p99_s * 1000:.2f} ms over the "
+             f"{lag.replays} replays judged whole (worst: {lag.worst_where}), "
+             + (f"within its {limit} limit" if within else
+                f"over its {limit} limit: latencies from schedule include its own lateness"))
+    overloaded = lag.overloaded_worst_p99_s
+    if overloaded is not None and overloaded > lag.limit_s:
+        words += (f"; the {lag.overloaded} probes stopped as certain failures reached "
+                  f"{overloaded * 1000:.2f} ms ({lag.overloaded_where}), ")
+        words += (f"and {', '.join(lag.overloaded_late)} may have failed on it: P99 from the "
+                  "actual send was within the SLO" if lag.overloaded_late else
+                  "but each of them failed from the actual send too (P99 from the actual "
+                  "send over the SLO), so no verdict rests on it")
+    return lag.held, words

@@ -98,8 +98,10 @@ def test_one_start_per_trial_serves_every_row_and_the_dashboard_opens_on_them(
     assert rows["capacity"].verdict == capacity.ratio.verdict
     # The instrument's check spans every replay: each probe, each phase of each trial.
     assert card.send_lag is not None
-    probes = sum(len(row.probes) for row in capacity.stacks.values())
-    assert card.send_lag.replays == probes + 4 + 2  # load: 2 stacks × 2 trials; kill: 2 × 1
+    probes = [probe for row in capacity.stacks.values() for probe in row.probes]
+    whole = [probe for probe in probes if probe.stopped_early is None]
+    assert card.send_lag.replays == len(whole) + 4 + 2  # load: 2 stacks × 2 trials; kill: 2
+    assert card.send_lag.overloaded == len(probes) - len(whole)
     assert card.send_lag.worst_p99_s is not None
     # MLflow: the scorecard's parent carries each row's figures and winner.
     parent = MlflowClient(mlflow_store).get_run(log_saved(out))

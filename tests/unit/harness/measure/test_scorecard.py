@@ -231,17 +231,37 @@ def test_a_folder_s_rows_come_from_its_phases_and_missing_parts_are_pending(
     assert table.frame().iloc[1]["verdict"] == "pending"
 
 
-def test_the_worst_send_lag_of_any_phase_trial_is_named_and_held_to_its_limit() -> None:
-    capacity = CapacitySummary.model_validate({
+def probe_row(rate: float, lag: float, service_p99: float, stopped: bool) -> dict[str, object]:
+    return {"trial": 1, "probe": 1, "rate_qps": rate, "passed": False, "requests": 100,
+            "ok_requests": 100, "failed_requests": 0, "offered_qps": rate,
+            "throughput_qps": rate, "goodput_qps": rate, "success_rate": 1.0,
+            "latency_p50_s": 0.5, "latency_p90_s": 1.0, "latency_p99_s": 1.5,
+            "service_p99_s": service_p99,
+            "send_lag_p99_s": lag, "errors": {}, "drained_s": 0.0,
+            "stopped_early": "failing was certain" if stopped else None,
+            "latency_over_slo": 5, "latency_over_slo_allowed": 1,
+            "schedule_sha256": "0", "schedule": "s", "records": "r"}
+
+
+def lag_capacity(*probes: dict[str, object]) -> CapacitySummary:
+    stacks = {"optimized": {"replicas": 2, "trials": [], "status": "measured", "note": "",
+                            "probes": list(probes), "capacity_qps": 100.0,
+                            "per_replica_capacity_qps": 50.0, "ci_low": None, "ci_high": None,
+                            "interval_method": None}} if probes else {}
+    return CapacitySummary.model_validate({
         "run": "r", "workload": "w", "slo": {"p99_s": 1.0, "min_success": 0.9999},
         "search": {"start_qps": 4, "growth": 2, "tolerance": 0.05, "max_qps": 100,
                    "max_probes": 20, "duration_s": 10, "warmup_s": 2},
         "window": {"start_s": 2, "length_s": 10}, "trials": 1, "baseline": "diy",
-        "stacks": {}, "ratio": None, "ratios": {}})
+        "stacks": stacks, "ratio": None, "ratios": {}})
+
+
+def test_the_worst_send_lag_of_any_replay_judged_whole_is_named_and_held_to_its_limit() -> None:
     on_time = records([0.3] * 200, trials=2)
     late = on_time.assign(sent_s=on_time["scheduled_s"]
                           + np.where(on_time["trial"] == 2, 0.05, 0.0))
-    lag = send_lag_check(capacity, {"load": ({"diy": on_time, "optimized": late}, WINDOW)}, 1.0)
+    lag = send_lag_check(lag_capacity(), {"load": ({"diy": on_time, "optimized": late},
+                                                   WINDOW)}, 1.0)
     assert lag.worst_p99_s == pytest.approx(0.05)
     assert lag.worst_where == "optimized trial 2, load phase"
     assert lag.replays == 4
@@ -249,10 +269,31 @@ def test_the_worst_send_lag_of_any_phase_trial_is_named_and_held_to_its_limit() 
     assert said is not None
     assert not said[0]
     assert "over its 10 ms limit" in said[1]
-    held = send_lag_check(capacity, {"load": ({"diy": on_time}, WINDOW)}, 1.0)
-    assert send_lag_words(held) == (True, "load generator: send lag P99 at most 0.00 ms over 2 "
-                                          "replays (worst: diy trial 1, load phase), within "
-                                          "its 10 ms limit")
+    held = send_lag_check(lag_capacity(), {"load": ({"diy": on_time}, WINDOW)}, 1.0)
+    assert send_lag_words(held) == (True, "load generator: send lag P99 at most 0.00 ms over "
+                                          "the 2 replays judged whole (worst: diy trial 1, "
+                                          "load phase), within its 10 ms limit")
+
+
+def test_an_overloaded_probe_s_lag_counts_only_where_its_failure_could_rest_on_it() -> None:
+    phases = {"load": ({"diy": records([0.3] * 200)}, WINDOW)}
+    # Stopped early, 30 ms late, but 1.4 s from the actual send: it failed on its own.
+    failed_anyway = send_lag_check(lag_capacity(probe_row(165, 0.030, 1.4, stopped=True)),
+                                   phases, 1.0)
+    assert failed_anyway.held
+    assert failed_anyway.replays == 1  # the phase; the stopped probe is counted apart
+    assert failed_anyway.overloaded_worst_p99_s == pytest.approx(0.030)
+    said = send_lag_words(failed_anyway)
+    assert said is not None
+    assert "no verdict rests on it" in said[1]
+    # Within the SLO from the actual send: the lag may have made it fail.
+    maybe = send_lag_check(lag_capacity(probe_row(128, 0.030, 0.9, stopped=True)), phases, 1.0)
+    assert maybe.overloaded_late == ["optimized trial 1, probe at 128 QPS"]
+    assert not maybe.held
+    # A probe judged whole is held to the limit, whatever it measured.
+    whole = send_lag_check(lag_capacity(probe_row(128, 0.030, 1.4, stopped=False)), phases, 1.0)
+    assert whole.worst_where == "optimized trial 1, probe at 128 QPS"
+    assert not whole.held
 
 
 def test_capacity_names_no_winner_over_a_stack_with_only_a_lower_bound() -> None:
