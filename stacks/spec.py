@@ -150,7 +150,9 @@ class CpuSpec(_Strict):
     `VLLM_CPU_OMP_THREADS_BIND`), so its API servers and engine core run on any core; `replica`
     confines every process of the replica to them. vLLM's engine core and worker wait for each
     other by spinning for up to 1 s (its shared-memory queue), so an unconfined engine core
-    spins on the other replicas' cores.
+    spins on the other replicas' cores. With `replica`, the helpers get fixed places too: the
+    balancer on the first replica's cores, the load generator on the last replica's, so which
+    replica they slow is the same in every run (`stacks.launcher.helper_cores`).
 
     `nice`: every process of the stack (replicas and balancer) runs at this niceness.
     """

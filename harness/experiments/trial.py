@@ -39,7 +39,7 @@ from harness.measure.loadgen import LoadJob, StopWhen, run_load
 from harness.measure.records import STOPPED, UNRECORDED, account_for_schedule, read_records
 from harness.report.results import Result, RunInfo
 from harness.workload.spec import WorkloadSpec
-from stacks.launcher import StartObserver
+from stacks.launcher import StartObserver, helper_cores
 from stacks.spec import PROJECT_ROOT
 from workloads.records import FLUSH_INTERVAL_S
 from workloads.schedule import Schedule, write_schedule
@@ -190,6 +190,8 @@ class Experiment(ABC, Generic[Config, Observer]):
             workers=self.config.workers, senders=self.workload.max_in_flight,
             api_key_env=target.api_key_env,
             expected_s=schedule.last_offset_s + self.workload.timeout_s + FLUSH_INTERVAL_S,
+            cores=(helper_cores(target.stack.spec).load_generator
+                   if target.stack is not None else None), stack=target.name,
         ), self.observer.load_progress, stop_when)
         header, frame = read_records(raw)
         if header["schedule_sha256"] != schedule.sha256:

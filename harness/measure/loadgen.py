@@ -25,6 +25,7 @@ from typing import Any
 
 from harness.errors import LoadError
 from harness.measure.follower import RecordFollower
+from stacks.launcher import on_cores
 from stacks.process import free_port, spawn, stop_trees, tail
 
 POLL_S = 0.5
@@ -52,6 +53,8 @@ class LoadJob:
     senders: int = 256  # the schedule's max_in_flight
     api_key_env: str = ""
     expected_s: float = 0.0  # last send offset + request timeout: how long it should take
+    cores: str | None = None  # where every Locust process runs (`stacks.launcher.helper_cores`)
+    stack: str = ""  # whose helper it is, for the error where taskset is missing
 
 
 def locust_argv(job: LoadJob, role: str, master_port: int = 0) -> list[str]:
@@ -117,17 +120,21 @@ def locust_env(job: LoadJob) -> dict[str, str]:
 
 
 def start_locust(job: LoadJob) -> list[subprocess.Popen[bytes]]:
-    """The single process, or the master first and then its workers, each raised to
-    real-time priority where the machine allows."""
+    """The single process, or the master first and then its workers, each on `job.cores` and
+    raised to real-time priority where the machine allows."""
     job.log_dir.mkdir(parents=True, exist_ok=True)
     env = locust_env(job)
+    def placed(argv: list[str]) -> list[str]:
+        return on_cores(argv, job.cores, job.stack)
+
     if job.workers == 0:
-        processes = [spawn(locust_argv(job, "single"), job.log_dir / "locust.log", env)]
+        processes = [spawn(placed(locust_argv(job, "single")), job.log_dir / "locust.log", env)]
     else:
         port = free_port()
-        processes = [spawn(locust_argv(job, "master", port), job.log_dir / "locust.log", env)]
+        processes = [spawn(placed(locust_argv(job, "master", port)),
+                           job.log_dir / "locust.log", env)]
         for index in range(job.workers):
-            processes.append(spawn(locust_argv(job, "worker", port),
+            processes.append(spawn(placed(locust_argv(job, "worker", port)),
                                    job.log_dir / f"locust-worker-{index}.log", env))
     for process in processes:
         raise_to_realtime(process.pid)

@@ -6,7 +6,13 @@ import pytest
 
 from stacks import launcher
 from stacks.errors import StackStartError
-from stacks.launcher import balancer_argv, pinned, replica_argv, replica_env
+from stacks.launcher import (
+    balancer_argv,
+    helper_cores,
+    pinned,
+    replica_argv,
+    replica_env,
+)
 from stacks.spec import StackSpec
 
 
@@ -77,6 +83,21 @@ def test_pin_replica_without_taskset_is_refused_in_one_line(
     monkeypatch.setattr(launcher, "TASKSET", None)
     with pytest.raises(StackStartError, match="needs util-linux's taskset"):
         pinned(["python"], spec(cpu={"binding": ["0"], "pin": "replica"}), 0)
+
+
+@pytest.mark.parametrize(("cores", "replicas", "balancer", "load_generator"), [
+    ([0, 1], 2, "0", "1"),  # spread: neither replica's core carries both helpers
+    ([0, 1, 2, 3], 2, "0,1", "2,3"),
+    ([0, 1], 1, "0,1", "0,1"),  # one replica: the helpers share its cores
+])
+def test_pinned_replicas_place_their_helpers_the_same_in_every_run(
+        cores: list[int], replicas: int, balancer: str, load_generator: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(cores))
+    placed = helper_cores(spec(replicas=replicas, cpu={"binding": "auto", "pin": "replica"}))
+    assert (placed.balancer, placed.load_generator) == (balancer, load_generator)
+    free = helper_cores(spec(replicas=replicas, cpu={"binding": "auto", "pin": "threads"}))
+    assert (free.balancer, free.load_generator) == (None, None)
 
 
 def test_spec_env_reaches_the_replica() -> None:
