@@ -110,10 +110,10 @@ def send_lag_words(lag: SendLag | None) -> tuple[bool, str] | None:
                 f"over its {limit} limit: latencies from schedule include its own lateness"))
     overloaded = lag.overloaded_worst_p99_s
     if overloaded is not None and overloaded > lag.limit_s:
-        words += (f"; the {lag.overloaded} probes stopped as certain failures reached "
-                  f"{overloaded * 1000:.2f} ms ({lag.overloaded_where}), ")
+        words += (f"; of the {lag.overloaded} probes stopped as certain failures, the worst "
+                  f"lagged {overloaded * 1000:.2f} ms ({lag.overloaded_where}), ")
         words += (f"and {', '.join(lag.overloaded_late)} may have failed on it: P99 from the "
                   "actual send was within the SLO" if lag.overloaded_late else
-                  "but each of them failed from the actual send too (P99 from the actual "
-                  "send over the SLO), so no verdict rests on it")
+                  "but every one over the limit failed from the actual send too (P99 from the "
+                  "actual send over the SLO), so no verdict rests on it")
     return lag.held, words
