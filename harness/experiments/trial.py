@@ -178,6 +178,14 @@ class Experiment(ABC, Generic[Config, Observer]):
     def summary(self) -> Result:
         """Everything measured so far, as the typed summary."""
 
+    def load_generator_cores(self, target: Target) -> str | None:
+        """The one Locust process's fixed cores beside a stack this machine launches
+        (`stacks.launcher.helper_cores`); None (anywhere) for an endpoint, or with workers,
+        which are there to spread over the cores."""
+        if target.stack is None or self.config.workers:
+            return None
+        return helper_cores(target.stack.spec).load_generator
+
     def replay(self, target: Target, schedule: WrittenSchedule, where: Path, trial: int,
                stop_when: StopWhen | None = None) -> tuple[pd.DataFrame, str | None]:
         """Replay a schedule against the target; its records (raw in `where`, Locust's logs in
@@ -190,8 +198,7 @@ class Experiment(ABC, Generic[Config, Observer]):
             workers=self.config.workers, senders=self.workload.max_in_flight,
             api_key_env=target.api_key_env,
             expected_s=schedule.last_offset_s + self.workload.timeout_s + FLUSH_INTERVAL_S,
-            cores=(helper_cores(target.stack.spec).load_generator
-                   if target.stack is not None else None), stack=target.name,
+            cores=self.load_generator_cores(target), stack=target.name,
         ), self.observer.load_progress, stop_when)
         header, frame = read_records(raw)
         if header["schedule_sha256"] != schedule.sha256:

@@ -8,7 +8,8 @@ P99 from order statistics (`metrics.quantile_interval`), success from Clopper–
 lies wholly on the better side of every other stack's and each of its trials beats each trial
 of the others (for capacity: when the paired ratio's interval excludes 1). It finds the stacks
 alike (`harness.measure.alike`) when the ratio's interval lies within the equivalence margin
-and so does each trial's ratio. For P99 and success the ratio's bounds are those of the two
+and so does each trial's ratio (P99 and capacity only: for success, 10 % is too much to call
+alike). For P99 and success the ratio's bounds are those of the two
 intervals divided (low ÷ high, high ÷ low): both intervals hold together with at least 90 %
 probability (Bonferroni), the level of a two-one-sided-tests equivalence at 5 %. Otherwise the
 verdict says the row is too close to call and why.
@@ -187,20 +188,21 @@ def _trials_alike(figures: Mapping[str, ScoreFigure], baseline: str) -> bool:
 
 def interval_row(dimension: str, label: str, unit: str, higher_is_better: bool,
                  figures: Mapping[str, ScoreFigure], context: RowContext,
-                 method: str) -> ScoreRow:
+                 method: str, may_be_alike: bool = True) -> ScoreRow:
     """A row judged by each stack's own interval: a winner only where they do not overlap and
     its every trial beats every trial of the others; alike where the ratio's bounds and every
-    trial's ratio lie within the equivalence margin."""
+    trial's ratio lie within the equivalence margin (not for `may_be_alike` False: a ratio of
+    success rates within 10 % still hides up to 10 % of requests lost)."""
     separate = _winner(figures, higher_is_better)
     winner = separate if separate is not None and _trials_agree(
         figures, separate, higher_is_better) else None
     low, high = _ratio_bounds(figures, context.baseline)
-    alike = (len(figures) == 2 and within_margin(low, high)
+    alike = (may_be_alike and len(figures) == 2 and within_margin(low, high)
              and _trials_alike(figures, context.baseline))
     shown = "; ".join(f"{name} {_interval(figure, unit)}" for name, figure in figures.items())
     if winner is not None:
         verdict = (f"{winner} {'higher' if higher_is_better else 'lower'}"
-                   + (f", by less than ±{ALIKE_MARGIN:.0%} (alike in practice)" if alike
+                   + (f", by less than {ALIKE_MARGIN:.0%} (alike in practice)" if alike
                       else "") + f": {shown}")
     elif alike:
         verdict = (f"alike, {margin_words()}: the ratio lies in [{low:.2f}, {high:.2f}] and "
@@ -234,7 +236,8 @@ def success_under_kill_row(records: Mapping[str, pd.DataFrame], window: Window,
                            context: RowContext) -> ScoreRow:
     return interval_row("success_under_kill", ROW_LABELS["success_under_kill"], "%", True,
                         {name: success_figure(frame, window)
-                         for name, frame in records.items()}, context, CLOPPER_PEARSON)
+                         for name, frame in records.items()}, context, CLOPPER_PEARSON,
+                        may_be_alike=False)
 
 
 def capacity_row(summary: CapacitySummary, context: RowContext) -> ScoreRow:
@@ -262,7 +265,7 @@ def capacity_row(summary: CapacitySummary, context: RowContext) -> ScoreRow:
         "ratio": None if ratio is None else ratio.value,
         "ratio_ci_low": None if ratio is None else ratio.ci_low,
         "ratio_ci_high": None if ratio is None else ratio.ci_high,
-        "winner": winner, "alike": side == "alike",
+        "winner": winner, "alike": ratio is not None and ratio.alike,
         "verdict": "no ratio: a stack has no capacity" if ratio is None else ratio.verdict,
         "interval_method": (ratio.method if ratio is not None and ratio.method
                             else "Student t over trials"),
@@ -297,10 +300,10 @@ def send_lag_check(capacity: CapacitySummary,
                 whole.append((summarize(group, window, slo_s, stream=False)["send_lag_p99_s"],
                               f"{name} trial {trial}, {phase} phase"))
     worst, where, count = _worst(whole)
-    overloaded_worst, overloaded_where, overloaded_count = _worst(overloaded)
+    overloaded_worst, overloaded_where, _ = _worst(overloaded)
     return SendLag(worst_p99_s=worst, worst_where=where, replays=count,
                    overloaded_worst_p99_s=overloaded_worst, overloaded_where=overloaded_where,
-                   overloaded=overloaded_count, overloaded_late=late, limit_s=SEND_LAG_LIMIT_S)
+                   overloaded=len(overloaded), overloaded_late=late, limit_s=SEND_LAG_LIMIT_S)
 
 
 def _worst(lags: list[tuple[float | None, str]]) -> tuple[float | None, str, int]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from harness.experiments.ablation import ABLATION_LABELS
-from harness.measure.alike import margin_words
+from harness.measure.alike import ALIKE_MARGIN
 from harness.measure.metrics import finished_success
 from harness.report.figures import probes_frame
 from harness.report.results import CapacityRatio, CapacitySummary, StackCapacity
@@ -66,7 +66,7 @@ def capacity_verdicts(summary: CapacitySummary) -> list[str]:
 def contribution_verdict(ratio: CapacityRatio) -> str:
     """The ablation verdict in a table cell's words; the ratio and interval sit beside it."""
     return {"above": "[green]adds capacity[/green]", "below": "[red]costs capacity[/red]",
-            "alike": f"no effect, {margin_words()}", "includes": "too close to call",
+            "alike": f"no effect beyond ±{ALIKE_MARGIN:.0%}", "includes": "too close to call",
             None: "one trial: no interval"}[ratio.side]
 
 

@@ -213,12 +213,13 @@ class CapacityRatio(Result):
     verdict: str = Field(description="who serves more, that they are alike, or that it is "
                                      "too close to call")
     alike: bool = Field(default=False, description="the interval lies within the equivalence "
-                        "margin (harness.measure.alike) and both capacities were bracketed")
+                        "margin (harness.measure.alike) and both capacities were bracketed; "
+                        "with an interval that excludes 1 too: a winner, alike in practice")
 
     @property
     def side(self) -> Literal["above", "below", "alike", "includes"] | None:
-        """Where the interval lies against 1 (None: no interval); `alike`: it includes 1 but
-        the two are alike (`alike`)."""
+        """Where the interval lies against 1 (None: no interval); `alike`: it includes 1 and
+        the two are alike (`alike`). A winner's side comes first."""
         if self.ci_low is None or self.ci_high is None:
             return None
         if self.ci_low > 1 or self.ci_high < 1:

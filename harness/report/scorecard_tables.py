@@ -100,14 +100,18 @@ def scorecard_warnings(scorecard: Scorecard) -> list[str]:
 def send_lag_words(lag: SendLag | None) -> tuple[bool, str] | None:
     """Whether the load generator kept to its send-lag limit wherever a verdict could rest on
     it, and the line that says so (None: nothing was sent yet)."""
-    if lag is None or lag.worst_p99_s is None:
+    if lag is None or (lag.worst_p99_s is None and lag.overloaded_worst_p99_s is None):
         return None
     limit = f"{lag.limit_s * 1000:g} ms"
-    within = lag.worst_p99_s <= lag.limit_s
-    words = (f"load generator: send lag P99 at most {lag.worst_p99_s * 1000:.2f} ms over the "
-             f"{lag.replays} replays judged whole (worst: {lag.worst_where}), "
-             + (f"within its {limit} limit" if within else
-                f"over its {limit} limit: latencies from schedule include its own lateness"))
+    if lag.worst_p99_s is None:
+        words = "load generator: no replay judged whole yet"
+    else:
+        within = lag.worst_p99_s <= lag.limit_s
+        words = (f"load generator: send lag P99 at most {lag.worst_p99_s * 1000:.2f} ms over "
+                 f"the {lag.replays} replays judged whole (worst: {lag.worst_where}), "
+                 + (f"within its {limit} limit" if within else
+                    f"over its {limit} limit: latencies from schedule include its own "
+                    "lateness"))
     overloaded = lag.overloaded_worst_p99_s
     if overloaded is not None and overloaded > lag.limit_s:
         words += (f"; of the {lag.overloaded} probes stopped as certain failures, the worst "

@@ -16,9 +16,10 @@ A later trial of the same stack may start from a `hint`, the capacity an earlier
 it probes the hint, then steps away from it in the direction its verdict points, by
 (1 + tolerance) first and by a step that squares each time, up to `growth` (galloping), until
 the verdict flips; then it bisects as above. Where the capacity has not moved, this brackets
-it to the tolerance in two probes instead of the eight or so a search from `start_qps` takes,
-so the same time buys a finer tolerance; where it has moved, the steps grow until they reach
-it. The hint only chooses which rates are probed: each verdict is still its own probe's.
+it to the tolerance in two or three probes instead of the eight or so a search from
+`start_qps` takes, so the same time buys a finer tolerance; where it has moved, the steps grow
+until they reach it. The hint only chooses which rates are probed: each verdict is still its
+own probe's.
 
 Rates are rounded to three significant digits, so two stacks searching the same range probe
 the same rates (and replay the same schedules).
@@ -161,13 +162,12 @@ def _gallop(run: Callable[[float], bool], hint: float, config: SearchConfig,
     `max_qps` is passed. False where the floor failed (no capacity)."""
     rate = min(max(round_rate(hint), config.floor_qps), config.max_qps)
     passed = run(rate)
-    step = 1 + config.tolerance
+    step = min(1 + config.tolerance, config.growth)
     while len(result.probes) < config.max_probes:
         nearer = round_rate(rate * step if passed else rate / step)
         step = min(step * step, config.growth)  # no wider a bracket than from the start
         if nearer == rate:  # a step finer than rates are written: the next rate written
-            unit = 10 ** (math.floor(math.log10(rate)) - RATE_DIGITS + 1)
-            nearer = round_rate(rate + unit if passed else rate - unit)
+            nearer = _next_rate(rate, up=passed)
         if passed and nearer > config.max_qps:
             return True  # a lower bound: the bisection has no failing rate to close on
         if not passed:
@@ -178,6 +178,13 @@ def _gallop(run: Callable[[float], bool], hint: float, config: SearchConfig,
         if run(rate) != passed:
             return True
     return result.capacity_qps is not None
+
+
+def _next_rate(rate: float, up: bool) -> float:
+    """The rate written next to `rate`, above or below it (below 1000 comes 999, not 990)."""
+    below = rate * (1 - 1e-9) if not up else rate  # the decade the next rate down lies in
+    unit = 10 ** (math.floor(math.log10(below)) - RATE_DIGITS + 1)
+    return round_rate(rate + unit if up else rate - unit)
 
 
 def _bisect(run: Callable[[float], bool], config: SearchConfig, result: SearchResult) -> None:

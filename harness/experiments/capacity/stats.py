@@ -17,7 +17,7 @@ import numpy as np
 from scipy import stats
 
 from harness.experiments.capacity.search import SearchConfig, SearchResult
-from harness.measure.alike import margin_words, within_margin
+from harness.measure.alike import ALIKE_MARGIN, margin_words, within_margin
 from harness.report.results import CapacityRatio, StackCapacity
 
 CONFIDENCE = 0.95
@@ -84,13 +84,15 @@ def verdict(ratio: Interval, stack: str, baseline: str, may_be_alike: bool = Tru
     if math.isnan(ratio.low):
         return (f"{stack} ÷ {baseline} = {ratio.value:.2f}× from one trial: run --trials 3 "
                 "or more for an interval")
+    alike = may_be_alike and within_margin(ratio.low, ratio.high)
+    in_practice = f", by less than {ALIKE_MARGIN:.0%} (alike in practice)" if alike else ""
     if ratio.low > 1:
-        return f"{stack} serves more than {baseline}: {ratio.value:.2f}× " \
+        return f"{stack} serves more than {baseline}{in_practice}: {ratio.value:.2f}× " \
                f"[{ratio.low:.2f}, {ratio.high:.2f}]"
     if ratio.high < 1:
-        return f"{baseline} serves more than {stack}: {stack} ÷ {baseline} = " \
+        return f"{baseline} serves more than {stack}{in_practice}: {stack} ÷ {baseline} = " \
                f"{ratio.value:.2f}× [{ratio.low:.2f}, {ratio.high:.2f}]"
-    if may_be_alike and within_margin(ratio.low, ratio.high):
+    if alike:
         return (f"alike: {stack} ÷ {baseline} = {ratio.value:.2f}× [{ratio.low:.2f}, "
                 f"{ratio.high:.2f}], {margin_words()}")
     return (f"too close to call: {stack} ÷ {baseline} = {ratio.value:.2f}× and its interval "

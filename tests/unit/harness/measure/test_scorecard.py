@@ -24,12 +24,7 @@ from harness.measure.scorecard import (
     success_under_kill_row,
 )
 from harness.report.results import CapacitySummary
-from harness.report.scorecard_results import ScoreRow
 from harness.report.scorecard_tables import scorecard_table, send_lag_words, verdict_cell
-
-
-def scorecard_table_cell(row: ScoreRow) -> str:
-    return verdict_cell(row)
 
 CONTEXT = RowContext("4 QPS", "load", "diy")
 
@@ -135,7 +130,7 @@ def test_stacks_within_the_margin_in_the_pool_and_in_every_trial_are_alike() -> 
     # The bounds are the two intervals divided.
     assert row.ratio_ci_low == pytest.approx(row.stacks["optimized"].ci_low
                                              / row.stacks["diy"].ci_high)
-    assert "alike" in scorecard_table_cell(row)
+    assert "alike" in verdict_cell(row)
 
 
 def test_a_winner_by_less_than_the_margin_is_named_and_said_to_be_alike_in_practice() -> None:
@@ -145,7 +140,7 @@ def test_a_winner_by_less_than_the_margin_is_named_and_said_to_be_alike_in_pract
     row = p99_at_load_row({"diy": diy, "optimized": optimized}, WINDOW, 1.0, CONTEXT)
     assert row.winner == "diy"
     assert row.alike
-    assert row.verdict.startswith("diy lower, by less than ±10%")
+    assert row.verdict.startswith("diy lower, by less than 10% (alike in practice)")
 
 
 def test_stacks_alike_when_pooled_but_not_trial_by_trial_are_not_called_alike() -> None:
@@ -170,6 +165,18 @@ def test_a_wide_interval_that_includes_1_is_never_alike() -> None:
     assert row.ratio_ci_low < 1 / 1.1
     assert not row.alike
     assert row.verdict.startswith("too close to call: the intervals overlap")
+
+
+def test_success_rates_within_ten_percent_are_never_called_alike() -> None:
+    # 95 % against 100 % over 1,000 requests each: 5 % of requests lost is not "alike".
+    lossy = records([0.3] * 950, failed=50, trials=2)
+    whole = records([0.3] * 1000, trials=2)
+    row = success_under_kill_row({"diy": lossy, "optimized": whole}, WINDOW, CONTEXT)
+    assert row.ratio_ci_high is not None
+    assert row.ratio_ci_high < 1.1
+    assert not row.alike
+    assert row.winner == "optimized"
+    assert "alike" not in row.verdict
 
 
 def test_an_open_interval_never_decides() -> None:
@@ -290,6 +297,13 @@ def test_an_overloaded_probe_s_lag_counts_only_where_its_failure_could_rest_on_i
     maybe = send_lag_check(lag_capacity(probe_row(128, 0.030, 0.9, stopped=True)), phases, 1.0)
     assert maybe.overloaded_late == ["optimized trial 1, probe at 128 QPS"]
     assert not maybe.held
+    # With nothing judged whole yet, the overloaded probe's lag is still said, as a failure.
+    alone = send_lag_check(lag_capacity(probe_row(128, 0.030, 0.9, stopped=True)), {}, 1.0)
+    said = send_lag_words(alone)
+    assert said is not None
+    assert not said[0]
+    assert said[1].startswith("load generator: no replay judged whole yet; of the 1 probes")
+    assert alone.overloaded == 1
     # A probe judged whole is held to the limit, whatever it measured.
     whole = send_lag_check(lag_capacity(probe_row(128, 0.030, 1.4, stopped=False)), phases, 1.0)
     assert whole.worst_where == "optimized trial 1, probe at 128 QPS"

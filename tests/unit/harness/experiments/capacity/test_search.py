@@ -145,6 +145,13 @@ def test_capacities_alike_only_where_both_were_bracketed() -> None:
     assert bound.side == "includes"
     assert bound.verdict.startswith("too close to call")
     assert bound.model_copy(update={"ci_low": 1.01, "ci_high": 1.05}).side == "above"
+    # A winner by less than the margin is named, and said to be alike in practice.
+    small = capacity_ratio("optimized", stack("measured", [16.4, 16.5, 16.45]), "diy",
+                           stack("measured", [16.0, 16.0, 16.05]))
+    assert small.side == "above"
+    assert small.alike
+    assert small.verdict.startswith("optimized serves more than diy, by less than 10% "
+                                    "(alike in practice)")
 
 
 def test_two_stacks_searching_the_same_range_probe_the_same_rates() -> None:
@@ -204,6 +211,11 @@ def test_a_step_finer_than_rates_are_written_moves_to_the_next_rate_written(
                                                max_probes=200), hint=999.0)
     assert probed[:2] == [999.0, 1000.0]
     assert len(probed) == len(set(probed))  # no rate probed twice
+    # Down from a power of ten, the next rate written is 999, not 990.
+    down, probe = synthetic_stack(950.0)
+    find_capacity(probe, SearchConfig(start_qps=16.0, tolerance=0.0001, growth=growth),
+                  hint=1000.0)
+    assert down[:2] == [1000.0, 999.0]
     assert result.capacity_qps is not None
     assert result.capacity_qps <= 1300.0
 
