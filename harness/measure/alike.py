@@ -23,3 +23,8 @@ def within_margin(low: float | None, high: float | None, margin: float = ALIKE_M
 
 def margin_words(margin: float = ALIKE_MARGIN) -> str:
     return f"within ±{margin:.0%}"
+
+
+def in_practice_words(margin: float = ALIKE_MARGIN) -> str:
+    """What a winner's verdict adds when it wins by less than the margin."""
+    return f", by less than {margin:.0%} (alike in practice)"

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from harness.measure.alike import ALIKE_MARGIN, margin_words, within_margin
+from harness.measure.alike import in_practice_words, margin_words, within_margin
 from harness.measure.metrics import (
     Window,
     in_window,
@@ -202,8 +202,7 @@ def interval_row(dimension: str, label: str, unit: str, higher_is_better: bool,
     shown = "; ".join(f"{name} {_interval(figure, unit)}" for name, figure in figures.items())
     if winner is not None:
         verdict = (f"{winner} {'higher' if higher_is_better else 'lower'}"
-                   + (f", by less than {ALIKE_MARGIN:.0%} (alike in practice)" if alike
-                      else "") + f": {shown}")
+                   + (in_practice_words() if alike else "") + f": {shown}")
     elif alike:
         verdict = (f"alike, {margin_words()}: the ratio lies in [{low:.2f}, {high:.2f}] and "
                    f"each trial's within the margin too: {shown}")

@@ -17,7 +17,7 @@ import numpy as np
 from scipy import stats
 
 from harness.experiments.capacity.search import SearchConfig, SearchResult
-from harness.measure.alike import ALIKE_MARGIN, margin_words, within_margin
+from harness.measure.alike import in_practice_words, margin_words, within_margin
 from harness.report.results import CapacityRatio, StackCapacity
 
 CONFIDENCE = 0.95
@@ -85,7 +85,7 @@ def verdict(ratio: Interval, stack: str, baseline: str, may_be_alike: bool = Tru
         return (f"{stack} ÷ {baseline} = {ratio.value:.2f}× from one trial: run --trials 3 "
                 "or more for an interval")
     alike = may_be_alike and within_margin(ratio.low, ratio.high)
-    in_practice = f", by less than {ALIKE_MARGIN:.0%} (alike in practice)" if alike else ""
+    in_practice = in_practice_words() if alike else ""
     if ratio.low > 1:
         return f"{stack} serves more than {baseline}{in_practice}: {ratio.value:.2f}× " \
                f"[{ratio.low:.2f}, {ratio.high:.2f}]"
