@@ -44,7 +44,7 @@ from harness.report.mechanisms_tables import mechanisms_table
 from harness.report.reliability_tables import failures_table, faults_table, reliability_table
 from harness.report.results import CapacitySummary
 from harness.report.scorecard_results import Scorecard
-from harness.report.scorecard_tables import scorecard_table, send_lag_words
+from harness.report.scorecard_tables import machine_words, scorecard_table, send_lag_words
 from harness.report.tables import (
     ReportTable,
     ablation_table,
@@ -198,6 +198,8 @@ def show_scorecard(run_id: str) -> None:
     if (said := send_lag_words(card.send_lag)) is not None:
         held, words = said
         (st.info if held else st.error)(words)
+    if (machine := machine_words(card.machine)) is not None:
+        st.info(machine)
     show_table(scorecard_table(card))
     st.header("Capacity at the SLO")
 

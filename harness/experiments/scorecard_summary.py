@@ -11,6 +11,7 @@ from typing import Any
 
 import pandas as pd
 
+from harness.measure.machine_speed import machine_check
 from harness.measure.metrics import Window
 from harness.measure.scorecard import (
     RowContext,
@@ -76,6 +77,9 @@ def scorecard_from_folder(folder: Path, capacity: CapacitySummary) -> Scorecard:
             pending.append("success_under_kill")
     lag = send_lag_check(capacity, {"load": (load, windows["load"]),
                                     "kill": (kill, windows["kill"])}, slo_s)
+    machine = machine_check(folder, stacks, {
+        name: [trial.capacity_qps for trial in capacity.stacks[name].trials]
+        for name in searched})
     return Scorecard(run=folder.name, workload=capacity.workload, baseline=baseline,
                      stacks=stacks, slo_p99_s=slo_s, rows=rows, pending=pending,
-                     send_lag=lag)
+                     send_lag=lag, machine=machine)

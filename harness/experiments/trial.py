@@ -6,6 +6,8 @@ what one trial measures and what its summary is. The driver does the rest, the s
       run.json                  what was asked, the run's id, where it ran (RunInfo)
       specs/<stack>.yaml, specs/workload.yaml
       <stack>/trial-<k>/logs/   replica and balancer logs of that trial's stack
+      <stack>/trial-<k>/machine.json  the machine's own speed before and after the trial
+                                (`harness.measure.machine_speed`)
       ...                       what the experiment's trials wrote (schedules, records)
       summary.json              the experiment's typed summary, rewritten after every trial
 
@@ -36,6 +38,7 @@ from harness.experiments.ablation import ablation_variants
 from harness.experiments.target import Spec, Target, load_stacks, serving
 from harness.measure.environment import capture_environment
 from harness.measure.loadgen import LoadJob, StopWhen, run_load
+from harness.measure.machine_speed import machine_speed_around
 from harness.measure.records import STOPPED, UNRECORDED, account_for_schedule, read_records
 from harness.report.results import Result, RunInfo
 from harness.workload.spec import WorkloadSpec
@@ -160,8 +163,9 @@ class Experiment(ABC, Generic[Config, Observer]):
         for trial in range(1, self.config.trials + 1):
             for spec in self.stacks:
                 trial_dir = self.out / spec.name / f"trial-{trial}"
-                with serving(spec, trial_dir / "logs",
-                             self.observer.stack_starting(spec.name, trial)) as target:
+                with machine_speed_around(trial_dir), serving(
+                        spec, trial_dir / "logs",
+                        self.observer.stack_starting(spec.name, trial)) as target:
                     self.measure(spec, trial, target, trial_dir)
                 self.write_summary()
         return self.summary_path

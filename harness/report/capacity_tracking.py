@@ -10,7 +10,8 @@ one parent run, one child per stack and trial.
                 bars, latency and success against offered load, with the SLO)
     a scorecard's parent has harness.role=scorecard, and also
       metrics   score.<dimension>.<stack>.value, .ci_low, .ci_high; score.<dimension>.ratio,
-                .ratio_ci_low, .ratio_ci_high; score.send_lag_worst_p99_s
+                .ratio_ci_low, .ratio_ci_high; score.send_lag_worst_p99_s;
+                score.machine_speed_spread
       tags      harness.score.<dimension> = the row's winner, "alike", or "none"
       artifacts scorecard.json
     child   (harness.role=capacity_trial, harness.stack, harness.trial; mlflow.parentRunId)
@@ -105,6 +106,9 @@ def scorecard_metrics(scorecard: Scorecard | None) -> dict[str, float]:
     lag = scorecard.send_lag if scorecard is not None else None
     if lag is not None and (worst := number(lag.worst_p99_s)) is not None:
         metrics["score.send_lag_worst_p99_s"] = worst
+    machine = scorecard.machine if scorecard is not None else None
+    if machine is not None and (spread := number(machine.spread)) is not None:
+        metrics["score.machine_speed_spread"] = spread
     return metrics
 
 

@@ -75,6 +75,22 @@ class SendLag(Result):
                 and not self.overloaded_late)
 
 
+class MachineCheck(Result):
+    """The machine's own speed in each trial (`harness.measure.machine_speed`), beside how far
+    each stack's figures moved: a machine that kept its speed while a stack's capacity moved
+    puts that noise in the stack's starts, not the machine."""
+
+    unit: str
+    speeds: dict[str, list[Figure]] = Field(description="per stack, each trial's speed: the "
+                                            "mean over cores, before and after (null: not "
+                                            "measured)")
+    spread: Figure = Field(description="the fastest trial's speed ÷ the slowest's")
+    largest_drift: Figure = Field(description="the largest change within one trial, after ÷ "
+                                              "before, as |1 − ratio|")
+    capacity_spread: dict[str, float] = Field(default_factory=dict, description="per stack, "
+                                              "its highest capacity ÷ its lowest, for contrast")
+
+
 class Scorecard(Result):
     """`scorecard.json`: rewritten after every trial, so a scorecard cut short keeps its rows."""
 
@@ -88,3 +104,5 @@ class Scorecard(Result):
     pending: list[str] = Field(description="parts not measured (yet): their rows are missing")
     send_lag: SendLag | None = Field(default=None, description="the load generator's worst "
                                      "send lag over every replay (null: none yet)")
+    machine: MachineCheck | None = Field(default=None, description="the machine's own speed "
+                                         "per trial (null: not measured)")

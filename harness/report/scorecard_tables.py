@@ -7,6 +7,7 @@ from __future__ import annotations
 from harness.measure.alike import margin_words
 from harness.report.scorecard_results import (
     ROW_LABELS,
+    MachineCheck,
     Scorecard,
     ScoreFigure,
     ScoreRow,
@@ -88,6 +89,8 @@ def scorecard_lines(scorecard: Scorecard) -> list[str]:
             lines.append(f"  {name}: {figure.note}")
     if (said := send_lag_words(scorecard.send_lag)) is not None and said[0]:
         lines.append(said[1])
+    if (machine := machine_words(scorecard.machine)) is not None:
+        lines.append(machine)
     return lines
 
 
@@ -121,3 +124,21 @@ def send_lag_words(lag: SendLag | None) -> tuple[bool, str] | None:
                   "but every one over the limit failed from the actual send too (P99 from the "
                   "actual send over the SLO), so no verdict rests on it")
     return lag.held, words
+
+
+def machine_words(check: MachineCheck | None) -> str | None:
+    """The machine's own speed per trial in one line, beside how far the capacities moved."""
+    if check is None or check.spread is None:
+        return None
+    trials = "; ".join(f"{stack} " + ", ".join("–" if speed is None else f"{speed:.1f}"
+                                               for speed in speeds)
+                       for stack, speeds in check.speeds.items())
+    words = (f"machine: a fixed Python loop on each core, before and after every trial, ran "
+             f"at {trials} {check.unit}: the trials {check.spread - 1:.1%} apart")
+    if check.largest_drift is not None:
+        words += f", within one trial at most {check.largest_drift:.1%}"
+    if check.capacity_spread:
+        words += ("; the capacities moved " + ", ".join(
+            f"{spread - 1:.0%} ({stack})" for stack, spread in check.capacity_spread.items())
+                  + " from a stack's lowest trial to its highest")
+    return words

@@ -103,12 +103,19 @@ def test_one_start_per_trial_serves_every_row_and_the_dashboard_opens_on_them(
     assert card.send_lag.replays == len(whole) + 4 + 2  # load: 2 stacks × 2 trials; kill: 2
     assert card.send_lag.overloaded == len(probes) - len(whole)
     assert card.send_lag.worst_p99_s is not None
+    # The machine's own speed, before and after each of the 4 trials, beside the capacities.
+    assert card.machine is not None
+    assert all(len(speeds) == 2 and None not in speeds for speeds in card.machine.speeds.values())
+    assert card.machine.largest_drift is not None
+    assert set(card.machine.capacity_spread) <= {"plain", "guarded"}
     # MLflow: the scorecard's parent carries each row's figures and winner.
     parent = MlflowClient(mlflow_store).get_run(log_saved(out))
     assert parent.data.tags["harness.role"] == "scorecard"
     assert parent.data.tags["harness.score.success_under_kill"] == (kill.winner or "none")
     assert parent.data.metrics["score.success_under_kill.plain.value"] == \
         pytest.approx(plain.value)
+    assert parent.data.metrics["score.machine_speed_spread"] == \
+        pytest.approx(card.machine.spread)
     # The dashboard opens on it: the scorecard table first, then the capacity run's page.
     app = app_over(mlflow_store, monkeypatch)
     assert not app.exception, [e.value for e in app.exception]
@@ -122,6 +129,8 @@ def test_one_start_per_trial_serves_every_row_and_the_dashboard_opens_on_them(
     assert any(text.startswith("success under a replica kill: ") for text in said)
     assert any(box.value.startswith("load generator: send lag P99 at most ")
                for box in (*app.info, *app.error))
+    assert any(box.value.startswith("machine: a fixed Python loop on each core")
+               for box in app.info)
 
 
 def test_a_kill_against_an_endpoint_is_refused_before_anything_runs(tmp_path: Path) -> None:

@@ -17,7 +17,12 @@ import numpy as np
 from scipy import stats
 
 from harness.experiments.capacity.search import SearchConfig, SearchResult
-from harness.measure.alike import in_practice_words, margin_words, within_margin
+from harness.measure.alike import (
+    ALIKE_MARGIN,
+    in_practice_words,
+    margin_words,
+    within_margin,
+)
 from harness.report.results import CapacityRatio, StackCapacity
 
 CONFIDENCE = 0.95
@@ -29,6 +34,7 @@ class Interval:
     low: float
     high: float
     method: str
+    log_sd: float = math.nan  # a ratio's: the paired logs' spread, the bracket's included
 
     @property
     def width(self) -> float:
@@ -73,9 +79,43 @@ def ratio_interval(stack: Sequence[float], baseline: Sequence[float],
         return Interval(value, math.nan, math.nan, "one trial: no interval")
     widths = np.asarray(relative_brackets if relative_brackets is not None
                         else np.zeros(a.size))
-    half = _t_half_width(logs, float((widths ** 2).mean()) / 12)
+    resolution_var = float((widths ** 2).mean()) / 12
+    half = _t_half_width(logs, resolution_var)
     return Interval(value, float(np.exp(logs.mean() - half)), float(np.exp(logs.mean() + half)),
-                    f"paired Student t on log ratios over {a.size} trials, {CONFIDENCE:.0%}")
+                    f"paired Student t on log ratios over {a.size} trials, {CONFIDENCE:.0%}",
+                    math.sqrt(float(logs.var(ddof=1)) + resolution_var))
+
+
+def trials_to_resolve(log_sd: float, half_width: float, most: int = 100) -> int | None:
+    """The fewest trials whose paired t interval would be narrower than ±`half_width` (in
+    logs) at the measured spread `log_sd`; None beyond `most`, or where no width would do."""
+    if half_width <= 0 or not math.isfinite(log_sd):
+        return None
+    for trials in range(2, most + 1):
+        if stats.t.ppf((1 + CONFIDENCE) / 2, trials - 1) * log_sd / math.sqrt(trials) \
+                < half_width:
+            return trials
+    return None
+
+
+def _how_many(trials: int | None) -> str:
+    return "more than 100" if trials is None else f"about {trials}"
+
+
+def why_undecided(ratio: Interval, margin: float = ALIKE_MARGIN) -> str:
+    """Why a ratio's interval decides nothing, measured: the trials' spread against the
+    difference, and how many trials that spread would take to name a winner (an interval
+    clear of 1) or to call the stacks alike (one within the margin), were the measured
+    difference and spread the true ones."""
+    difference = abs(math.log(ratio.value))
+    said = (f"its trials' paired ratios spread {ratio.log_sd:.0%} (sd of their logs) around a "
+            f"{abs(ratio.value - 1):.0%} difference: at that spread, naming a winner would "
+            f"take {_how_many(trials_to_resolve(ratio.log_sd, difference))} trials")
+    room = math.log(1 + margin) - difference
+    if room > 0:
+        said += (f", and calling them alike ({margin_words(margin)}) "
+                 f"{_how_many(trials_to_resolve(ratio.log_sd, room))}")
+    return said
 
 
 def verdict(ratio: Interval, stack: str, baseline: str, may_be_alike: bool = True) -> str:
@@ -95,8 +135,10 @@ def verdict(ratio: Interval, stack: str, baseline: str, may_be_alike: bool = Tru
     if alike:
         return (f"alike: {stack} ÷ {baseline} = {ratio.value:.2f}× [{ratio.low:.2f}, "
                 f"{ratio.high:.2f}], {margin_words()}")
-    return (f"too close to call: {stack} ÷ {baseline} = {ratio.value:.2f}× and its interval "
+    said = (f"too close to call: {stack} ÷ {baseline} = {ratio.value:.2f}× and its interval "
             f"[{ratio.low:.2f}, {ratio.high:.2f}] includes 1")
+    # A capacity known only as a lower bound is undecided by its search, not by the spread.
+    return f"{said}; {why_undecided(ratio)}" if may_be_alike else said
 
 
 def _bound(value: float) -> float | None:

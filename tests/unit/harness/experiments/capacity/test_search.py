@@ -22,6 +22,7 @@ from harness.experiments.capacity.stats import (
     mean_interval,
     ratio_interval,
     stack_capacity,
+    trials_to_resolve,
     verdict,
 )
 from harness.report.results import StackCapacity
@@ -114,6 +115,26 @@ def test_the_verdict_calls_a_winner_only_outside_1() -> None:
                    "diy").startswith("optimized serves more than diy")
     assert verdict(ratio_interval([8.0, 14.0, 11.0], [10.0, 10.5, 9.5]), "optimized",
                    "diy").startswith("too close to call")
+
+
+def test_trials_to_resolve_is_the_fewest_whose_t_interval_is_narrow_enough() -> None:
+    # At a spread of 0.1: t(5) · 0.1 / √6 = 0.105 still reaches ±0.1, t(6) · 0.1 / √7 = 0.092
+    # does not.
+    assert trials_to_resolve(0.1, 0.1) == 7
+    assert trials_to_resolve(0.0, 0.05) == 2
+    assert trials_to_resolve(0.1, 0.001) is None  # beyond 100 trials
+    assert trials_to_resolve(0.1, 0.0) is None  # no difference to find
+
+
+def test_an_undecided_verdict_says_what_spread_and_how_many_trials_would_decide() -> None:
+    undecided = ratio_interval([8.0, 14.0, 11.0], [10.0, 10.5, 9.5])
+    said = verdict(undecided, "optimized", "diy")
+    assert said.startswith("too close to call")
+    assert f"spread {undecided.log_sd:.0%}" in said
+    difference = abs(math.log(undecided.value))
+    assert f"would take about {trials_to_resolve(undecided.log_sd, difference)} trials" in said
+    # 1.07× lies within ±10 %: how many trials "alike" would take is said as well.
+    assert "and calling them alike (within ±10%)" in said
 
 
 def test_an_interval_within_the_margin_says_alike_and_a_ratio_reads_it_so() -> None:

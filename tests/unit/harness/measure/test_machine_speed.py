@@ -1,0 +1,78 @@
+"""The machine's own speed per trial: measured on every core, kept before and after a trial
+(also one that fails), and read back beside the capacities' spread."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from harness.measure.machine_speed import (
+    MACHINE_FILE,
+    MachineSpeed,
+    core_speeds,
+    machine_check,
+    machine_speed_around,
+    read_machine_speed,
+)
+from harness.report.scorecard_tables import machine_words
+
+
+def test_every_allowed_core_is_timed_and_the_affinity_is_restored() -> None:
+    allowed = os.sched_getaffinity(0)
+    speeds = core_speeds(steps=20_000, timings=3)
+    assert set(speeds) == {str(core) for core in allowed}
+    assert all(speed > 0 for speed in speeds.values())
+    assert os.sched_getaffinity(0) == allowed
+
+
+def test_a_trial_keeps_its_speed_before_and_after_even_when_it_fails(tmp_path: Path) -> None:
+    seen: list[MachineSpeed | None] = []
+
+    def failing_trial() -> None:
+        with machine_speed_around(tmp_path / "trial-1"):
+            seen.append(read_machine_speed(tmp_path / "trial-1"))
+            raise RuntimeError("the stack died")
+
+    with pytest.raises(RuntimeError):
+        failing_trial()
+    assert seen[0] is not None
+    assert seen[0].after is None  # before the trial ended, only "before" was kept
+    taken = read_machine_speed(tmp_path / "trial-1")
+    assert taken is not None
+    assert taken.after is not None
+    assert set(taken.after) == set(taken.before)
+
+
+def _trial(folder: Path, stack: str, trial: int, before: float, after: float) -> None:
+    trial_dir = folder / stack / f"trial-{trial}"
+    trial_dir.mkdir(parents=True)
+    MachineSpeed(before={"0": before, "1": before},
+                 after={"0": after, "1": after}).write(trial_dir / MACHINE_FILE)
+
+
+def test_the_check_gives_each_trials_speed_the_spread_and_the_largest_drift(
+        tmp_path: Path) -> None:
+    _trial(tmp_path, "diy", 1, 20.0, 22.0)  # 21 on the mean, 10 % faster after
+    _trial(tmp_path, "diy", 2, 21.0, 21.0)
+    _trial(tmp_path, "optimized", 1, 24.0, 24.0)
+    (tmp_path / "optimized" / "trial-2").mkdir()  # a run from before the check: no file
+    check = machine_check(tmp_path, ["diy", "optimized"],
+                          {"diy": [100.0, 116.0], "optimized": [120.0, None]})
+    assert check is not None
+    assert check.speeds == {"diy": [21.0, 21.0], "optimized": [24.0, None]}
+    assert check.spread == pytest.approx(24 / 21)
+    assert check.largest_drift == pytest.approx(0.1)
+    assert check.capacity_spread == {"diy": pytest.approx(1.16)}  # optimized: one capacity
+    words = machine_words(check)
+    assert words is not None
+    assert "diy 21.0, 21.0; optimized 24.0, –" in words
+    assert "the trials 14.3% apart" in words
+    assert "16% (diy)" in words
+
+
+def test_no_measured_trial_gives_no_check(tmp_path: Path) -> None:
+    (tmp_path / "diy" / "trial-1").mkdir(parents=True)
+    assert machine_check(tmp_path, ["diy"], {}) is None
+    assert machine_words(None) is None
