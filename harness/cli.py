@@ -226,7 +226,9 @@ def scorecard(
     duration: Annotated[float, typer.Option(help="measured seconds per capacity probe")]
     = 10.0,
     warmup: Annotated[float, typer.Option(help="warm-up seconds per capacity probe")] = 2.0,
-    start_qps: Annotated[float, typer.Option(help="the first rate the search probes")] = 16.0,
+    start_qps: Annotated[float, typer.Option(
+        help="the first search's first rate (later ones start from the last capacity)")]
+    = 64.0,
     tolerance: Annotated[float, typer.Option(
         help="bisect until the bracket is this narrow (relative)")] = 0.05,
     workers: Annotated[int, typer.Option(help="Locust workers (0: one process)")] = 0,

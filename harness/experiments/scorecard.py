@@ -58,7 +58,8 @@ class ScorecardConfig(CapacityConfig):
 
     duration_s: float = Field(default=10.0, gt=0, description="measured seconds per probe")
     warmup_s: float | None = Field(default=2.0, ge=0, description="per probe")
-    start_qps: float = Field(default=16.0, gt=0)
+    start_qps: float = Field(default=64.0, gt=0, description="the run's first search "
+                             "starts here: the fixed load, which each trial has just served")
     tolerance: float = Field(default=0.05, gt=0, lt=1)
     load_qps: float = Field(default=64.0, gt=0, description="the fixed load P99 is taken at")
     load_duration_s: float = Field(default=20.0, gt=0, description="its measured seconds")

@@ -1,11 +1,13 @@
-"""The machine's own speed, taken before and after every trial: a fixed pure-Python loop timed
-on each core while no stack runs.
+"""The machine's own speed, taken before and after every trial while no stack runs: a fixed
+pure-Python loop and a large memory copy, timed on each core.
 
 On a shared 2-core machine a stack's capacity moved by up to 16 % from one start to the next.
 That can be the stack (its start) or the machine (a neighbour's load, a slower host). The two
 are told apart only by measuring the machine the same way each time, apart from the stacks.
-A Python loop is the right yardstick here: on the CPU engine serving a small model, the API
-servers, the scheduler and the balancer are Python, and they take most of the CPU time.
+Two yardsticks, because a shared host can slow either alone: a Python loop runs in a core's
+own caches (the API servers, the scheduler and the balancer are Python, and they take most of
+the CPU time on this engine), and a 64 MiB copy goes through the shared cache and memory,
+which neighbours share too (the engine's weights and KV cache live there).
 
 Each trial folder keeps `machine.json` (`MachineSpeed`); the scorecard lists the speeds per
 trial next to its rows (`harness.report.scorecard_results.MachineCheck`)."""
@@ -19,38 +21,44 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
 from pydantic import Field, ValidationError
 
 from harness.report.result_base import Result
-from harness.report.scorecard_results import MachineCheck
+from harness.report.scorecard_results import MachineCheck, Yardstick
 
 MACHINE_FILE = "machine.json"  # in each trial's folder
 LOOP_STEPS = 2_000_000  # about 90 ms per timing on this machine's cores
-TIMINGS = 5  # per core; the median is kept, so one interrupted timing does not count
-UNIT = "million loop steps per second"
+COPY_BYTES = 64 * 2**20  # past each core's own 2 MiB cache, into the shared cache and memory
+TIMINGS = 5  # per core and yardstick; the median is kept, so an interrupted one does not count
+# Each yardstick: what it is, in words, and its unit.
+YARDSTICKS = {"python": ("a Python loop", "million loop steps per second"),
+              "memory": (f"a {COPY_BYTES // 2**20} MiB copy", "GB/s")}
 
 
 class MachineSpeed(Result):
-    """A trial's `machine.json`: each core's speed before the stack started and after it
-    stopped."""
+    """A trial's `machine.json`: each yardstick's speed on each core before the stack started
+    and after it stopped."""
 
-    before: dict[str, float] = Field(description=f"per core, in {UNIT}, before the stack "
-                                     "started")
-    after: dict[str, float] | None = Field(default=None, description="per core, after it "
-                                           "stopped (null: the trial did not end)")
+    before: dict[str, dict[str, float]] = Field(description="yardstick (`YARDSTICKS`) → core → "
+                                                "speed, before the stack started")
+    after: dict[str, dict[str, float]] | None = Field(default=None, description="the same, "
+                                                      "after it stopped (null: the trial did "
+                                                      "not end)")
 
-    @property
-    def mean(self) -> float:
+    def mean(self, yardstick: str) -> float | None:
         """The trial's speed: the mean over cores and over the two measurements."""
-        taken = [*self.before.values(), *(self.after or {}).values()]
-        return statistics.fmean(taken)
+        taken = [*self.before.get(yardstick, {}).values(),
+                 *(self.after or {}).get(yardstick, {}).values()]
+        return statistics.fmean(taken) if taken else None
 
-    @property
-    def drift(self) -> float | None:
+    def drift(self, yardstick: str) -> float | None:
         """After ÷ before, over the cores' mean: how much the machine moved during the trial."""
-        if not self.after:
+        before = self.before.get(yardstick)
+        after = (self.after or {}).get(yardstick)
+        if not before or not after:
             return None
-        return statistics.fmean(self.after.values()) / statistics.fmean(self.before.values())
+        return statistics.fmean(after.values()) / statistics.fmean(before.values())
 
 
 def _steps_per_second(steps: int) -> float:
@@ -61,17 +69,30 @@ def _steps_per_second(steps: int) -> float:
     return steps / (time.perf_counter() - start)
 
 
-def core_speeds(steps: int = LOOP_STEPS, timings: int = TIMINGS) -> dict[str, float]:
-    """Each core this process may run on: the median of `timings` timed loops, in million
-    steps per second. The process's own affinity is restored after."""
+def _copy_bandwidth(source: np.ndarray, target: np.ndarray) -> float:
+    start = time.perf_counter()
+    np.copyto(target, source)
+    return 2 * source.nbytes / (time.perf_counter() - start)  # read + written
+
+
+def core_speeds(steps: int = LOOP_STEPS, copy_bytes: int = COPY_BYTES,
+                timings: int = TIMINGS) -> dict[str, dict[str, float]]:
+    """Each yardstick on each core this process may run on, the median of `timings`: a
+    Python loop in million steps per second, a memory copy in GB/s. The process's own
+    affinity is restored after."""
     allowed = os.sched_getaffinity(0)
-    speeds: dict[str, float] = {}
+    source = np.ones(copy_bytes // 8)
+    target = np.empty_like(source)
+    speeds: dict[str, dict[str, float]] = {"python": {}, "memory": {}}
     try:
         for core in sorted(allowed):
             os.sched_setaffinity(0, {core})
             _steps_per_second(steps // 10)  # the first timing after a move runs cold
-            speeds[str(core)] = statistics.median(
+            _copy_bandwidth(source, target)
+            speeds["python"][str(core)] = statistics.median(
                 _steps_per_second(steps) for _ in range(timings)) / 1e6
+            speeds["memory"][str(core)] = statistics.median(
+                _copy_bandwidth(source, target) for _ in range(timings)) / 1e9
     finally:
         os.sched_setaffinity(0, allowed)
     return speeds
@@ -101,26 +122,36 @@ def read_machine_speed(trial_dir: Path) -> MachineSpeed | None:
         return None
 
 
-def machine_check(folder: Path, stacks: list[str],
-                  capacities: dict[str, list[float | None]]) -> MachineCheck | None:
-    """Each stack's trials' speeds in a run folder, with their spread, beside each stack's
-    capacity spread (`capacities`: each trial's capacity); None where no trial was measured."""
-    speeds: dict[str, list[float | None]] = {}
-    drifts: list[float] = []
-    for stack in stacks:
-        trials = sorted((stack_dir := folder / stack).glob("trial-*"),
-                        key=lambda path: int(path.name.removeprefix("trial-")))
-        taken = [read_machine_speed(stack_dir / trial.name) for trial in trials]
-        speeds[stack] = [None if speed is None else speed.mean for speed in taken]
-        drifts += [abs(1 - drift) for speed in taken
-                   if speed is not None and (drift := speed.drift) is not None]
+def _yardstick(name: str, taken: dict[str, list[MachineSpeed | None]]) -> Yardstick | None:
+    speeds = {stack: [None if speed is None else speed.mean(name) for speed in trials]
+              for stack, trials in taken.items()}
     known = [speed for trial_speeds in speeds.values() for speed in trial_speeds
              if speed is not None]
+    drifts = [abs(1 - drift) for trials in taken.values() for speed in trials
+              if speed is not None and (drift := speed.drift(name)) is not None]
     if not known:
         return None
+    what, unit = YARDSTICKS[name]
+    return Yardstick(what=what, unit=unit, speeds=speeds, spread=max(known) / min(known),
+                     largest_drift=max(drifts, default=None))
+
+
+def machine_check(folder: Path, stacks: list[str],
+                  capacities: dict[str, list[float | None]]) -> MachineCheck | None:
+    """Each stack's trials' speeds in a run folder, per yardstick, with their spread, beside
+    each stack's capacity spread (`capacities`: each trial's capacity); None where no trial
+    was measured."""
+    taken: dict[str, list[MachineSpeed | None]] = {}
+    for stack in stacks:
+        trials = sorted((folder / stack).glob("trial-*"),
+                        key=lambda path: int(path.name.removeprefix("trial-")))
+        taken[stack] = [read_machine_speed(trial) for trial in trials]
+    yardsticks = {name: measured for name in YARDSTICKS
+                  if (measured := _yardstick(name, taken)) is not None}
+    if not yardsticks:
+        return None
     return MachineCheck(
-        unit=UNIT, speeds=speeds, spread=max(known) / min(known),
-        largest_drift=max(drifts, default=None),
+        yardsticks=yardsticks,
         capacity_spread={stack: max(found) / min(found) for stack, trial_capacities
                          in capacities.items()
                          if len(found := [qps for qps in trial_capacities if qps]) > 1})

@@ -34,6 +34,7 @@ from harness.measure.metrics import (
 )
 from harness.report.results import CapacitySummary
 from harness.report.scorecard_results import ROW_LABELS, ScoreFigure, ScoreRow, SendLag
+from harness.report.tables import missing
 
 P99 = 0.99
 SEND_LAG_LIMIT_S = 0.010  # the load generator's send-lag P99 the scorecard holds itself to
@@ -95,9 +96,9 @@ def success_figure(records: pd.DataFrame, window: Window) -> ScoreFigure:
                        note=f"{requests - ok} of {requests} failed")
 
 
-def _bound(value: float | None, missing: float) -> float:
-    """A bound, or `missing` where there is none (an open side of an interval)."""
-    return missing if value is None or math.isnan(value) else value
+def _bound(value: float | None, open_side: float) -> float:
+    """A bound, or `open_side` where there is none (an open side of an interval)."""
+    return open_side if value is None or math.isnan(value) else value
 
 
 def _winner(figures: Mapping[str, ScoreFigure], higher_is_better: bool) -> str | None:
@@ -118,10 +119,6 @@ def _winner(figures: Mapping[str, ScoreFigure], higher_is_better: bool) -> str |
     return None
 
 
-def _known(value: float | None) -> bool:
-    return value is not None and not math.isnan(value)
-
-
 def _show(value: float | None, unit: str) -> str:
     if value is None or math.isnan(value):
         return "?"
@@ -134,13 +131,17 @@ def _interval(figure: ScoreFigure, unit: str) -> str:
             f"{_show(figure.ci_high, unit)}]")
 
 
+def _divided(top: float | None, bottom: float | None) -> float | None:
+    """top ÷ bottom; None where either is missing or bottom is 0."""
+    if top is None or bottom is None or math.isnan(top) or math.isnan(bottom) or not bottom:
+        return None
+    return top / bottom
+
+
 def _ratio(figures: Mapping[str, ScoreFigure], baseline: str) -> float | None:
     """The first other stack's value ÷ the baseline's (None where either is missing)."""
     other = next((figure.value for name, figure in figures.items() if name != baseline), None)
-    base = figures[baseline].value if baseline in figures else None
-    if other is None or base is None or math.isnan(other) or math.isnan(base) or not base:
-        return None
-    return other / base
+    return _divided(other, figures[baseline].value if baseline in figures else None)
 
 
 def _trials_agree(figures: Mapping[str, ScoreFigure], winner: str,
@@ -149,7 +150,7 @@ def _trials_agree(figures: Mapping[str, ScoreFigure], winner: str,
     intervals count the requests' noise, not the drift between trials, which on a small
     machine can be larger."""
     def known(figure: ScoreFigure) -> list[float]:
-        return [value for value in figure.trials if value is not None and not math.isnan(value)]
+        return [value for value in figure.trials if value is not None and not missing(value)]
 
     mine = known(figures[winner])
     theirs = [value for name, figure in figures.items() if name != winner
@@ -167,13 +168,7 @@ def _ratio_bounds(figures: Mapping[str, ScoreFigure],
     base = figures.get(baseline)
     if other is None or base is None:
         return None, None
-
-    def divided(top: float | None, bottom: float | None) -> float | None:
-        if top is None or bottom is None or math.isnan(top) or math.isnan(bottom) or not bottom:
-            return None
-        return top / bottom
-
-    return divided(other.ci_low, base.ci_high), divided(other.ci_high, base.ci_low)
+    return _divided(other.ci_low, base.ci_high), _divided(other.ci_high, base.ci_low)
 
 
 def _trials_alike(figures: Mapping[str, ScoreFigure], baseline: str) -> bool:
@@ -211,8 +206,7 @@ def interval_row(dimension: str, label: str, unit: str, higher_is_better: bool,
                            for name, figure in figures.items())
         verdict = (f"too close to call: the intervals do not overlap but the trials do, so the "
                    f"stacks differ less than the trials drift: {trials}")
-    elif any(not _known(figure.ci_low) or not _known(figure.ci_high)
-             for figure in figures.values()):
+    elif any(missing(figure.ci_low) or missing(figure.ci_high) for figure in figures.values()):
         verdict = f"too close to call: an interval is open (too few requests): {shown}"
     else:
         verdict = f"too close to call: the intervals overlap: {shown}"

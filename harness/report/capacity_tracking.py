@@ -11,7 +11,7 @@ one parent run, one child per stack and trial.
     a scorecard's parent has harness.role=scorecard, and also
       metrics   score.<dimension>.<stack>.value, .ci_low, .ci_high; score.<dimension>.ratio,
                 .ratio_ci_low, .ratio_ci_high; score.send_lag_worst_p99_s;
-                score.machine_speed_spread
+                score.machine.python_spread, .memory_spread
       tags      harness.score.<dimension> = the row's winner, "alike", or "none"
       artifacts scorecard.json
     child   (harness.role=capacity_trial, harness.stack, harness.trial; mlflow.parentRunId)
@@ -107,8 +107,9 @@ def scorecard_metrics(scorecard: Scorecard | None) -> dict[str, float]:
     if lag is not None and (worst := number(lag.worst_p99_s)) is not None:
         metrics["score.send_lag_worst_p99_s"] = worst
     machine = scorecard.machine if scorecard is not None else None
-    if machine is not None and (spread := number(machine.spread)) is not None:
-        metrics["score.machine_speed_spread"] = spread
+    for name, yardstick in (machine.yardsticks if machine is not None else {}).items():
+        if (spread := number(yardstick.spread)) is not None:
+            metrics[f"score.machine.{name}_spread"] = spread
     return metrics
 
 

@@ -75,11 +75,10 @@ class SendLag(Result):
                 and not self.overloaded_late)
 
 
-class MachineCheck(Result):
-    """The machine's own speed in each trial (`harness.measure.machine_speed`), beside how far
-    each stack's figures moved: a machine that kept its speed while a stack's capacity moved
-    puts that noise in the stack's starts, not the machine."""
+class Yardstick(Result):
+    """One fixed piece of work timed on each core before and after every trial."""
 
+    what: str = Field(description="the work, in words")
     unit: str
     speeds: dict[str, list[Figure]] = Field(description="per stack, each trial's speed: the "
                                             "mean over cores, before and after (null: not "
@@ -87,6 +86,15 @@ class MachineCheck(Result):
     spread: Figure = Field(description="the fastest trial's speed ÷ the slowest's")
     largest_drift: Figure = Field(description="the largest change within one trial, after ÷ "
                                               "before, as |1 − ratio|")
+
+
+class MachineCheck(Result):
+    """The machine's own speed in each trial (`harness.measure.machine_speed`), beside how far
+    each stack's capacity moved: a machine that kept its speed while a stack's capacity moved
+    puts that noise elsewhere."""
+
+    yardsticks: dict[str, Yardstick] = Field(description="by name: `python` (a pure-Python "
+                                             "loop) and `memory` (a large memory copy)")
     capacity_spread: dict[str, float] = Field(default_factory=dict, description="per stack, "
                                               "its highest capacity ÷ its lowest, for contrast")
 

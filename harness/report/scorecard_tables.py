@@ -128,17 +128,22 @@ def send_lag_words(lag: SendLag | None) -> tuple[bool, str] | None:
 
 def machine_words(check: MachineCheck | None) -> str | None:
     """The machine's own speed per trial in one line, beside how far the capacities moved."""
-    if check is None or check.spread is None:
+    if check is None or not check.yardsticks:
         return None
-    trials = "; ".join(f"{stack} " + ", ".join("–" if speed is None else f"{speed:.1f}"
-                                               for speed in speeds)
-                       for stack, speeds in check.speeds.items())
-    words = (f"machine: a fixed Python loop on each core, before and after every trial, ran "
-             f"at {trials} {check.unit}: the trials {check.spread - 1:.1%} apart")
-    if check.largest_drift is not None:
-        words += f", within one trial at most {check.largest_drift:.1%}"
+    said = []
+    for yardstick in check.yardsticks.values():
+        trials = "; ".join(f"{stack} " + ", ".join("–" if speed is None else f"{speed:.1f}"
+                                                   for speed in speeds)
+                           for stack, speeds in yardstick.speeds.items())
+        words = f"{yardstick.what} ran at {trials} {yardstick.unit} per core (the trials "
+        words += "–" if yardstick.spread is None else f"{yardstick.spread - 1:.1%} apart"
+        if yardstick.largest_drift is not None:
+            words += f", {yardstick.largest_drift:.1%} at most within one"
+        said.append(words + ")")
+    line = "machine, before and after every trial: " + "; ".join(said)
     if check.capacity_spread:
-        words += ("; the capacities moved " + ", ".join(
+        line += ("; the capacities moved " + ", ".join(
             f"{spread - 1:.0%} ({stack})" for stack, spread in check.capacity_spread.items())
-                  + " from a stack's lowest trial to its highest")
-    return words
+                 + " from a stack's lowest trial to its highest")
+    return line
+

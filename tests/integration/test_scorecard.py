@@ -105,8 +105,10 @@ def test_one_start_per_trial_serves_every_row_and_the_dashboard_opens_on_them(
     assert card.send_lag.worst_p99_s is not None
     # The machine's own speed, before and after each of the 4 trials, beside the capacities.
     assert card.machine is not None
-    assert all(len(speeds) == 2 and None not in speeds for speeds in card.machine.speeds.values())
-    assert card.machine.largest_drift is not None
+    for yardstick in card.machine.yardsticks.values():
+        assert all(len(speeds) == 2 and None not in speeds
+                   for speeds in yardstick.speeds.values())
+        assert yardstick.largest_drift is not None
     assert set(card.machine.capacity_spread) <= {"plain", "guarded"}
     # MLflow: the scorecard's parent carries each row's figures and winner.
     parent = MlflowClient(mlflow_store).get_run(log_saved(out))
@@ -114,8 +116,8 @@ def test_one_start_per_trial_serves_every_row_and_the_dashboard_opens_on_them(
     assert parent.data.tags["harness.score.success_under_kill"] == (kill.winner or "none")
     assert parent.data.metrics["score.success_under_kill.plain.value"] == \
         pytest.approx(plain.value)
-    assert parent.data.metrics["score.machine_speed_spread"] == \
-        pytest.approx(card.machine.spread)
+    assert parent.data.metrics["score.machine.memory_spread"] == \
+        pytest.approx(card.machine.yardsticks["memory"].spread)
     # The dashboard opens on it: the scorecard table first, then the capacity run's page.
     app = app_over(mlflow_store, monkeypatch)
     assert not app.exception, [e.value for e in app.exception]
@@ -129,7 +131,7 @@ def test_one_start_per_trial_serves_every_row_and_the_dashboard_opens_on_them(
     assert any(text.startswith("success under a replica kill: ") for text in said)
     assert any(box.value.startswith("load generator: send lag P99 at most ")
                for box in (*app.info, *app.error))
-    assert any(box.value.startswith("machine: a fixed Python loop on each core")
+    assert any(box.value.startswith("machine, before and after every trial: a Python loop")
                for box in app.info)
 
 

@@ -150,6 +150,7 @@ class CapacityRun(Experiment[CapacityConfig, CapacityObserver]):
                          f"{self.base_workload.name}-capacity", observer)
         self.schedules: dict[float, tuple[WrittenSchedule, int]] = {}
         self.searched = {spec.name: Searched(spec.replicas, [], []) for spec in self.stacks}
+        self.bracketed: list[float] = []  # every bracketed search's capacity, in run order
         self.write_inputs("# Every probe's workload; rate_qps is each probe's own rate (here "
                           "the first).\n", warmup_s=self.warmup_s)
 
@@ -214,15 +215,23 @@ class CapacityRun(Experiment[CapacityConfig, CapacityObserver]):
             lambda rate: self.probe(spec.name, trial, next(numbers), rate, target), self.search,
             hint=self.hint(spec.name))
         self.searched[spec.name].results.append(result)
+        if result.capacity_qps is not None and result.failing_qps is not None:
+            self.bracketed.append(result.capacity_qps)
         self.observer.search_done(spec.name, trial, result)
 
     def hint(self, stack: str) -> float | None:
-        """Where the stack's latest bracketed search found its capacity: the next search of
-        the same stack starts there (`search.find_capacity`). None for a first search, or
-        where no earlier one closed its bracket."""
-        bracketed = [result.capacity_qps for result in self.searched[stack].results
-                     if result.capacity_qps is not None and result.failing_qps is not None]
-        return bracketed[-1] if bracketed else None
+        """Where the next search of a stack starts (`search.find_capacity`): at the capacity
+        its own latest bracketed search found; for its first search, at the latest any stack's
+        found (trials are interleaved, so that search ran just before this one, and stacks
+        compared are seldom far apart; where they are, the steps grow until they reach it).
+        None (from the start rate) for the run's first search, where none has closed its
+        bracket yet, or where the stack's own searches never did."""
+        searched = self.searched[stack].results
+        if not searched:
+            return self.bracketed[-1] if self.bracketed else None
+        own = [result.capacity_qps for result in searched
+               if result.capacity_qps is not None and result.failing_qps is not None]
+        return own[-1] if own else None
 
     def probe(self, stack: str, trial: int, number: int, rate_qps: float,
               target: Target) -> Probe:

@@ -19,11 +19,13 @@ from harness.measure.machine_speed import (
 from harness.report.scorecard_tables import machine_words
 
 
-def test_every_allowed_core_is_timed_and_the_affinity_is_restored() -> None:
+def test_every_allowed_core_is_timed_by_each_yardstick_and_the_affinity_is_restored() -> None:
     allowed = os.sched_getaffinity(0)
-    speeds = core_speeds(steps=20_000, timings=3)
-    assert set(speeds) == {str(core) for core in allowed}
-    assert all(speed > 0 for speed in speeds.values())
+    speeds = core_speeds(steps=20_000, copy_bytes=2**20, timings=3)
+    assert set(speeds) == {"python", "memory"}
+    for per_core in speeds.values():
+        assert set(per_core) == {str(core) for core in allowed}
+        assert all(speed > 0 for speed in per_core.values())
     assert os.sched_getaffinity(0) == allowed
 
 
@@ -46,10 +48,13 @@ def test_a_trial_keeps_its_speed_before_and_after_even_when_it_fails(tmp_path: P
 
 
 def _trial(folder: Path, stack: str, trial: int, before: float, after: float) -> None:
+    """A trial whose loop ran at `before` then `after` on both cores, and whose copy ran at
+    10 GB/s throughout."""
     trial_dir = folder / stack / f"trial-{trial}"
     trial_dir.mkdir(parents=True)
-    MachineSpeed(before={"0": before, "1": before},
-                 after={"0": after, "1": after}).write(trial_dir / MACHINE_FILE)
+    MachineSpeed(before={"python": {"0": before, "1": before}, "memory": {"0": 10.0}},
+                 after={"python": {"0": after, "1": after}, "memory": {"0": 10.0}},
+                 ).write(trial_dir / MACHINE_FILE)
 
 
 def test_the_check_gives_each_trials_speed_the_spread_and_the_largest_drift(
@@ -61,14 +66,18 @@ def test_the_check_gives_each_trials_speed_the_spread_and_the_largest_drift(
     check = machine_check(tmp_path, ["diy", "optimized"],
                           {"diy": [100.0, 116.0], "optimized": [120.0, None]})
     assert check is not None
-    assert check.speeds == {"diy": [21.0, 21.0], "optimized": [24.0, None]}
-    assert check.spread == pytest.approx(24 / 21)
-    assert check.largest_drift == pytest.approx(0.1)
+    loop, copy = check.yardsticks["python"], check.yardsticks["memory"]
+    assert loop.speeds == {"diy": [21.0, 21.0], "optimized": [24.0, None]}
+    assert loop.spread == pytest.approx(24 / 21)
+    assert loop.largest_drift == pytest.approx(0.1)
+    assert copy.spread == pytest.approx(1.0)
+    assert copy.largest_drift == pytest.approx(0.0)
     assert check.capacity_spread == {"diy": pytest.approx(1.16)}  # optimized: one capacity
     words = machine_words(check)
     assert words is not None
-    assert "diy 21.0, 21.0; optimized 24.0, –" in words
-    assert "the trials 14.3% apart" in words
+    assert "a Python loop ran at diy 21.0, 21.0; optimized 24.0, –" in words
+    assert "(the trials 14.3% apart, 10.0% at most within one)" in words
+    assert "a 64 MiB copy ran at diy 10.0, 10.0; optimized 10.0, – GB/s" in words
     assert "16% (diy)" in words
 
 
