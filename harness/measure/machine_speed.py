@@ -4,10 +4,12 @@ pure-Python loop and a large memory copy, timed on each core.
 On a shared 2-core machine a stack's capacity moved by up to 16 % from one start to the next.
 That can be the stack (its start) or the machine (a neighbour's load, a slower host). The two
 are told apart only by measuring the machine the same way each time, apart from the stacks.
-Two yardsticks, because a shared host can slow either alone: a Python loop runs in a core's
+Three yardsticks, because a shared host can slow each alone: a Python loop runs in a core's
 own caches (the API servers, the scheduler and the balancer are Python, and they take most of
-the CPU time on this engine), and a 64 MiB copy goes through the shared cache and memory,
-which neighbours share too (the engine's weights and KV cache live there).
+the CPU time on this engine); a 64 MiB copy goes through the shared cache and memory, which
+neighbours share too (the engine's weights and KV cache live there); and a round trip between
+two processes on two cores wakes a sleeping process twice, as every request does on its way
+from the load generator through the balancer to a replica and back.
 
 Each trial folder keeps `machine.json` (`MachineSpeed`); the scorecard lists the speeds per
 trial next to its rows (`harness.report.scorecard_results.MachineCheck`)."""
@@ -16,6 +18,8 @@ from __future__ import annotations
 
 import os
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -32,8 +36,12 @@ LOOP_STEPS = 2_000_000  # about 90 ms per timing on this machine's cores
 COPY_BYTES = 64 * 2**20  # past each core's own 2 MiB cache, into the shared cache and memory
 TIMINGS = 5  # per core and yardstick; the median is kept, so an interrupted one does not count
 # Each yardstick: what it is, in words, and its unit.
-YARDSTICKS = {"python": ("a Python loop", "million loop steps per second"),
-              "memory": (f"a {COPY_BYTES // 2**20} MiB copy", "GB/s")}
+YARDSTICKS = {"python": ("a Python loop", "million loop steps per second per core"),
+              "memory": (f"a {COPY_BYTES // 2**20} MiB copy", "GB/s per core"),
+              "wakeup": ("a round trip between two cores", "µs (less is faster)")}
+ROUND_TRIPS = 1_000  # per timing: about 70 ms where a wake-up across cores costs 35 µs
+# The other end of the round trip: echoes each byte back.
+ECHO = "import os\nwhile (byte := os.read(0, 1)):\n    os.write(1, byte)\n"
 
 
 class MachineSpeed(Result):
@@ -75,11 +83,43 @@ def _copy_bandwidth(source: np.ndarray, target: np.ndarray) -> float:
     return 2 * source.nbytes / (time.perf_counter() - start)  # read + written
 
 
+def _round_trip_us(here: int, there: int, round_trips: int, timings: int) -> float:
+    """The median time of one byte sent to a process on core `there` and echoed back to this
+    one on core `here`: two wake-ups of a sleeping process on another core. On a virtual
+    machine each costs an interrupt through the host, whose load it shows; a busy loop never
+    sleeps, so it cannot."""
+    echo = subprocess.Popen([sys.executable, "-c", ECHO], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE)
+    stdin, stdout = echo.stdin, echo.stdout
+    if stdin is None or stdout is None:  # never with PIPE; said for the type checker
+        raise OSError("the echo process has no pipes")
+    send, receive = stdin.fileno(), stdout.fileno()
+    try:
+        os.sched_setaffinity(echo.pid, {there})
+        os.sched_setaffinity(0, {here})
+
+        def timed(count: int) -> float:
+            start = time.perf_counter()
+            for _ in range(count):
+                os.write(send, b"x")
+                os.read(receive, 1)
+            return (time.perf_counter() - start) / count * 1e6
+
+        timed(round_trips // 5)  # the echo's own start and first wake-ups
+        return statistics.median(timed(round_trips) for _ in range(timings))
+    finally:
+        stdin.close()  # the echo ends on end of input
+        echo.wait(timeout=10)
+        stdout.close()
+
+
 def core_speeds(steps: int = LOOP_STEPS, copy_bytes: int = COPY_BYTES,
+                round_trips: int = ROUND_TRIPS,
                 timings: int = TIMINGS) -> dict[str, dict[str, float]]:
     """Each yardstick on each core this process may run on, the median of `timings`: a
-    Python loop in million steps per second, a memory copy in GB/s. The process's own
-    affinity is restored after."""
+    Python loop in million steps per second, a memory copy in GB/s, and (between the first
+    two cores, where there are two) a round trip in µs. The process's own affinity is
+    restored after."""
     allowed = os.sched_getaffinity(0)
     source = np.ones(copy_bytes // 8)
     target = np.empty_like(source)
@@ -93,6 +133,10 @@ def core_speeds(steps: int = LOOP_STEPS, copy_bytes: int = COPY_BYTES,
                 _steps_per_second(steps) for _ in range(timings)) / 1e6
             speeds["memory"][str(core)] = statistics.median(
                 _copy_bandwidth(source, target) for _ in range(timings)) / 1e9
+        if len(allowed) > 1:
+            here, there = sorted(allowed)[:2]
+            speeds["wakeup"] = {f"{here}-{there}": _round_trip_us(here, there, round_trips,
+                                                                  timings)}
     finally:
         os.sched_setaffinity(0, allowed)
     return speeds

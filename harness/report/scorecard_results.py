@@ -94,7 +94,8 @@ class MachineCheck(Result):
     puts that noise elsewhere."""
 
     yardsticks: dict[str, Yardstick] = Field(description="by name: `python` (a pure-Python "
-                                             "loop) and `memory` (a large memory copy)")
+                                             "loop), `memory` (a large memory copy) and "
+                                             "`wakeup` (a round trip between two cores)")
     capacity_spread: dict[str, float] = Field(default_factory=dict, description="per stack, "
                                               "its highest capacity ÷ its lowest, for contrast")
 

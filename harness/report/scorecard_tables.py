@@ -135,7 +135,7 @@ def machine_words(check: MachineCheck | None) -> str | None:
         trials = "; ".join(f"{stack} " + ", ".join("–" if speed is None else f"{speed:.1f}"
                                                    for speed in speeds)
                            for stack, speeds in yardstick.speeds.items())
-        words = f"{yardstick.what} ran at {trials} {yardstick.unit} per core (the trials "
+        words = f"{yardstick.what}: {trials} {yardstick.unit} (the trials "
         words += "–" if yardstick.spread is None else f"{yardstick.spread - 1:.1%} apart"
         if yardstick.largest_drift is not None:
             words += f", {yardstick.largest_drift:.1%} at most within one"

@@ -131,7 +131,7 @@ def test_one_start_per_trial_serves_every_row_and_the_dashboard_opens_on_them(
     assert any(text.startswith("success under a replica kill: ") for text in said)
     assert any(box.value.startswith("load generator: send lag P99 at most ")
                for box in (*app.info, *app.error))
-    assert any(box.value.startswith("machine, before and after every trial: a Python loop")
+    assert any(box.value.startswith("machine, before and after every trial: a Python loop: ")
                for box in app.info)
 
 

@@ -21,11 +21,15 @@ from harness.report.scorecard_tables import machine_words
 
 def test_every_allowed_core_is_timed_by_each_yardstick_and_the_affinity_is_restored() -> None:
     allowed = os.sched_getaffinity(0)
-    speeds = core_speeds(steps=20_000, copy_bytes=2**20, timings=3)
-    assert set(speeds) == {"python", "memory"}
-    for per_core in speeds.values():
-        assert set(per_core) == {str(core) for core in allowed}
-        assert all(speed > 0 for speed in per_core.values())
+    speeds = core_speeds(steps=20_000, copy_bytes=2**20, round_trips=50, timings=3)
+    assert set(speeds) == {"python", "memory"} | ({"wakeup"} if len(allowed) > 1 else set())
+    for name in ("python", "memory"):
+        assert set(speeds[name]) == {str(core) for core in allowed}
+        assert all(speed > 0 for speed in speeds[name].values())
+    if len(allowed) > 1:  # between the first two cores
+        first, second = sorted(allowed)[:2]
+        assert list(speeds["wakeup"]) == [f"{first}-{second}"]
+        assert speeds["wakeup"][f"{first}-{second}"] > 0
     assert os.sched_getaffinity(0) == allowed
 
 
@@ -75,9 +79,9 @@ def test_the_check_gives_each_trials_speed_the_spread_and_the_largest_drift(
     assert check.capacity_spread == {"diy": pytest.approx(1.16)}  # optimized: one capacity
     words = machine_words(check)
     assert words is not None
-    assert "a Python loop ran at diy 21.0, 21.0; optimized 24.0, –" in words
+    assert "a Python loop: diy 21.0, 21.0; optimized 24.0, –" in words
     assert "(the trials 14.3% apart, 10.0% at most within one)" in words
-    assert "a 64 MiB copy ran at diy 10.0, 10.0; optimized 10.0, – GB/s" in words
+    assert "a 64 MiB copy: diy 10.0, 10.0; optimized 10.0, – GB/s per core" in words
     assert "16% (diy)" in words
 
 
