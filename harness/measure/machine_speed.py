@@ -1,5 +1,5 @@
-"""The machine's own speed, taken before and after every trial while no stack runs: a fixed
-pure-Python loop and a large memory copy, timed on each core.
+"""The machine's own speed, taken before and after every trial while no stack runs: three
+fixed pieces of work, timed the same way each time.
 
 On a shared 2-core machine a stack's capacity moved by up to 16 % from one start to the next.
 That can be the stack (its start) or the machine (a neighbour's load, a slower host). The two
@@ -142,18 +142,30 @@ def core_speeds(steps: int = LOOP_STEPS, copy_bytes: int = COPY_BYTES,
     return speeds
 
 
+def _speeds_or_none() -> dict[str, dict[str, float]] | None:
+    """The yardsticks, or None where this machine will not run them (a container that refuses
+    affinity, no process to spare): the check describes a run, it never stops one."""
+    try:
+        return core_speeds()
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
 @contextmanager
 def machine_speed_around(trial_dir: Path) -> Iterator[None]:
     """Measure the machine before the trial's stack starts and after it stops (also when the
     trial fails: the speed then is as telling)."""
     trial_dir.mkdir(parents=True, exist_ok=True)
-    taken = MachineSpeed(before=core_speeds())
-    taken.write(trial_dir / MACHINE_FILE)
+    before = _speeds_or_none()
+    taken = None if before is None else MachineSpeed(before=before)
+    if taken is not None:
+        taken.write(trial_dir / MACHINE_FILE)
     try:
         yield
     finally:
-        taken.after = core_speeds()
-        taken.write(trial_dir / MACHINE_FILE)
+        if taken is not None and (after := _speeds_or_none()) is not None:
+            taken.after = after
+            taken.write(trial_dir / MACHINE_FILE)
 
 
 def read_machine_speed(trial_dir: Path) -> MachineSpeed | None:

@@ -89,3 +89,16 @@ def test_no_measured_trial_gives_no_check(tmp_path: Path) -> None:
     (tmp_path / "diy" / "trial-1").mkdir(parents=True)
     assert machine_check(tmp_path, ["diy"], {}) is None
     assert machine_words(None) is None
+
+
+def test_a_machine_that_refuses_the_yardsticks_still_runs_the_trial(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def refused(*_: object) -> None:
+        raise PermissionError("sched_setaffinity: not permitted here")
+
+    monkeypatch.setattr(os, "sched_setaffinity", refused)
+    ran = []
+    with machine_speed_around(tmp_path / "trial-1"):
+        ran.append(True)
+    assert ran == [True]
+    assert read_machine_speed(tmp_path / "trial-1") is None  # nothing measured, nothing kept
