@@ -41,14 +41,17 @@ class Interval:
         return self.high - self.low
 
 
-def _t_half_width(values: np.ndarray, resolution_var: float) -> float:
-    """Half width of the Student-t interval of the mean; `resolution_var` is the variance
-    each value carries from the search's bracket (a capacity lies anywhere between the last
-    passing and the first failing rate: uniform, w² / 12), so trials that agree to the rate
-    still get an interval as wide as the search could tell."""
-    variance = float(values.var(ddof=1)) + resolution_var
-    return float(stats.t.ppf((1 + CONFIDENCE) / 2, values.size - 1)
-                 * math.sqrt(variance / values.size))
+def _spread(values: np.ndarray, resolution_var: float) -> float:
+    """The trials' standard deviation; `resolution_var` is the variance each value carries
+    from the search's bracket (a capacity lies anywhere between the last passing and the
+    first failing rate: uniform, w² / 12), so trials that agree to the rate still get an
+    interval as wide as the search could tell."""
+    return math.sqrt(float(values.var(ddof=1)) + resolution_var)
+
+
+def _t_half_width(spread: float, trials: int) -> float:
+    """Half width of the Student-t interval of the mean of `trials` values of that spread."""
+    return float(stats.t.ppf((1 + CONFIDENCE) / 2, trials - 1) * spread / math.sqrt(trials))
 
 
 def mean_interval(values: Sequence[float], brackets: Sequence[float] | None = None) -> Interval:
@@ -60,7 +63,7 @@ def mean_interval(values: Sequence[float], brackets: Sequence[float] | None = No
     if array.size < 2:
         return Interval(mean, math.nan, math.nan, "one trial: no interval")
     widths = np.asarray(brackets if brackets is not None else np.zeros(array.size))
-    half = _t_half_width(array, float((widths ** 2).mean()) / 12)
+    half = _t_half_width(_spread(array, float((widths ** 2).mean()) / 12), array.size)
     return Interval(mean, mean - half, mean + half,
                     f"Student t over {array.size} trials, {CONFIDENCE:.0%}")
 
@@ -79,11 +82,11 @@ def ratio_interval(stack: Sequence[float], baseline: Sequence[float],
         return Interval(value, math.nan, math.nan, "one trial: no interval")
     widths = np.asarray(relative_brackets if relative_brackets is not None
                         else np.zeros(a.size))
-    resolution_var = float((widths ** 2).mean()) / 12
-    half = _t_half_width(logs, resolution_var)
+    spread = _spread(logs, float((widths ** 2).mean()) / 12)
+    half = _t_half_width(spread, a.size)
     return Interval(value, float(np.exp(logs.mean() - half)), float(np.exp(logs.mean() + half)),
                     f"paired Student t on log ratios over {a.size} trials, {CONFIDENCE:.0%}",
-                    math.sqrt(float(logs.var(ddof=1)) + resolution_var))
+                    spread)
 
 
 def trials_to_resolve(log_sd: float, half_width: float, most: int = 100) -> int | None:
@@ -91,11 +94,8 @@ def trials_to_resolve(log_sd: float, half_width: float, most: int = 100) -> int 
     logs) at the measured spread `log_sd`; None beyond `most`, or where no width would do."""
     if half_width <= 0 or not math.isfinite(log_sd):
         return None
-    for trials in range(2, most + 1):
-        if stats.t.ppf((1 + CONFIDENCE) / 2, trials - 1) * log_sd / math.sqrt(trials) \
-                < half_width:
-            return trials
-    return None
+    return next((trials for trials in range(2, most + 1)
+                 if _t_half_width(log_sd, trials) < half_width), None)
 
 
 def _how_many(trials: int | None) -> str:
