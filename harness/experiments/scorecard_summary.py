@@ -16,6 +16,7 @@ from harness.measure.metrics import Window
 from harness.measure.scorecard import (
     RowContext,
     capacity_row,
+    near_capacity,
     p99_at_load_row,
     send_lag_check,
     success_under_kill_row,
@@ -58,10 +59,12 @@ def scorecard_from_folder(folder: Path, capacity: CapacitySummary) -> Scorecard:
     load = phase_records(folder, stacks, "load")
     if load:
         trials = load[baseline]["trial"].nunique()
-        rows.append(p99_at_load_row(load, windows["load"], slo_s,
-                                    RowContext(f"{asked['load_qps']:g} QPS, {trials} × "
-                                               f"{asked['load_duration_s']:g} s", "load",
-                                               baseline)))
+        row = p99_at_load_row(load, windows["load"], slo_s,
+                              RowContext(f"{asked['load_qps']:g} QPS, {trials} × "
+                                         f"{asked['load_duration_s']:g} s", "load", baseline))
+        rows.append(near_capacity(row, asked["load_qps"], {  # a lower bound tells nothing here
+            name: capacity.stacks[name].capacity_qps for name in searched
+            if capacity.stacks[name].status == "measured"}))
     else:
         pending.append("p99_at_load")
     kill = phase_records(folder, stacks, "kill") if asked["kill_trials"] else {}

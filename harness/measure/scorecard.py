@@ -38,6 +38,10 @@ from harness.report.tables import missing
 
 P99 = 0.99
 SEND_LAG_LIMIT_S = 0.010  # the load generator's send-lag P99 the scorecard holds itself to
+# The fixed load is meant to lie well below capacity. From this share of a stack's capacity on,
+# its queue, not its speed, sets its P99 (at 80 % an M/M/1 queue already waits 4 service
+# times), so the row says so.
+NEAR_CAPACITY = 0.8
 ORDER_STATISTICS = "distribution-free order statistics, 95 %, trials pooled"
 CLOPPER_PEARSON = "exact Clopper–Pearson, 95 %, trials pooled"
 
@@ -223,6 +227,25 @@ def p99_at_load_row(records: Mapping[str, pd.DataFrame], window: Window, slo_s: 
     return interval_row("p99_at_load", ROW_LABELS["p99_at_load"], "s", False,
                         {name: p99_figure(frame, window, slo_s)
                          for name, frame in records.items()}, context, ORDER_STATISTICS)
+
+
+def near_capacity(row: ScoreRow, load_qps: float,
+                  capacities: Mapping[str, float | None]) -> ScoreRow:
+    """The P99 row, its verdict followed by a caveat where the fixed load came within
+    `NEAR_CAPACITY` of a stack's capacity measured in the same run (a slower machine than the
+    default was chosen on), and the load that would lie at half the lowest capacity."""
+    shares = {name: load_qps / capacity for name, capacity in capacities.items()
+              if capacity is not None and capacity > 0}
+    near = {name: share for name, share in shares.items() if share >= NEAR_CAPACITY}
+    if not near:
+        return row
+    which = " and ".join(f"{share:.0%} of {name}'s ({capacities[name]:.1f} QPS)"
+                         for name, share in near.items())
+    half = min(capacity for capacity in capacities.values() if capacity) / 2
+    caveat = (f"; the fixed load, {load_qps:g} QPS, is {which} capacity found here: near "
+              f"capacity a P99 rests on how close to its limit each stack runs more than on "
+              f"its speed; for a P99 well below capacity, rerun with --load-qps {half:.0f}")
+    return row.model_copy(update={"verdict": row.verdict + caveat})
 
 
 def success_under_kill_row(records: Mapping[str, pd.DataFrame], window: Window,

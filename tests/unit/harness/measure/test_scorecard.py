@@ -19,6 +19,7 @@ from harness.measure.records import DTYPES
 from harness.measure.scorecard import (
     RowContext,
     capacity_row,
+    near_capacity,
     p99_at_load_row,
     send_lag_check,
     success_under_kill_row,
@@ -101,6 +102,25 @@ def test_a_row_names_a_winner_only_where_the_intervals_do_not_overlap() -> None:
     tie = p99_at_load_row({"diy": fast, "optimized": fast}, WINDOW, 1.0, CONTEXT)
     assert tie.winner is None
     assert tie.verdict.startswith("too close to call: the intervals overlap")
+
+
+def test_a_fixed_load_near_a_stack_s_capacity_is_said_with_the_load_that_would_not_be() -> None:
+    fast = records([0.2] * 400)
+    slow = records([1.5] * 400)
+    row = p99_at_load_row({"diy": slow, "optimized": fast}, WINDOW, 1.0, CONTEXT)
+    # Well below both capacities: the row is left as it was.
+    assert near_capacity(row, 64.0, {"diy": 128.0, "optimized": 130.0}) == row
+    # At the capacity of one (80 % is the edge); one without a measured capacity is skipped.
+    said = near_capacity(row, 64.0, {"diy": 80.0, "optimized": None})
+    assert said.winner == row.winner == "optimized"  # a caveat, not a different verdict
+    assert said.verdict.startswith(row.verdict)
+    assert said.verdict.endswith("the fixed load, 64 QPS, is 80% of diy's (80.0 QPS) capacity "
+                                 "found here: near capacity a P99 rests on how close to its "
+                                 "limit each stack runs more than on its speed; for a P99 well "
+                                 "below capacity, rerun with --load-qps 40")
+    both = near_capacity(row, 64.0, {"diy": 63.0, "optimized": 56.4})
+    assert "102% of diy's (63.0 QPS) and 113% of optimized's (56.4 QPS)" in both.verdict
+    assert both.verdict.endswith("--load-qps 28")
 
 
 def test_trials_that_interleave_leave_the_row_undecided() -> None:
