@@ -172,7 +172,10 @@ def main() -> None:
     parser.add_argument("--reported-waiting", type=int, default=0)
     parser.add_argument("--cut-stream-after", type=int, default=-1)
     parser.add_argument("--slots", type=int, default=0)
+    parser.add_argument("--start-delay-ms", type=float, default=0.0,
+                        help="wait this long before listening, as an engine's start does")
     options = parser.parse_args()
+    time.sleep(options.start_delay_ms / 1000)
     FakeServer(options.port, options.name, options).serve_forever()
 
 

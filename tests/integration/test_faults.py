@@ -16,6 +16,7 @@ from harness.experiments.run import RunConfig, run_experiment
 from harness.report.log_folder import log_saved
 from harness.report.reliability_tables import faults_table, reliability_table
 from harness.report.results import ComparisonSummary, read_result
+from stacks import launcher
 from tests.integration.test_dashboard import app_over
 from tests.integration.test_run import QuietRun, workload
 
@@ -47,6 +48,11 @@ def plain_and_guarded(tmp_path: Path) -> list[str]:
 @pytest.mark.usefixtures("fake_engine")
 def test_a_killed_replica_costs_round_robin_and_not_the_guarded_balancer(
         tmp_path: Path, mlflow_store: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A fake replica restarted within one round-robin slot (100 ms at 20 QPS) would leave
+    # nothing sent to it while down; a real engine takes seconds, so the fakes take 800 ms.
+    fake = launcher.replica_argv
+    monkeypatch.setattr(launcher, "replica_argv",
+                        lambda spec, port: [*fake(spec, port), "--start-delay-ms", "800"])
     config = RunConfig(stacks=plain_and_guarded(tmp_path), out=tmp_path / "out",
                        workload=workload(tmp_path, rate_qps=20, duration_s=6),
                        scenario=scenario_file(tmp_path, {"kind": "kill_replica", "at_s": 1,
