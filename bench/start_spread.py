@@ -31,24 +31,25 @@ from pathlib import Path
 
 import httpx
 
+from harness.experiments.target import check_endpoint
+from stacks.launcher import health_ok
+from stacks.spec import EndpointSpec
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def wait_ready(base: str, timeout_s: float = 300.0) -> float:
     started = time.monotonic()
     while time.monotonic() - started < timeout_s:
-        try:
-            if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                return time.monotonic() - started
-        except httpx.HTTPError:
-            pass
+        if health_ok(base, timeout_s=1.0):
+            return time.monotonic() - started
         time.sleep(1)
     raise SystemExit(f"the stack did not answer {base}/health within {timeout_s:g} s")
 
 
-async def burst(base: str, requests: int, concurrency: int, tokens: int) -> float:
+async def burst(base: str, model: str, requests: int, concurrency: int, tokens: int) -> float:
     """Completed requests per second over one burst."""
-    body = {"model": "tiny", "prompt": "hello " * 45, "max_tokens": tokens,
+    body = {"model": model, "prompt": "hello " * 45, "max_tokens": tokens,
             "ignore_eos": True, "temperature": 0}
     gate = asyncio.Semaphore(concurrency)
     async with httpx.AsyncClient(timeout=60) as client:
@@ -68,9 +69,10 @@ def one_start(args: argparse.Namespace) -> tuple[float, list[float]]:
                              stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         ready_s = wait_ready(base)
-        asyncio.run(burst(base, 48, args.concurrency, args.tokens))  # warm-up, not timed
-        return ready_s, [asyncio.run(burst(base, args.requests, args.concurrency, args.tokens))
-                         for _ in range(args.bursts)]
+        model = check_endpoint(EndpointSpec(name="started", endpoint=base))  # as served
+        asyncio.run(burst(base, model, 48, args.concurrency, args.tokens))  # warm-up, untimed
+        return ready_s, [asyncio.run(burst(base, model, args.requests, args.concurrency,
+                                           args.tokens)) for _ in range(args.bursts)]
     finally:
         os.killpg(stack.pid, signal.SIGTERM)
         stack.wait(60)
