@@ -207,24 +207,24 @@ def capacity(
 def scorecard(
     stacks: Annotated[str, typer.Option(help=STACKS_HELP)] = "diy,optimized",
     trials: Annotated[int, typer.Option(
-        help="starts per stack, interleaved A B A B; each serves every phase")] = 3,
+        help="starts per stack, interleaved A B A B; each serves every phase")] = 4,
     workload: Annotated[str, typer.Option(help=WORKLOAD_HELP)] = "writing_assistant",
     slo_p99: Annotated[float, typer.Option(help="the P99 target, seconds")] = 1.0,
     load_qps: Annotated[float, typer.Option(help="the fixed load P99 is taken at")] = 64.0,
     load_duration: Annotated[float, typer.Option(
-        help="measured seconds of the fixed load, per trial")] = 20.0,
+        help="measured seconds of the fixed load, per trial")] = 15.0,
     kill_qps: Annotated[float, typer.Option(help="the load a replica is killed at")] = 2.0,
     kill_duration: Annotated[float, typer.Option(
         help="measured seconds of the kill phase, per trial")] = 30.0,
     kill_trials: Annotated[int, typer.Option(
-        help="the kill phase runs in the first this many trials (0: none)")] = 2,
+        help="the kill phase runs in the first this many trials (0: none)")] = 1,
     kill_scenario: Annotated[str, typer.Option(
         help="the faults of the kill phase: a name under workloads/scenarios/ or a YAML "
              "path")] = "replica_kill",
     phase_warmup: Annotated[float, typer.Option(
         help="unmeasured seconds before each phase's window")] = 5.0,
     duration: Annotated[float, typer.Option(help="measured seconds per capacity probe")]
-    = 10.0,
+    = 8.0,
     warmup: Annotated[float, typer.Option(help="warm-up seconds per capacity probe")] = 2.0,
     start_qps: Annotated[float, typer.Option(
         help="the first search's first rate (later ones start from the last capacity)")]
