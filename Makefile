@@ -48,7 +48,7 @@ endif
 model: setup
 	$(VENV)/bin/harness model build
 
-# The scorecard of both stacks (about 19 minutes on 2 cores): 4 interleaved trials, each on one
+# The scorecard of both stacks (about 20 minutes on 2 cores): 4 interleaved trials, each on one
 # start of each stack: P99 at 64 QPS, a capacity search (8 s probes from 64 QPS, bracketed
 # to 5 %), and in the first trial a replica killed at 2 QPS. Every row with its 95 % interval
 # and verdict; `harness capacity` with its defaults (20 s probes, 5 %) is the full search.
