@@ -126,8 +126,16 @@ def replica_cores(spec: StackSpec, index: int) -> str | None:
     return None
 
 
+# vLLM's ahead-of-time compile cache: the CPU build (0.32.0) saves it but cannot load it back
+# ('finalize_loading'), so with it on every start compiles again: 13-16 s of engine init,
+# against 5.5-6 s with the older compile cache this selects, at the same throughput
+# (docs/findings.md). A defect of the engine build, so every stack gets it; the environment
+# or a spec's `engine.env` may still set it.
+ENGINE_ENV_DEFAULTS = {"VLLM_USE_AOT_COMPILE": "0"}
+
+
 def replica_env(spec: StackSpec, index: int) -> dict[str, str]:
-    env = {**os.environ, **spec.engine.env}
+    env = {**ENGINE_ENV_DEFAULTS, **os.environ, **spec.engine.env}
     cores = replica_cores(spec, index)
     if cores is not None:
         env["VLLM_CPU_OMP_THREADS_BIND"] = cores

@@ -60,7 +60,7 @@ class ScorecardConfig(CapacityConfig):
     ± t(K-1) × spread ÷ √K, 2.48 × the spread at K = 3 and 1.59 × at K = 4, so a fourth start
     of each stack narrows it by 36 % at the same spread. Its time comes from shorter probes
     (8 s) and fixed-load windows (15 s, the same 3,840 requests over 4 trials), one kill
-    trial instead of two, and starts 8 s shorter (the stacks' VLLM_USE_AOT_COMPILE)."""
+    trial instead of two, and starts 8 s shorter (`stacks.launcher.ENGINE_ENV_DEFAULTS`)."""
 
     trials: int = Field(default=4, ge=1, le=100)
     duration_s: float = Field(default=8.0, gt=0, description="measured seconds per probe")

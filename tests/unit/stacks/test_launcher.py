@@ -105,6 +105,17 @@ def test_spec_env_reaches_the_replica() -> None:
     assert replica_env(stack, 0)["VLLM_CPU_KVCACHE_SPACE"] == "1"
 
 
+def test_every_replica_skips_the_engine_s_unloadable_compile_cache_unless_told(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("VLLM_USE_AOT_COMPILE", raising=False)
+    assert replica_env(spec(engine={"model": "/m"}), 0)["VLLM_USE_AOT_COMPILE"] == "0"
+    monkeypatch.setenv("VLLM_USE_AOT_COMPILE", "1")
+    assert replica_env(spec(engine={"model": "/m"}), 0)["VLLM_USE_AOT_COMPILE"] == "1"
+    told = spec(engine={"model": "/m", "env": {"VLLM_USE_AOT_COMPILE": "1"}})
+    monkeypatch.delenv("VLLM_USE_AOT_COMPILE")
+    assert replica_env(told, 0)["VLLM_USE_AOT_COMPILE"] == "1"
+
+
 def test_balancer_argv_names_every_replica_and_the_policy() -> None:
     from pathlib import Path
 
