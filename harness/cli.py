@@ -20,6 +20,7 @@ from typing import Annotated
 import typer
 from typer.exceptions import TyperException
 
+from harness.cli_images import coldstart, image_app, with_overrides
 from harness.cli_mechanisms import mechanisms
 from harness.cli_output import (
     LOG_HINT,
@@ -78,18 +79,21 @@ from stacks.models.prepare import (
     build_tiny_model,
     quantize_checkpoint,
 )
-from stacks.spec import PROJECT_ROOT, StackSpec, load_local_stack_spec
+from stacks.spec import PROJECT_ROOT, load_local_stack_spec
 from workloads.schedule import write_schedule
 
 app = typer.Typer(help="Compare a DIY vLLM deployment with an optimized serving stack.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
 model_app = typer.Typer(help="The embedded model.", no_args_is_help=True)
 app.add_typer(model_app, name="model")
+app.add_typer(image_app, name="image")
 @app.command()
 def up(
     stack: Annotated[str, typer.Argument(help="a name under stacks/ or a path to a stack.yaml")],
     port: Annotated[int | None, typer.Option(min=1, max=65535, help="balancer port")] = None,
     replicas: Annotated[int | None, typer.Option(min=1, help="override the replica count")] = None,
+    image: Annotated[str | None, typer.Option(
+        help="override where replicas run from: none (this machine), eager or lazy")] = None,
     log_dir: Annotated[Path | None, typer.Option(help="where replica logs go")] = None,
     once: Annotated[bool, typer.Option(
         "--once", help="send one completion and one streamed chat, print them, take it down",
@@ -98,8 +102,7 @@ def up(
     """Bring a stack up, print its endpoint, and keep it up until Ctrl-C or SIGTERM."""
     with stop_signals_interrupt():
         spec = load_local_stack_spec(stack)
-        if replicas is not None:
-            spec = StackSpec.model_validate({**spec.model_dump(), "replicas": replicas})
+        spec = with_overrides(spec, replicas, image)
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         running = Stack(spec, log_dir or PROJECT_ROOT / "logs" / f"{spec.name}-{stamp}",
                         port=port)
@@ -258,6 +261,7 @@ def scorecard(
 
 
 app.command()(mechanisms)
+app.command()(coldstart)
 
 
 @app.command()

@@ -6,7 +6,10 @@
     │   └── ModelMissing   ... specifically: a model directory lacks the file it needs
     ├── StackStartError    a replica or the balancer died or never became healthy
     │   └── HealthTimeout  ... specifically: no /health 200 within the startup timeout
-    └── MembershipError    the balancer's admin interface refused or did not finish a change
+    ├── MembershipError    the balancer's admin interface refused or did not finish a change
+    └── ImageError         a replica image cannot be built, pushed, fetched or mounted
+        ├── ImageDigestMismatch  its bytes are not the ones its digest names: nothing starts
+        └── ImageFetchError      the registry failed or went away while it was fetched
 """
 
 
@@ -35,4 +38,16 @@ class HealthTimeout(StackStartError):
 
 
 class MembershipError(StackError):
+    pass
+
+
+class ImageError(StackError):
+    pass
+
+
+class ImageDigestMismatch(ImageError):
+    pass
+
+
+class ImageFetchError(ImageError):
     pass

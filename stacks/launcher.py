@@ -4,7 +4,9 @@
         stack.endpoint                       # http://127.0.0.1:PORT, OpenAI-compatible
 
 `start()` first prepares what the spec serves (`stacks.models.prepare`: the embedded model
-built, a quantized engine pointed at its W8A8 copy), so a spec deploys itself. Readiness is
+built, a quantized engine pointed at its W8A8 copy) and, where the spec names an image, opens
+it on this node (`stacks.images.serve`: built, pushed, pulled or mounted); replicas then run
+the image's interpreter and model. So a spec deploys itself. Readiness is
 `/health` answering 200 within the spec's startup timeout. If a replica dies or times out, the
 error names it and shows the end of its log, and everything already started is stopped.
 `stop()` runs on every way out of the `with` block. Once up, a replica that exits is started
@@ -27,7 +29,9 @@ from pathlib import Path
 from typing import Protocol
 from urllib.parse import urlsplit
 
-from stacks.errors import HealthTimeout, StackStartError
+from stacks.errors import HealthTimeout, ImageFetchError, StackStartError
+from stacks.images.node import OpenedImage, runtime_env, runtime_model, runtime_python
+from stacks.images.serve import StackImages
 from stacks.models.prepare import prepare
 from stacks.process import free_port, signal_group, spawn, stop_trees, tail
 from stacks.spec import BalancerSpec, StackSpec
@@ -90,12 +94,17 @@ class Member:
         signal_group(self.process.pid, sig)
 
 
-def replica_argv(spec: StackSpec, port: int) -> list[str]:
+def replica_argv(spec: StackSpec, port: int, image: Path | None = None) -> list[str]:
+    """The replica's command line: this machine's interpreter and model, or, with `image`
+    (the root of an unpacked or mounted image), the image's, under the same served name."""
     engine = spec.engine
-    argv = [sys.executable, "-m", VLLM_SERVER_MODULE, "--model", str(engine.model_path()),
+    python = runtime_python(image) if image else Path(sys.executable)
+    model = runtime_model(image) if image else engine.model_path()
+    argv = [str(python), "-m", VLLM_SERVER_MODULE, "--model", str(model),
             "--host", REPLICA_HOST, "--port", str(port)]
-    if engine.served_model_name:
-        argv += ["--served-model-name", engine.served_model_name]
+    served_name = engine.served_model_name or (str(engine.model_path()) if image else None)
+    if served_name:
+        argv += ["--served-model-name", served_name]
     if engine.api_server_count > 1:
         argv += ["--api-server-count", str(engine.api_server_count)]
     for key, value in engine.args.items():
@@ -235,8 +244,13 @@ def health_ok(url: str, timeout_s: float = 2.0) -> bool:
 class Stack:
     """A running stack: replicas and balancer, stopped together."""
 
-    def __init__(self, spec: StackSpec, log_dir: Path, port: int | None = None) -> None:
+    def __init__(self, spec: StackSpec, log_dir: Path, port: int | None = None,
+                 images: StackImages | None = None) -> None:
         self.spec = spec
+        # Where replicas run from when the spec names an image (the caller may bring its own,
+        # with its registry's settings); the image opened on this node, once started.
+        self.images = images
+        self.image: OpenedImage | None = None
         self.log_dir = Path(log_dir)
         self.observer: StartObserver = QuietObserver()
         self.port = port if port is not None else spec.ports.balancer
@@ -264,6 +278,9 @@ class Stack:
         self.observer = observer or QuietObserver()
         self.spec = prepare(self.spec)
         try:
+            if self.spec.image.mode != "none":
+                self.images = self.images or StackImages(self.spec)
+                self.image = self.images.open()
             for index in range(self.spec.replicas):
                 self.replicas.append(self._start_replica(index))
             self._wait_healthy(self.replicas)
@@ -283,8 +300,11 @@ class Stack:
         port = base + index if base else free_port()
         name = f"replica-{index}"
         log_path = self.log_dir / f"{name}.log"
-        argv = pinned(replica_argv(self.spec, port), self.spec, index)
+        root = self.image.root if self.image is not None else None
+        argv = pinned(replica_argv(self.spec, port, root), self.spec, index)
         env = replica_env(self.spec, index)
+        if root is not None:
+            env = runtime_env(root, env)
         process = spawn(argv, log_path, env, reap_group=True, nice=self.spec.cpu.nice)
         self.observer.on_starting(name, log_path)
         return Member(name, REPLICA_HOST, port, log_path, process, argv, env, reap_group=True,
@@ -309,6 +329,9 @@ class Stack:
         while waiting:
             for member in list(waiting):
                 code = member.process.poll()
+                if code is not None and self.images and (failure := self.images.fetch_failure()):
+                    raise ImageFetchError(f"{self.spec.name}/{member.name} exited while "
+                                          f"starting from its image: {failure}")
                 if code is not None:
                     raise StackStartError(
                         f"{self.spec.name}/{member.name} exited with code {code} while starting; "
@@ -362,6 +385,8 @@ class Stack:
         stop_trees([replica.process for replica in self.replicas])
         if self.supervisor is not None:
             self.supervisor.close()
+        if self.images is not None:
+            self.images.close()
         self.supervisor = None
         self.balancer = None
         self.replicas = []

@@ -2,7 +2,8 @@
 
 A spec says what one serving stack is made of: the engine each replica runs (model, vLLM
 arguments, environment, API server processes), how many replicas, the balancer policy in front
-of them, how replicas are pinned to cores, and which ports to use. A bad spec fails with
+of them, how replicas are pinned to cores, where their runtime comes from (an image or this
+machine), and which ports to use. A bad spec fails with
 `SpecError`, one line naming the file, the field and what is allowed.
 """
 
@@ -164,6 +165,15 @@ class CpuSpec(_Strict):
                       "generator sharing the machine, the measuring instrument; 0: none")
 
 
+class ImageSpec(_Strict):
+    """Where a replica's runtime and model come from (docs/images.md). `none`: this machine's
+    virtual environment and model directory. `eager`: the stack's image, downloaded whole from
+    the registry, its digest checked, unpacked to local disk. `lazy`: the image mounted at
+    once, each 4 MiB block fetched from the registry on first read and cached on local disk."""
+
+    mode: Literal["none", "eager", "lazy"] = "none"
+
+
 class StackSpec(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     description: str = ""
@@ -171,6 +181,7 @@ class StackSpec(_Strict):
     replicas: int = Field(default=1, ge=1, le=64)
     balancer: BalancerSpec = Field(default_factory=BalancerSpec)
     cpu: CpuSpec = Field(default_factory=CpuSpec)
+    image: ImageSpec = Field(default_factory=ImageSpec)
     ports: PortsSpec = Field(default_factory=PortsSpec)
     startup_timeout_s: float = Field(default=300.0, gt=0)
     restart_policy: Literal["always", "never"] = Field(

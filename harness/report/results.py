@@ -322,7 +322,8 @@ class RunInfo(Result):
 
     model_config = ConfigDict(extra="allow")
 
-    kind: Literal["comparison", "capacity", "quality", "scorecard", "mechanisms"] = Field(
+    kind: Literal["comparison", "capacity", "quality", "scorecard", "mechanisms",
+                  "coldstart"] = Field(
         default="comparison", description="the experiment (absent in early comparison runs)")
     out: str = Field(description="the results folder")
     experiment: str | None = Field(default=None, description="the MLflow experiment it is "

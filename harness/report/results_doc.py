@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from harness.report import mechanisms_results, results, scorecard_results
+from harness.report import coldstart_results, mechanisms_results, results, scorecard_results
 
 # The files, their top-level model, in the order a reader meets them.
 FILES: list[tuple[str, type[BaseModel]]] = [
@@ -26,7 +26,9 @@ FILES: list[tuple[str, type[BaseModel]]] = [
          ("scorecard.json of `harness scorecard` (its summary.json is a capacity summary)",
           scorecard_results.Scorecard),
          ("mechanisms.json of `harness mechanisms` (each mechanism's folder is a run's)",
-          mechanisms_results.Mechanisms)]
+          mechanisms_results.Mechanisms),
+         ("coldstart.json of `harness coldstart` (starts.jsonl: one StartRecord per line)",
+          coldstart_results.ColdStartResult)]
 
 
 def type_name(annotation: Any) -> str:

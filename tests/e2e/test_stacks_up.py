@@ -1,7 +1,9 @@
 """Each stack brought up by `harness up` with real vLLM on the embedded model.
 
-Through the balancer: a completion and a streamed chat completion; after SIGINT (or SIGTERM), no
-process of the stack is left.
+Through the balancer: a completion and a streamed chat completion. Each stack runs from its
+image (diy eager, optimized lazy): its engine's processes map libtorch from the image, nothing
+from this machine's Python. After SIGINT (or SIGTERM), no process of the stack is left, and
+nothing is left mounted.
 """
 
 from __future__ import annotations
@@ -25,7 +27,11 @@ from tests.processes import still_running
 
 pytestmark = pytest.mark.e2e
 HARNESS = [sys.executable, "-m", "harness.cli"]
-START_BUDGET_S = 300  # cold start with torch.compile on 2 cores; ~40-100 s seen
+# A first start builds the stack's image (~90 s), then pulls or mounts it; then the engine's
+# own start with torch.compile on 2 cores: ~40-130 s seen.
+START_BUDGET_S = 500
+ROOT = Path(__file__).resolve().parents[2]
+IMAGES = ROOT / "images"
 
 
 def read_endpoint(harness: subprocess.Popen[str], log: Path) -> str:
@@ -40,6 +46,24 @@ def read_endpoint(harness: subprocess.Popen[str], log: Path) -> str:
 
 def stack_pids(root: psutil.Process) -> set[int]:
     return {p.pid for p in root.children(recursive=True)}
+
+
+def assert_engine_runs_from_its_image(pids: set[int], mode: str) -> None:
+    """The processes running the image's interpreter (API server, engine core, worker, their
+    helpers) map nothing from this machine's Python installations, and the engine's three map
+    libtorch from the image."""
+    node = str(IMAGES / "node" / mode)
+    host_pythons = (str(ROOT / ".venv"), sys.base_prefix)
+    with_torch = 0
+    for pid in pids:
+        if not psutil.Process(pid).exe().startswith(node):
+            continue
+        mapped = {fields[5] for line in Path(f"/proc/{pid}/maps").read_text().splitlines()
+                  if len(fields := line.split(maxsplit=5)) == 6}
+        assert [path for path in mapped if path.startswith(host_pythons)] == []
+        with_torch += any(path.startswith(node) and path.endswith("libtorch_cpu.so")
+                          for path in mapped)
+    assert with_torch >= 3, [psutil.Process(pid).cmdline()[:3] for pid in pids]
 
 
 @pytest.mark.parametrize(("stack", "stop_signal"), [
@@ -82,10 +106,15 @@ def test_harness_up_serves_through_the_balancer_and_a_signal_stops_all(
         assert quantization is not None, engine_log[-2000:]
         assert quantization.group(1) == ("compressed-tensors" if stack == "optimized"
                                          else "None")
+        served = re.search(r"model='([^']+)'", engine_log)
+        assert served is not None
+        mode = "lazy" if stack == "optimized" else "eager"
+        assert f"images/node/{mode}/" in served.group(1)
+        manifest = json.loads((IMAGES / "built" / stack / "manifest.json").read_text())
+        assert ("models/quantized/tiny-int8-channel-" in manifest["contents"]["model"]) == (
+            stack == "optimized")
+        assert_engine_runs_from_its_image(pids, mode)
         if stack == "optimized":
-            served = re.search(r"model='([^']+)'", engine_log)
-            assert served is not None
-            assert "models/quantized/tiny-int8-channel-" in served.group(1)
             balancer_metrics = httpx.get(f"{endpoint}/metrics", timeout=10).text
             assert 'balancer_replica_healthy{replica="replica-0"} 1.0' in balancer_metrics
             assert "balancer_replica_external_load" in balancer_metrics
@@ -96,6 +125,12 @@ def test_harness_up_serves_through_the_balancer_and_a_signal_stops_all(
         while still_running(pids) and time.monotonic() < deadline:
             time.sleep(0.2)
         assert still_running(pids) == set()
+        # Nothing of the image is left mounted, and no fetcher or registry runs on.
+        assert "images/node/lazy" not in Path("/proc/mounts").read_text()
+        left = [proc.name() for proc in psutil.process_iter(["name"])
+                if proc.info["name"] in ("nbdkit", "nbdfuse", "squashfuse_ll", "nginx")
+                and proc.status() != psutil.STATUS_ZOMBIE]
+        assert left == []
     finally:
         if harness.poll() is None:
             stop_trees([harness])  # type: ignore[list-item]

@@ -1,0 +1,114 @@
+"""This machine as a node that runs replicas from images: the one door the launcher uses.
+
+    node = NodeImages(registry_url)
+    opened = node.open("diy", "eager")     # fetched (or mounted) once per image and node
+    opened.root                            # python/ and model/ inside
+    runtime_argv(opened.root) / runtime_env(opened.root, env)
+    node.close()                           # unmount, stop fetchers
+
+An image is opened once per node and shared by every replica of it there, as a container
+runtime shares an image's snapshot: a second replica, or one started again, finds it ready
+(a warm start). An unpacked tree also stays on disk for later runs, as a pulled image does;
+a lazy mount's block cache lives as long as the mount. `forget` drops what the node holds of
+an image, for a cold start.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from stacks.images.contents import MODEL_DIR, PY_VERSION, PYTHON_DIR
+from stacks.images.eager import fetch_manifest, pull, unpacked_tree
+from stacks.images.lazy import LazyMount
+from stacks.images.manifest import ImageManifest
+from stacks.spec import PROJECT_ROOT
+
+NODE_DIR = PROJECT_ROOT / "images" / "node"
+Mode = Literal["eager", "lazy"]
+# What a replica must not inherit from the harness's own environment: it would put the
+# machine's virtual environment back on the replica's module path.
+HOST_PYTHON_ENV = ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "VIRTUAL_ENV", "PYTHONUSERBASE")
+
+
+@dataclass(slots=True)
+class OpenedImage:
+    manifest: ImageManifest
+    mode: Mode
+    root: Path
+    usable_s: float  # from "replica scheduled" to "image usable"; 0 when the node had it
+    warm: bool  # the node already held it
+
+
+class NodeImages:
+    def __init__(self, registry_url: str, node_dir: Path = NODE_DIR) -> None:
+        self.registry_url = registry_url
+        self.node_dir = Path(node_dir)
+        self.opened: dict[tuple[str, Mode], OpenedImage] = {}
+        self.mounts: dict[str, LazyMount] = {}
+
+    def open(self, stack: str, mode: Mode) -> OpenedImage:
+        """The stack's image as a tree replicas can run from; fetched or mounted the first
+        time this node opens it (a cold start), then shared (warm)."""
+        held = self.opened.get((stack, mode))
+        if held is not None:
+            return OpenedImage(held.manifest, mode, held.root, 0.0, warm=True)
+        started = time.monotonic()
+        manifest = fetch_manifest(self.registry_url, stack)
+        warm = False
+        if mode == "eager":
+            root = unpacked_tree(self.node_dir, manifest)
+            warm = root.is_dir()  # unpacked by an earlier run on this node
+            if not warm:
+                pull(self.registry_url, manifest, self.node_dir)
+        else:
+            mount = LazyMount(self.registry_url, manifest, self.node_dir)
+            root = mount.mount()
+            self.mounts[stack] = mount
+        opened = OpenedImage(manifest, mode, root, time.monotonic() - started, warm)
+        self.opened[(stack, mode)] = opened
+        return opened
+
+    def forget(self, stack: str, mode: Mode) -> None:
+        """Drop what this node holds of the stack's image: the next open is cold."""
+        self.opened.pop((stack, mode), None)
+        if mode == "lazy":
+            mount = self.mounts.pop(stack, None)
+            if mount is not None:
+                mount.close()
+            return
+        manifest = fetch_manifest(self.registry_url, stack)
+        shutil.rmtree(unpacked_tree(self.node_dir, manifest), ignore_errors=True)
+
+    def fetch_failure(self, stack: str) -> str:
+        """Why a lazily mounted image failed to read, if its fetcher says so."""
+        mount = self.mounts.get(stack)
+        return mount.fetch_failure() if mount is not None else ""
+
+    def close(self) -> None:
+        """Unmount every lazy image and stop its fetcher (unpacked trees stay on disk)."""
+        for mount in self.mounts.values():
+            mount.close()
+        self.mounts = {}
+        self.opened = {key: value for key, value in self.opened.items() if key[1] == "eager"}
+
+
+def runtime_python(root: Path) -> Path:
+    return root / PYTHON_DIR / "bin" / PY_VERSION
+
+
+def runtime_model(root: Path) -> Path:
+    return root / MODEL_DIR
+
+
+def runtime_env(root: Path, env: dict[str, str]) -> dict[str, str]:
+    """`env` for a replica running from the image at `root`: its interpreter finds its own
+    standard library, packages and libpython there, and nothing of this machine's."""
+    clean = {key: value for key, value in env.items() if key not in HOST_PYTHON_ENV}
+    python = root / PYTHON_DIR
+    libs = [str(python / "lib"), *filter(None, env.get("LD_LIBRARY_PATH", "").split(":"))]
+    return {**clean, "PYTHONHOME": str(python), "PYTHONNOUSERSITE": "1",
+            "LD_LIBRARY_PATH": ":".join(libs)}
