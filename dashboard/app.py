@@ -22,6 +22,7 @@ from dashboard.store import (
     comparisons,
     experiments,
     load_capacity_summary,
+    load_coldstart,
     load_comparison,
     load_mechanisms,
     load_scorecard,
@@ -38,7 +39,14 @@ from harness.report.capacity_tables import (
     decisive,
     probes_table,
 )
-from harness.report.figures import capacity_figures, comparison_figures, mechanisms_waterfall
+from harness.report.coldstart_results import ColdStartResult
+from harness.report.coldstart_tables import coldstart_ratio_table, coldstart_table
+from harness.report.figures import (
+    capacity_figures,
+    coldstart_bars,
+    comparison_figures,
+    mechanisms_waterfall,
+)
 from harness.report.mechanisms_results import Mechanisms
 from harness.report.mechanisms_tables import mechanisms_table
 from harness.report.reliability_tables import failures_table, faults_table, reliability_table
@@ -99,6 +107,11 @@ def capacity_summary(uri: str, run_id: str) -> CapacitySummary:
 @st.cache_data(show_spinner="Loading the scorecard…")
 def scorecard(uri: str, run_id: str) -> Scorecard:
     return load_scorecard(_client(uri), run_id)
+
+
+@st.cache_data(show_spinner="Loading the cold starts…")
+def coldstart(uri: str, run_id: str) -> ColdStartResult:
+    return load_coldstart(_client(uri), run_id)
 
 
 @st.cache_data(show_spinner="Loading the mechanisms…")
@@ -222,6 +235,20 @@ def show_mechanisms(run_id: str) -> None:
     show_table(mechanisms_table(result))
 
 
+def show_coldstart(run_id: str) -> None:
+    result = coldstart(tracking_uri(), run_id)
+    st.header("Cold start, phase by phase")
+    st.caption(f"One replica per stack from its image, cold (the node holds nothing of it) "
+               f"then warm, over {result.trials} trial(s); registry "
+               f"{result.registry.bandwidth_mbps:g} Mbit/s, {result.registry.latency_ms:g} ms "
+               "per request. The engine's own start is its own phase.")
+    for note in result.notes:
+        st.info(note)
+    st.plotly_chart(coldstart_bars(result), width="stretch")
+    show_table(coldstart_table(result))
+    show_table(coldstart_ratio_table(result))
+
+
 def main() -> None:
     st.set_page_config(page_title="serving-harness comparison", layout="wide")
     st.title("Serving stacks compared")
@@ -236,6 +263,8 @@ def main() -> None:
             show_capacity(run_id)
         elif kind == "mechanisms":
             show_mechanisms(run_id)
+        elif kind == "coldstart":
+            show_coldstart(run_id)
         elif kind == "capacity":
             show_capacity(run_id)
         else:

@@ -1,8 +1,8 @@
 """What the dashboard reads from the MLflow store: experiments, the comparison and capacity
 runs in them, one comparison's summary and per-request records (the artifacts `harness run`
 logged), one capacity run's summary (`harness capacity`), a scorecard (`harness scorecard`: a
-capacity summary and its scorecard.json), and each optimization alone (`harness mechanisms`:
-its mechanisms.json)."""
+capacity summary and its scorecard.json), each optimization alone (`harness mechanisms`: its
+mechanisms.json), and cold starts phase by phase (`harness coldstart`: its coldstart.json)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from harness.errors import ResultsError
 from harness.experiments.mechanisms_summary import MECHANISMS_FILE
 from harness.experiments.scorecard_summary import SCORECARD_FILE
+from harness.report.coldstart_results import COLDSTART_FILE, ColdStartResult
 from harness.report.mechanisms_results import Mechanisms
 from harness.report.results import CapacitySummary, ComparisonSummary, R
 from harness.report.scorecard_results import Scorecard
@@ -24,7 +25,7 @@ from harness.report.tracking import PARENT_TAG, ROLE_TAG
 
 RUN_TAGS = ("kind", "role", "stack", "trial", "workload", "stacks")
 # The parent runs a user picks from.
-SHOWN_ROLES = ("scorecard", "mechanisms", "comparison", "capacity")
+SHOWN_ROLES = ("scorecard", "mechanisms", "comparison", "capacity", "coldstart")
 RUN_METRICS = ("throughput_qps", "latency_p99_s", "success_rate")
 
 
@@ -140,3 +141,8 @@ def load_scorecard(client: Any, run_id: str) -> Scorecard:
 def load_mechanisms(client: Any, run_id: str) -> Mechanisms:
     """Each optimization's gain, measured alone."""
     return _artifact(client, run_id, MECHANISMS_FILE, Mechanisms)
+
+
+def load_coldstart(client: Any, run_id: str) -> ColdStartResult:
+    """Each start's phases, their means over trials and the eager ÷ lazy ratios."""
+    return _artifact(client, run_id, COLDSTART_FILE, ColdStartResult)

@@ -224,6 +224,8 @@ def scorecard(
     kill_scenario: Annotated[str, typer.Option(
         help="the faults of the kill phase: a name under workloads/scenarios/ or a YAML "
              "path")] = "replica_kill",
+    cold_trials: Annotated[int, typer.Option(
+        help="each stack starts cold (its image not on this machine) in the first N")] = 2,
     phase_warmup: Annotated[float, typer.Option(
         help="unmeasured seconds before each phase's window")] = 5.0,
     duration: Annotated[float, typer.Option(help="measured seconds per capacity probe")]
@@ -248,7 +250,7 @@ def scorecard(
         tolerance=tolerance, load_qps=load_qps, load_duration_s=load_duration,
         kill_qps=kill_qps, kill_duration_s=kill_duration, kill_trials=kill_trials,
         kill_scenario=kill_scenario, phase_warmup_s=phase_warmup, workers=workers, out=out,
-        experiment=experiment)
+        experiment=experiment, cold_trials=cold_trials)
     with stop_signals_interrupt(), interrupt_keeps("scorecard", LOG_HINT), \
             ScorecardProgress(err) as progress:
         path = run_scorecard(config, progress)

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from harness.cli_output import err, make_config, show, stack_list
+from harness.cli_output import err, make_config, report, stack_list
 from harness.errors import UsageError
 from harness.experiments.coldstart import ColdStartConfig, run_coldstart
 from harness.report.coldstart_results import ColdStartResult
@@ -72,17 +72,16 @@ def coldstart(
     latency_ms: Annotated[float, typer.Option(
         help="the registry's added latency per request, ms")] = DEFAULT_LATENCY_MS,
     out: Annotated[Path | None, typer.Option(help="results folder (new or empty)")] = None,
+    experiment: Annotated[str | None, typer.Option(
+        help="MLflow experiment to log to")] = "coldstart",
 ) -> None:
     """Start one replica of each stack from its image, cold and then warm, and time each
     phase: image fetch or mount, engine start to /health, first completion; with the bytes
     fetched from the registry. Prints the phases and the eager ÷ lazy ratios."""
     config = make_config(ColdStartConfig, stacks=stack_list(stacks), trials=trials,
-                         bandwidth_mbps=bandwidth_mbps, latency_ms=latency_ms, out=out)
+                         bandwidth_mbps=bandwidth_mbps, latency_ms=latency_ms, out=out,
+                         experiment=experiment)
     with stop_signals_interrupt():
         path = run_coldstart(config, lambda line: err.print(line, highlight=False))
     result = read_result(path, ColdStartResult)
-    show(coldstart_table(result))
-    show(coldstart_ratio_table(result))
-    for line in result.notes:
-        typer.echo(line)
-    typer.echo(f"summary: {path}")
+    report(path, [coldstart_table(result), coldstart_ratio_table(result)], [], result.notes)

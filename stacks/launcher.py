@@ -4,9 +4,8 @@
         stack.endpoint                       # http://127.0.0.1:PORT, OpenAI-compatible
 
 `start()` first prepares what the spec serves (`stacks.models.prepare`: the embedded model
-built, a quantized engine pointed at its W8A8 copy) and, where the spec names an image, opens
-it on this node (`stacks.images.serve`: built, pushed, pulled or mounted); replicas then run
-the image's interpreter and model. So a spec deploys itself. Readiness is
+built, a quantized engine pointed at its W8A8 copy) and opens the image the spec names
+(`stacks.images.serve`), whose interpreter and model replicas run. Readiness is
 `/health` answering 200 within the spec's startup timeout. If a replica dies or times out, the
 error names it and shows the end of its log, and everything already started is stopped.
 `stop()` runs on every way out of the `with` block. Once up, a replica that exits is started
@@ -35,7 +34,7 @@ from stacks.images.serve import StackImages
 from stacks.models.prepare import prepare
 from stacks.process import free_port, signal_group, spawn, stop_trees, tail
 from stacks.spec import BalancerSpec, StackSpec
-from stacks.supervisor import Supervisor
+from stacks.supervisor import Supervisor, describe
 
 HEALTH_POLL_S = 0.5
 SUPERVISOR_EVENTS = "events.jsonl"  # replicas exited and ready again
@@ -251,6 +250,7 @@ class Stack:
         # with its registry's settings); the image opened on this node, once started.
         self.images = images
         self.image: OpenedImage | None = None
+        self.ready_s: dict[str, float] = {}  # spawned → healthy, per member, on this start
         self.log_dir = Path(log_dir)
         self.observer: StartObserver = QuietObserver()
         self.port = port if port is not None else spec.ports.balancer
@@ -339,7 +339,8 @@ class Stack:
                     )
                 if health_ok(member.url):
                     waiting.remove(member)
-                    self.observer.on_ready(member.name, time.monotonic() - started)
+                    self.ready_s[member.name] = time.monotonic() - started
+                    self.observer.on_ready(member.name, self.ready_s[member.name])
             if waiting and time.monotonic() > deadline:
                 member = waiting[0]
                 raise HealthTimeout(
@@ -391,10 +392,3 @@ class Stack:
         self.balancer = None
         self.replicas = []
 
-
-def describe(event: dict[str, object]) -> str:
-    """A supervisor event in words."""
-    if event["event"] == "replica_exited":
-        return (f"{event['replica']} exited with code {event['code']}; restarting it "
-                f"(restart {event['restarts']})")
-    return f"{event['replica']} is healthy again, {event['down_s']} s after it exited"

@@ -94,3 +94,11 @@ class Supervisor:
         elif replica.name in self._down and replica.healthy():
             down_s = time.monotonic() - self._down.pop(replica.name)
             self.log.record("replica_ready", replica.name, down_s=round(down_s, 3))
+
+
+def describe(event: dict[str, object]) -> str:
+    """A supervisor event in words."""
+    if event["event"] == "replica_exited":
+        return (f"{event['replica']} exited with code {event['code']}; restarting it "
+                f"(restart {event['restarts']})")
+    return f"{event['replica']} is healthy again, {event['down_s']} s after it exited"

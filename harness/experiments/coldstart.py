@@ -41,14 +41,19 @@ from harness.errors import UsageError
 from harness.experiments.trial import default_out_dir, fresh_out_dir
 from harness.measure.coldstart import summarize_starts
 from harness.measure.environment import capture_environment
-from harness.report.coldstart_results import ColdStartResult, RegistrySettings, StartRecord
+from harness.report.coldstart_results import (
+    COLDSTART_FILE,
+    ColdStartResult,
+    RegistrySettings,
+    StartRecord,
+)
 from harness.report.results import RunInfo
 from stacks.images.build import build_image, built_dir
 from stacks.images.node import Mode, NodeImages
 from stacks.images.registry import DEFAULT_BANDWIDTH_MBPS, DEFAULT_LATENCY_MS, Registry, push
 from stacks.images.serve import REGISTRY_DIR, StackImages
 from stacks.launcher import Stack
-from stacks.spec import StackSpec, load_local_stack_spec
+from stacks.spec import ImageSpec, StackSpec, load_local_stack_spec
 
 FIRST_RESPONSE_TIMEOUT_S = 120.0
 STARTS_FILE = "starts.jsonl"
@@ -91,12 +96,25 @@ class _Timer:
         self.answered = time.monotonic()
 
 
-def one_replica(spec: StackSpec) -> StackSpec:
-    return spec.model_copy(update={"replicas": 1, "restart_policy": "never"})
+def one_replica(stack: str) -> tuple[str, StackSpec]:
+    """`NAME` (the stack's own image mode) or `NAME:MODE` (the same stack started eager or
+    lazy, to see the image's part apart from the stacks' other differences): its label and
+    the spec of one replica of it."""
+    name, _, mode = stack.partition(":")
+    spec = load_local_stack_spec(name)
+    if mode and mode not in ("eager", "lazy"):
+        raise UsageError(f"--stacks: {stack}: the mode after ':' must be eager or lazy")
+    image = {"image": ImageSpec(mode=mode)} if mode else {}  # type: ignore[arg-type]
+    spec = spec.model_copy(update={"replicas": 1, "restart_policy": "never", **image})
+    if spec.image.mode == "none":
+        raise UsageError(f"--stacks: stack {spec.name} runs from this machine (image.mode: "
+                         "none); give it image: {mode: eager} or {mode: lazy}, or name it "
+                         f"{spec.name}:eager or {spec.name}:lazy")
+    return stack if mode else spec.name, spec
 
 
-def time_start(spec: StackSpec, registry: Registry, node: NodeImages, log_dir: Path,
-               trial: int, cache: str) -> StartRecord:
+def time_start(spec: StackSpec, label: str, registry: Registry, node: NodeImages,
+               log_dir: Path, trial: int, cache: str) -> StartRecord:
     """One start of one replica from the stack's image on `node`, phase by phase."""
     images = StackImages(spec, registry, node)
     stack = Stack(spec, log_dir, images=images)
@@ -113,7 +131,7 @@ def time_start(spec: StackSpec, registry: Registry, node: NodeImages, log_dir: P
     engine_s = timer.healthy - timer.spawned
     first_s = timer.answered - timer.healthy
     return StartRecord(
-        stack=spec.name, mode=spec.image.mode, trial=trial, cache=cache,
+        stack=label, mode=spec.image.mode, trial=trial, cache=cache,
         image_s=round(image.usable_s, 4), engine_s=round(engine_s, 4),
         first_response_s=round(first_s, 4),
         total_s=round(image.usable_s + engine_s + first_s, 4), bytes_fetched=fetched,
@@ -122,15 +140,13 @@ def time_start(spec: StackSpec, registry: Registry, node: NodeImages, log_dir: P
 
 def run_coldstart(config: ColdStartConfig, say: Callable[[str], None]) -> Path:
     """Every start's phases to the results folder; the summary's path."""
-    specs = [one_replica(load_local_stack_spec(name)) for name in config.stacks]
-    for spec in specs:
-        if spec.image.mode == "none":
-            raise UsageError(f"--stacks: stack {spec.name} runs from this machine (image.mode: "
-                             "none); give it image: {mode: eager} or {mode: lazy}")
+    started = [one_replica(name) for name in config.stacks]
+    if len({label for label, _ in started}) != len(started):
+        raise UsageError(f"--stacks: each stack once, got {', '.join(config.stacks)}")
     out = fresh_out_dir(config.out or default_out_dir("coldstart"))
-    run_info = write_inputs(config, specs, out)
+    run_info = write_inputs(config, started, out)
     images = {}
-    for spec in specs:
+    for _, spec in started:
         manifest = build_image(spec, say)
         push(built_dir(spec.name) / "manifest.json", REGISTRY_DIR)
         images[spec.name] = {"digest": manifest.digest, "size": manifest.size,
@@ -142,28 +158,27 @@ def run_coldstart(config: ColdStartConfig, say: Callable[[str], None]) -> Path:
     with Registry(REGISTRY_DIR, config.bandwidth_mbps, config.latency_ms,
                   run_dir=out / "registry") as registry:
         for trial in range(1, config.trials + 1):
-            order = specs if trial % 2 else list(reversed(specs))
-            for spec in order:
+            for label, spec in started if trial % 2 else list(reversed(started)):
                 node = NodeImages(registry.url)
                 mode: Mode = "eager" if spec.image.mode == "eager" else "lazy"
                 node.forget(spec.name, mode)  # cold: nothing of it on this node
                 try:
                     for cache in ("cold", "warm"):
-                        say(f"{spec.name}: trial {trial}, {cache} start ({spec.image.mode})")
-                        record = time_start(spec, registry, node,
-                                            out / spec.name / f"trial-{trial}" / cache,
-                                            trial, cache)
+                        say(f"{label}: trial {trial}, {cache} start ({spec.image.mode})")
+                        record = time_start(spec, label, registry, node,
+                                            out / label / f"trial-{trial}" / cache, trial,
+                                            cache)
                         with (out / STARTS_FILE).open("a") as handle:
                             handle.write(record.model_dump_json() + "\n")
                         starts.append(record)
-                        say(f"{spec.name}: {cache}: image {record.image_s:.2f} s, engine "
+                        say(f"{label}: {cache}: image {record.image_s:.2f} s, engine "
                             f"{record.engine_s:.1f} s, first response "
                             f"{record.first_response_s:.2f} s, fetched "
                             f"{record.fetched_fraction:.1%} of the image")
                 finally:
                     node.close()
-            summary(run_info, config, settings, images, starts).write(out / "coldstart.json")
-    return out / "coldstart.json"
+            summary(run_info, config, settings, images, starts).write(out / COLDSTART_FILE)
+    return out / COLDSTART_FILE
 
 
 def summary(run_info: RunInfo, config: ColdStartConfig, settings: RegistrySettings,
@@ -174,10 +189,11 @@ def summary(run_info: RunInfo, config: ColdStartConfig, settings: RegistrySettin
                            starts=starts, summaries=summaries, ratios=ratios, notes=notes)
 
 
-def write_inputs(config: ColdStartConfig, specs: list[StackSpec], out: Path) -> RunInfo:
+def write_inputs(config: ColdStartConfig, started: list[tuple[str, StackSpec]],
+                 out: Path) -> RunInfo:
     (out / "specs").mkdir()
-    for spec in specs:
-        (out / "specs" / f"{spec.name}.yaml").write_text(yaml.safe_dump(spec.model_dump()))
+    for label, spec in started:
+        (out / "specs" / f"{label}.yaml").write_text(yaml.safe_dump(spec.model_dump()))
     info = RunInfo.model_validate({
         **json.loads(config.model_dump_json()), "kind": "coldstart", "out": str(out),
         "experiment": config.experiment, "run_id": uuid.uuid4().hex,

@@ -2,7 +2,9 @@
 and its verdict, for the price of one stack start per stack and trial.
 
 A stack's start costs 36–47 s on 2 cores, more than most of what is measured on it, so every
-trial of a stack serves three phases on one start, in this order:
+trial of a stack serves three phases on one start, in this order, and the start itself is
+timed (`start.json`; in the first `cold_trials` trials the start is cold, and those make the
+cold-start row, `harness.measure.start_row`):
 
 1. **P99 at a fixed load** (`load/`): the workload replayed at `load_qps`, its window after a
    warm-up that covers the first slow requests of a fresh engine (64 QPS, about half of either
@@ -16,6 +18,7 @@ trial of a stack serves three phases on one start, in this order:
 Trials are interleaved (A B A B) as in every experiment. The folder is a capacity run's (its
 `summary.json` is the capacity summary, so `harness log` and the dashboard read it as one) plus:
 
+    <stack>/trial-<k>/start.json the start: image phase, slowest replica to /health
     <stack>/trial-<k>/load/      records.jsonl, records.parquet, logs/
     <stack>/trial-<k>/kill/      the same, and faults.jsonl
     schedules/load.jsonl, schedules/kill.jsonl
@@ -45,11 +48,13 @@ from harness.measure.drain import wait_idle
 from harness.measure.metrics import summarize
 from harness.measure.records import write_parquet
 from harness.measure.reliability import FAULTS_FILE
+from harness.measure.start_row import START_FILE, record_start
 from harness.report.results import StackFigures
 from harness.workload.scenario import FaultPlan, load_scenario
 from harness.workload.schedule import build_schedule
 from harness.workload.spec import WorkloadSpec
-from stacks.spec import EndpointSpec, load_stack_spec
+from stacks.images.node import forget_unpacked
+from stacks.spec import EndpointSpec, StackSpec, load_stack_spec
 
 
 class ScorecardConfig(CapacityConfig):
@@ -77,6 +82,8 @@ class ScorecardConfig(CapacityConfig):
                                                           "this many trials")
     kill_scenario: str = Field(default="replica_kill", description="a name under "
                                "workloads/scenarios/ or a YAML path")
+    cold_trials: int = Field(default=2, ge=0, description="each stack starts cold (nothing "
+                             "of its image on this machine) in the first this many trials")
 
 
 class ScorecardObserver(CapacityObserver, Protocol):
@@ -128,7 +135,14 @@ class ScorecardRun(CapacityRun):
         written = WrittenSchedule.write(built, self.out / "schedules" / f"{name}.jsonl")
         return Phase(name, workload, written, faults)
 
+    def before_start(self, spec: Spec, trial: int) -> None:
+        if isinstance(spec, StackSpec) and trial <= self.scorecard_config.cold_trials:
+            forget_unpacked(spec.name)
+
     def measure(self, spec: Spec, trial: int, target: Target, trial_dir: Path) -> None:
+        if target.stack is not None:
+            record_start(target.stack, trial <= self.scorecard_config.cold_trials,
+                         trial_dir / START_FILE)
         self.replay_phase(self.phases["load"], spec, trial, target, trial_dir)
         super().measure(spec, trial, target, trial_dir)
         if trial <= self.scorecard_config.kill_trials:

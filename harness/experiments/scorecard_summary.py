@@ -21,6 +21,7 @@ from harness.measure.scorecard import (
     send_lag_check,
     success_under_kill_row,
 )
+from harness.measure.start_row import cold_start_row
 from harness.report.results import CapacitySummary
 from harness.report.scorecard_results import Scorecard, ScoreRow
 
@@ -78,6 +79,12 @@ def scorecard_from_folder(folder: Path, capacity: CapacitySummary) -> Scorecard:
                            "kill", baseline)))
         else:
             pending.append("success_under_kill")
+    if asked.get("cold_trials"):
+        cold = cold_start_row(folder, stacks, asked["cold_trials"], baseline)
+        if cold is None:
+            pending.append("cold_start")
+        else:
+            rows.append(cold)
     lag = send_lag_check(capacity, {"load": (load, windows["load"]),
                                     "kill": (kill, windows["kill"])}, slo_s)
     machine = machine_check(folder, stacks, {

@@ -163,12 +163,16 @@ class Experiment(ABC, Generic[Config, Observer]):
         for trial in range(1, self.config.trials + 1):
             for spec in self.stacks:
                 trial_dir = self.out / spec.name / f"trial-{trial}"
+                self.before_start(spec, trial)
                 with machine_speed_around(trial_dir), serving(
                         spec, trial_dir / "logs",
                         self.observer.stack_starting(spec.name, trial)) as target:
                     self.measure(spec, trial, target, trial_dir)
                 self.write_summary()
         return self.summary_path
+
+    def before_start(self, spec: Spec, trial: int) -> None:
+        """What a kind does to the machine before a trial's stack starts (nothing here)."""
 
     def write_summary(self) -> None:
         """After every trial: the summary of everything measured so far, on disk."""

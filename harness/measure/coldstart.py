@@ -24,8 +24,9 @@ RATIO_PHASES = ("image_s", "engine_s", "total_s")
 
 
 def _figure(interval: Interval, values: Sequence[float]) -> PhaseFigure:
-    return PhaseFigure(value=interval.value, ci_low=interval.low, ci_high=interval.high,
-                       trials=list(values))
+    """The mean and its t interval, whose lower side stops at 0: no phase takes less."""
+    return PhaseFigure(value=interval.value, ci_low=max(interval.low, 0.0),
+                       ci_high=interval.high, trials=list(values))
 
 
 def _by(starts: Sequence[StartRecord], stack: str, cache: str) -> list[StartRecord]:

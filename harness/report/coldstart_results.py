@@ -7,6 +7,7 @@ from pydantic import Field
 
 from harness.report.result_base import Figure, Result
 
+COLDSTART_FILE = "coldstart.json"
 PHASES = ("image_s", "engine_s", "first_response_s")
 PHASE_LABELS = {"image_s": "image fetch or mount", "engine_s": "engine start to /health",
                 "first_response_s": "/health to first completion"}

@@ -9,28 +9,37 @@ from harness.report.tables import ReportTable, missing
 
 
 def show_phase(figure: PhaseFigure, percent: bool = False) -> str:
+    """`45.6 [22.9, 68.3]`: the mean over trials and its interval (seconds, or a share)."""
     def one(value: float | None) -> str:
         if missing(value):
             return "?"
         assert value is not None
-        return f"{value:.1%}" if percent else f"{value:.2f} s"
+        if percent:
+            return f"{value:.1%}"
+        return f"{value:.2f}" if abs(value) < 10 else f"{value:.1f}"
 
     interval = ("" if missing(figure.ci_low) else
                 f" [{one(figure.ci_low)}, {one(figure.ci_high)}]")
     return one(figure.value) + interval
 
 
+# Column heads short enough for a terminal; PHASE_LABELS says the same at length.
+COLUMNS = {"image_s": "image", "engine_s": "engine → /health",
+           "first_response_s": "→ 1st answer", "total_s": "total"}
+
+
 def coldstart_table(result: ColdStartResult) -> ReportTable:
-    phases = [*PHASE_LABELS, "total_s"]
-    columns = ["stack", "cache", *[PHASE_LABELS.get(phase, "to first answer")
-                                   for phase in phases], "fetched ÷ image"]
+    phases = list(COLUMNS)
+    columns = ["stack", "cache", *COLUMNS.values(), "fetched"]
     rows = [[f"{row.stack} ({row.mode})", row.cache,
              *[show_phase(row.phases[phase]) for phase in phases],
-             show_phase(row.fetched_fraction, percent=True)]
+             f"{row.fetched_fraction.value:.1%}"]
             for row in result.summaries]
-    return ReportTable(f"Cold start, one replica: mean over {result.trials} trial(s) "
-                       f"[95 % interval]; registry {result.registry.bandwidth_mbps:g} Mbit/s, "
-                       f"{result.registry.latency_ms:g} ms", columns, rows,
+    return ReportTable(f"Cold start of one replica, seconds: mean over "
+                       f"{result.trials} trial(s) [95 % interval]; registry "
+                       f"{result.registry.bandwidth_mbps:g} Mbit/s, "
+                       f"{result.registry.latency_ms:g} ms; fetched: ÷ the image's size",
+                       columns, rows,
                        left=("stack", "cache"))
 
 

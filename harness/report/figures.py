@@ -22,6 +22,7 @@ from harness.measure.metrics import (
     latency_cdf,
     per_second,
 )
+from harness.report.coldstart_results import PHASE_LABELS, PHASES, ColdStartResult
 from harness.report.mechanisms_results import Mechanisms
 from harness.report.results import CapacitySummary, ComparisonSummary, ProbeRow
 
@@ -264,3 +265,28 @@ def figures_html(figures: Mapping[str, go.Figure], title: str) -> str:
     heading = escape(title)
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>{heading}</title>"
             f"</head><body><h1>{heading}</h1>{''.join(parts)}</body></html>")
+
+
+def coldstart_bars(result: ColdStartResult) -> go.Figure:
+    """One stacked bar per stack and cache state: each phase's mean over trials, the image's
+    phases apart from the engine's own start; the whole bar's 95 % interval on top."""
+    figure = go.Figure()
+    labels = [f"{row.stack} ({row.mode})<br>{row.cache}" for row in result.summaries]
+    for phase, colour in zip(PHASES, ("#d62728", "#7f7f7f", "#1f77b4"), strict=True):
+        figure.add_trace(go.Bar(
+            x=labels, y=[row.phases[phase].value for row in result.summaries],
+            name=PHASE_LABELS[phase], marker_color=colour,
+            hovertemplate="%{x}: %{y:.2f} s<extra>" + PHASE_LABELS[phase] + "</extra>"))
+    totals = [row.phases["total_s"] for row in result.summaries]
+    figure.add_trace(go.Scatter(
+        x=labels, y=[total.value for total in totals], mode="markers", name="to first answer",
+        marker={"color": "black", "size": 6},
+        error_y={"type": "data", "symmetric": False,
+                 "array": [(total.ci_high or total.value) - total.value for total in totals],
+                 "arrayminus": [total.value - (total.ci_low or total.value)
+                                for total in totals]}))
+    figure.update_layout(barmode="stack")
+    _layout(figure, "Cold start of one replica, phase by phase (mean over trials, 95 % "
+            "interval of the total)", "stack, cache", "seconds")
+    figure.update_layout(legend_title_text="phase")
+    return figure

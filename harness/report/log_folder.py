@@ -8,6 +8,7 @@ from pathlib import Path
 
 from harness.experiments.recover import needs_recovery, recover_run
 from harness.report.capacity_tracking import log_capacity
+from harness.report.coldstart_tracking import log_coldstart
 from harness.report.mechanisms_tracking import log_mechanisms
 from harness.report.results import RunInfo, read_result
 from harness.report.saved import results_folder
@@ -21,6 +22,8 @@ def log_saved(path: Path, experiment: str | None = None, uri: str | None = None)
         return log_capacity(path, experiment, uri)
     if run.kind == "mechanisms":
         return log_mechanisms(results_folder(path), experiment, uri)
+    if run.kind == "coldstart":
+        return log_coldstart(results_folder(path), experiment, uri)
     if run.kind == "quality":
         return log_quality(path / "quality.json", experiment, uri)
     if needs_recovery(path):

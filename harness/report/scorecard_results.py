@@ -10,10 +10,11 @@ from pydantic import Field
 
 from harness.report.result_base import Figure, Result
 
-Dimension = Literal["p99_at_load", "success_under_kill", "capacity"]
+Dimension = Literal["p99_at_load", "success_under_kill", "capacity", "cold_start"]
 ROW_LABELS: dict[str, str] = {"capacity": "capacity at the SLO",
                               "p99_at_load": "P99 at a fixed load",
-                              "success_under_kill": "success under a replica kill"}
+                              "success_under_kill": "success under a replica kill",
+                              "cold_start": "cold start to serving"}
 
 
 class ScoreFigure(Result):

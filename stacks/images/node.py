@@ -112,3 +112,18 @@ def runtime_env(root: Path, env: dict[str, str]) -> dict[str, str]:
     libs = [str(python / "lib"), *filter(None, env.get("LD_LIBRARY_PATH", "").split(":"))]
     return {**clean, "PYTHONHOME": str(python), "PYTHONNOUSERSITE": "1",
             "LD_LIBRARY_PATH": ":".join(libs)}
+
+
+def forget_unpacked(stack: str, node_dir: Path = NODE_DIR) -> bool:
+    """Remove the unpacked tree of the stack's built image from this node, so that its next
+    eager start pulls it whole (cold); whether there was one. A lazy start is always cold:
+    its block cache lives only as long as its mount."""
+    from stacks.images.build import built_dir  # building is not a node's concern otherwise
+
+    manifest_path = built_dir(stack) / "manifest.json"
+    if not manifest_path.is_file():
+        return False
+    tree = unpacked_tree(node_dir, ImageManifest.read(manifest_path))
+    held = tree.is_dir()
+    shutil.rmtree(tree, ignore_errors=True)
+    return held

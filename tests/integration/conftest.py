@@ -70,7 +70,8 @@ def logged_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LoggedRun]:
 def fake_engine(monkeypatch: pytest.MonkeyPatch) -> None:
     """Launched stacks whose replicas are fake OpenAI servers (test doubles) answering in
     150 ms, under the real launcher, supervisor and balancer."""
-    def argv(spec: StackSpec, port: int) -> list[str]:
+    def argv(spec: StackSpec, port: int, image: Path | None = None) -> list[str]:
+        assert image is None  # these stacks run from this machine
         return [sys.executable, "-m", "tests.fakes.fake_openai_server", "--port", str(port),
                 "--name", f"fake-{port}", "--latency-ms", "150"]
 

@@ -74,7 +74,17 @@ def test_one_start_per_trial_serves_every_row_and_the_dashboard_opens_on_them(
     card = read_result(path, Scorecard)
     assert card.pending == []
     rows = {row.dimension: row for row in card.rows}
-    assert list(rows) == ["capacity", "p99_at_load", "success_under_kill"]
+    assert list(rows) == ["capacity", "p99_at_load", "success_under_kill", "cold_start"]
+    # Each stack's start in both (cold) trials, timed: here the replicas' own start alone,
+    # as these stacks run from this machine, not from an image.
+    start = json.loads((out / "plain" / "trial-2" / "start.json").read_text())
+    assert start["mode"] == "none"
+    assert start["image_s"] == 0
+    assert start["serving_s"] == start["replicas_ready_s"] > 0
+    cold = rows["cold_start"].stacks["plain"]
+    assert cold.trials[1] == start["serving_s"]
+    assert cold.ci_low is not None
+    assert cold.ci_low <= cold.value <= cold.ci_high  # type: ignore[operator]
     load = rows["p99_at_load"]
     # 40 QPS × 6 s × 2 trials ≈ 480 requests per stack: enough for the P99's upper bound.
     for figure in load.stacks.values():
@@ -124,7 +134,7 @@ def test_one_start_per_trial_serves_every_row_and_the_dashboard_opens_on_them(
     assert app.selectbox[1].value == 0  # the newest scorecard is the first run listed
     table = app.dataframe[0].value
     assert list(table["dimension"]) == ["capacity at the SLO", "P99 at a fixed load",
-                                        "success under a replica kill"]
+                                        "success under a replica kill", "cold start to serving"]
     shown = table.set_index("dimension").loc["success under a replica kill"]
     assert shown["plain [95% CI]"].startswith(f"{plain.value * 100:.1f} [")
     said = [box.value for box in (*app.success, *app.warning)]

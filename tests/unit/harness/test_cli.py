@@ -113,3 +113,22 @@ def test_scorecard_names_an_unknown_kill_scenario(capsys: pytest.CaptureFixture[
     line = fails_in_one_line(["scorecard", "--kill-scenario", "meteor"], capsys)
     assert "meteor" in line
     assert "replica_kill" in line  # the known ones are listed
+
+
+def test_coldstart_refuses_a_stack_without_an_image(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spec = tmp_path / "plain.yaml"
+    spec.write_text("name: plain\nengine: {model: models/tiny}\n")
+    line = fails_in_one_line(["coldstart", "--stacks", str(spec), "--out",
+                              str(tmp_path / "out")], capsys)
+    assert "stack plain runs from this machine (image.mode: none)" in line
+    assert not (tmp_path / "out").exists()  # refused before a results folder is made
+
+
+def test_up_names_an_unknown_image_mode(capsys: pytest.CaptureFixture[str]) -> None:
+    assert "--image: must be none, eager or lazy (got 'fast')" in fails_in_one_line(
+        ["up", "diy", "--image", "fast"], capsys)
+
+
+def test_coldstart_names_a_bandwidth_out_of_range(capsys: pytest.CaptureFixture[str]) -> None:
+    assert "--bandwidth-mbps" in fails_in_one_line(["coldstart", "--bandwidth-mbps", "0"], capsys)
