@@ -301,7 +301,8 @@ class Stack:
         name = f"replica-{index}"
         log_path = self.log_dir / f"{name}.log"
         root = self.image.root if self.image is not None else None
-        argv = pinned(replica_argv(self.spec, port, root), self.spec, index)
+        command = replica_argv(self.spec, port, root) if root else replica_argv(self.spec, port)
+        argv = pinned(command, self.spec, index)
         env = replica_env(self.spec, index)
         if root is not None:
             env = runtime_env(root, env)

@@ -6,36 +6,18 @@
                 ratio.<cache>.<phase>.value, .ci_low, .ci_high (eager ÷ lazy)
       artifacts coldstart.json, starts.jsonl, run.json, specs/, figures/coldstart.html
 
-Idempotent and redacted like the other kinds' logging, whose store helpers it shares.
+Idempotent and redacted like the other kinds' logging (`harness.report.single_run`).
 """
 
 from __future__ import annotations
 
-import tempfile
-import time
 from pathlib import Path
 
 from harness.report.coldstart_results import COLDSTART_FILE, ColdStartResult, PhaseFigure
-from harness.report.figures import coldstart_bars, figures_html
-from harness.report.redact import Redactor
+from harness.report.figures import coldstart_bars
 from harness.report.results import RunInfo, read_result
-from harness.report.tracking import (
-    COMPLETE_TAG,
-    KIND_TAG,
-    RESULTS_TAG,
-    ROLE_TAG,
-    client,
-    environment_params,
-    experiment_id,
-    find_logged,
-    flatten,
-    log_metrics,
-    log_params,
-    redacted_copy,
-    store_errors,
-    to_millis,
-    tracking_uri,
-)
+from harness.report.single_run import SingleRun, log_single_run
+from harness.report.tracking import tracking_uri
 
 ROLE = "coldstart"
 
@@ -63,34 +45,10 @@ def log_coldstart(path: Path, experiment: str | None = None, uri: str | None = N
     """Log a coldstart folder (idempotent); the id of its run."""
     run = read_result(path / "run.json", RunInfo)
     result = read_result(path / COLDSTART_FILE, ColdStartResult)
-    name = experiment or run.experiment or ROLE
-    uri = uri or tracking_uri()
-    with store_errors(path, uri):
-        mlflow = client(uri)
-        experiment_key = experiment_id(mlflow, name)
-        found = find_logged(mlflow, experiment_key, run.results_id, ROLE)
-        if found is not None:
-            return found
-        redact = Redactor()
-        started = to_millis(run.started, time.time())
-        tags = {KIND_TAG: ROLE, ROLE_TAG: ROLE, RESULTS_TAG: run.results_id,
-                "harness.stacks": ", ".join(result.stacks), "harness.results_dir": str(path)}
-        created = mlflow.create_run(experiment_key, start_time=started, run_name=path.name,
-                                    tags=redact.mapping(tags))
-        run_id = created.info.run_id
-        log_params(mlflow, run_id, redact, {
-            **flatten(run.model_dump(mode="json", exclude={"environment"}), "run."),
-            **environment_params(run.environment)})
-        log_metrics(mlflow, run_id, coldstart_metrics(result), started)
-        artifacts = [path / COLDSTART_FILE, path / "starts.jsonl", path / "run.json",
-                     path / "specs"]
-        with redacted_copy([item for item in artifacts if item.exists()], redact) as staged:
-            mlflow.log_artifacts(run_id, str(staged))
-        with tempfile.TemporaryDirectory(prefix="harness-figures-") as temp:
-            page = Path(temp) / "coldstart.html"
-            page.write_text(figures_html({"phases": coldstart_bars(result)},
-                                         f"{path.name}: cold start"))
-            mlflow.log_artifact(run_id, str(page), "figures")
-        mlflow.set_tag(run_id, COMPLETE_TAG, "complete")
-        mlflow.set_terminated(run_id, "FINISHED")
-        return str(run_id)
+    return log_single_run(path, run, experiment or run.experiment or ROLE, uri or tracking_uri(),
+                          SingleRun(
+        role=ROLE, tags={"harness.stacks": ", ".join(result.stacks)},
+        metrics=coldstart_metrics(result),
+        files=[path / COLDSTART_FILE, path / "starts.jsonl", path / "run.json", path / "specs"],
+        figures={"phases": coldstart_bars(result)}, page="coldstart",
+        title=f"{path.name}: cold start"))

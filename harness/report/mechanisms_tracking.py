@@ -9,13 +9,11 @@ comparison it is (`harness.report.tracking`), then one run over them all.
       tags      harness.part.<mechanism> = the run id of its comparison
       artifacts mechanisms.json, run.json, specs/, figures/mechanisms.html (the waterfall)
 
-Idempotent and redacted like the comparison's logging, whose store helpers it shares.
+Idempotent and redacted like the comparison's logging (`harness.report.single_run`).
 """
 
 from __future__ import annotations
 
-import tempfile
-import time
 from pathlib import Path
 
 from harness.experiments.mechanisms_summary import (
@@ -24,28 +22,11 @@ from harness.experiments.mechanisms_summary import (
     mechanisms_from_folder,
 )
 from harness.experiments.recover import needs_recovery, recover_run
-from harness.report.figures import figures_html, mechanisms_waterfall
+from harness.report.figures import mechanisms_waterfall
 from harness.report.mechanisms_results import Mechanisms
-from harness.report.redact import Redactor
 from harness.report.results import RunInfo, read_result
-from harness.report.tracking import (
-    COMPLETE_TAG,
-    KIND_TAG,
-    RESULTS_TAG,
-    ROLE_TAG,
-    client,
-    environment_params,
-    experiment_id,
-    find_logged,
-    flatten,
-    log_metrics,
-    log_params,
-    log_results,
-    redacted_copy,
-    store_errors,
-    to_millis,
-    tracking_uri,
-)
+from harness.report.single_run import SingleRun, log_single_run
+from harness.report.tracking import log_results, tracking_uri
 
 ROLE = "mechanisms"
 
@@ -80,37 +61,14 @@ def log_mechanisms(path: Path, experiment: str | None = None, uri: str | None = 
         calibrated = calibration_folder(path, result.mechanism)
         if (calibrated / "summary.json").is_file():
             log_results(calibrated, name, uri)
-    with store_errors(path, uri):
-        mlflow = client(uri)
-        experiment_key = experiment_id(mlflow, name)
-        found = find_logged(mlflow, experiment_key, run.results_id, ROLE)
-        if found is not None:
-            return found
-        redact = Redactor()
-        started = to_millis(run.started, time.time())
-        tags = {KIND_TAG: ROLE, ROLE_TAG: ROLE, RESULTS_TAG: run.results_id,
-                "harness.baseline": mechanisms.baseline, "harness.source": mechanisms.source,
-                "harness.stacks": f"{mechanisms.baseline} + {mechanisms.source}'s settings",
-                "harness.results_dir": str(path),
-                **{f"harness.gain.{result.mechanism}": result.outcome
-                   for result in mechanisms.mechanisms},
-                **{f"harness.part.{mechanism}": run_id for mechanism, run_id in parts.items()}}
-        parent = mlflow.create_run(experiment_key, start_time=started, run_name=path.name,
-                                   tags=redact.mapping(tags))
-        run_id = parent.info.run_id
-        log_params(mlflow, run_id, redact, {
-            **flatten(run.model_dump(mode="json", exclude={"environment"}), "run."),
-            **environment_params(run.environment)})
-        log_metrics(mlflow, run_id, gain_metrics(mechanisms), started)
-        with redacted_copy([path / MECHANISMS_FILE, path / "run.json", path / "specs"],
-                           redact) as staged:
-            mlflow.log_artifacts(run_id, str(staged))
-        with tempfile.TemporaryDirectory(prefix="harness-figures-") as temp:
-            page = Path(temp) / "mechanisms.html"
-            page.write_text(figures_html({"waterfall": mechanisms_waterfall(mechanisms)},
-                                         f"{path.name}: each optimization alone"))
-            mlflow.log_artifact(run_id, str(page), "figures")
-        mlflow.set_tag(run_id, COMPLETE_TAG, "complete")
-        mlflow.set_terminated(run_id, "FINISHED")
-        return str(run_id)
-
+    return log_single_run(path, run, name, uri, SingleRun(
+        role=ROLE, tags={
+            "harness.baseline": mechanisms.baseline, "harness.source": mechanisms.source,
+            "harness.stacks": f"{mechanisms.baseline} + {mechanisms.source}'s settings",
+            **{f"harness.gain.{result.mechanism}": result.outcome
+               for result in mechanisms.mechanisms},
+            **{f"harness.part.{mechanism}": run_id for mechanism, run_id in parts.items()}},
+        metrics=gain_metrics(mechanisms),
+        files=[path / MECHANISMS_FILE, path / "run.json", path / "specs"],
+        figures={"waterfall": mechanisms_waterfall(mechanisms)}, page="mechanisms",
+        title=f"{path.name}: each optimization alone"))
