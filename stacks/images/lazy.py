@@ -91,6 +91,8 @@ class LazyMount:
             directory.mkdir(parents=True, exist_ok=True)
         try:
             self._start_fetcher(cache)
+            # One NBD connection, so one HTTP connection to the registry at a time: the
+            # bandwidth cap is per connection, and the eager download has one too.
             self._start(
                 [NBDFUSE, "-r", "-C", "1", str(self.device), "--unix", str(self.socket)],
                 "nbdfuse.log", self.device.exists, "nbdfuse (the image as a file)")

@@ -3,7 +3,7 @@
     node = NodeImages(registry_url)
     opened = node.open("diy", "eager")     # fetched (or mounted) once per image and node
     opened.root                            # python/ and model/ inside
-    runtime_argv(opened.root) / runtime_env(opened.root, env)
+    runtime_python(opened.root), runtime_env(opened.root, env)   # what a replica runs
     node.close()                           # unmount, stop fetchers
 
 An image is opened once per node and shared by every replica of it there, as a container
