@@ -10,7 +10,8 @@ of the image; a tar archive would have to be read to its end to find one file.
 Pruning (`stacks.images.contents`) rests on a trace: the stack's replica is started once from
 this machine's environment, serves a completion, and the files its processes map are noted.
 The image is rebuilt when what it is built from changes (the engine's version, the
-interpreter, the model's files); otherwise the built one is returned as it is.
+interpreter, the model's files); otherwise the built one is returned as it is, and a stack
+made from the same things as another (an ablation's variant) takes that one's image.
 """
 
 from __future__ import annotations
@@ -59,6 +60,9 @@ def build_image(spec: StackSpec, say: Callable[[str], None] = lambda _: None,
         if existing.source_key == key:
             say(f"image {spec.name}: up to date ({existing.digest[:19]}…)")
             return existing
+    if not force and (shared := same_image(spec.name, key)) is not None:
+        say(f"image {spec.name}: the same as {shared.name}'s ({shared.digest[:19]}…)")
+        return shared
     started = time.monotonic()
     mapped = None
     if trace:
@@ -85,6 +89,28 @@ def build_image(spec: StackSpec, say: Callable[[str], None] = lambda _: None,
     say(f"image {spec.name}: {manifest.size / 1e6:.0f} MB from {contents.bytes / 1e6:.0f} MB, "
         f"{digest[:19]}…; left out: {', '.join(contents.pruned) or 'nothing'}")
     return manifest
+
+
+def same_image(stack: str, key: str) -> ImageManifest | None:
+    """Another stack's built image made from the same things (a variant of a stack that
+    differs only in its balancer or API servers, an ablation's), taken as this stack's: its
+    blob linked, its manifest renamed. Building it again would give the same bytes."""
+    for path in sorted(BUILT_DIR.glob("*/manifest.json")):
+        other = ImageManifest.read(path)
+        blob = path.parent / other.blob_file
+        if other.name == stack or other.source_key != key or not blob.is_file():
+            continue
+        out = built_dir(stack)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / other.blob_file).unlink(missing_ok=True)
+        try:
+            os.link(blob, out / other.blob_file)
+        except OSError:
+            shutil.copyfile(blob, out / other.blob_file)
+        mine = other.model_copy(update={"name": stack})
+        mine.write(out / "manifest.json")
+        return mine
+    return None
 
 
 def pack(tree: Path, blob: Path, name: str) -> None:

@@ -100,3 +100,24 @@ def test_the_registry_s_latency_is_whole_milliseconds_and_none_below_one() -> No
     assert _delay(10) == "echo_sleep 0.010; echo_exec @file;"
     assert _delay(0.4) == "echo_exec @file;"
     assert _delay(1500) == "echo_sleep 1.500; echo_exec @file;"
+
+
+def test_a_stack_made_of_the_same_things_takes_the_built_image_of_another(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from stacks.images import build
+    from stacks.images.manifest import ImageContents, ImageManifest
+
+    monkeypatch.setattr(build, "BUILT_DIR", tmp_path)
+    (tmp_path / "diy").mkdir()
+    (tmp_path / "diy" / "image.sqfs").write_bytes(b"squashfs bytes")
+    ImageManifest(name="diy", digest="sha256:" + "a" * 64, size=14, block_digests=["b"],
+                  source_key="k1", contents=ImageContents(
+                      distributions=[], pruned=[], files=1, unpacked_bytes=1, model="m")
+                  ).write(tmp_path / "diy" / "manifest.json")
+    assert build.same_image("diy-rr", "k2") is None  # made from other things
+    shared = build.same_image("diy-rr", "k1")
+    assert shared is not None
+    assert shared.name == "diy-rr"
+    assert shared.digest == "sha256:" + "a" * 64
+    assert (tmp_path / "diy-rr" / "image.sqfs").read_bytes() == b"squashfs bytes"
+    assert ImageManifest.read(tmp_path / "diy-rr" / "manifest.json").name == "diy-rr"
