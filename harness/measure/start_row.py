@@ -62,8 +62,7 @@ def cold_start_row(folder: Path, stacks: list[str], cold_trials: int,
             trials=list[float | None](values),
             note=f"{mode} image: {sum(images) / len(images):.1f} s of it to the image, the "
                  "rest the engine's own start")
-    setting = (f"{len(shared)} cold start(s) of each stack, short form (`harness coldstart` "
-               "has the phases)")
+    setting = f"{len(shared)} cold start(s) each, short form"
     return interval_row("cold_start", ROW_LABELS["cold_start"], "s", False, figures,
                         RowContext(setting, "start", baseline),
                         f"Student t over {len(shared)} cold starts, 95 %")
