@@ -24,7 +24,7 @@ import subprocess
 import sys
 import time
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import psutil
@@ -116,6 +116,18 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+def wait_ready(ready: Callable[[], bool], process: subprocess.Popen[bytes],
+               timeout_s: float, poll_s: float = 0.02) -> bool:
+    """Poll `ready` until it holds (True), or until `process` exits or `timeout_s` passes
+    (False): how a helper that signals readiness by a socket, a file or a mount is awaited."""
+    deadline = time.monotonic() + timeout_s
+    while not ready():
+        if process.poll() is not None or time.monotonic() > deadline:
+            return False
+        time.sleep(poll_s)
+    return True
 
 
 def tail(path: Path, lines: int = 20) -> str:

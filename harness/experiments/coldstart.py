@@ -37,7 +37,7 @@ import httpx
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-from harness.errors import UsageError
+from harness.errors import EndpointError, UsageError
 from harness.experiments.trial import default_out_dir, fresh_out_dir
 from harness.measure.coldstart import summarize_starts
 from harness.measure.environment import capture_environment
@@ -91,7 +91,7 @@ class _Timer:
                               json={"model": self.stack.served_model, "max_tokens": 8,
                                     "prompt": "Fix the grammar: I could of went there."})
         if response.status_code != 200:
-            raise UsageError(f"{self.stack.spec.name}: the first completion failed with "
+            raise EndpointError(f"{self.stack.spec.name}: the first completion failed with "
                              f"{response.status_code}; see {replica.log_path}")
         self.answered = time.monotonic()
 
@@ -124,8 +124,8 @@ def time_start(spec: StackSpec, label: str, registry: Registry, node: NodeImages
         stack.start(timer)
         assert stack.image is not None
         image = stack.image
-        fetched = (registry.bytes_served(image.manifest.blob_path, since)
-                   + registry.bytes_served(f"/manifests/{spec.name}.json", since))
+        fetched = registry.bytes_served(image.manifest.blob_path,
+                                        f"/manifests/{spec.name}.json", since=since)
     finally:
         stack.stop()
     engine_s = timer.healthy - timer.spawned

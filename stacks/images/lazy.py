@@ -23,14 +23,13 @@ import hashlib
 import os
 import shutil
 import subprocess
-import time
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
 from stacks.errors import ImageDigestMismatch, ImageError, ImageFetchError
 from stacks.images.manifest import ImageManifest
-from stacks.process import spawn, stop_trees, tail
+from stacks.process import spawn, stop_trees, tail, wait_ready
 
 NBDKIT = shutil.which("nbdkit") or "/usr/bin/nbdkit"
 NBDFUSE = shutil.which("nbdfuse") or "/usr/bin/nbdfuse"
@@ -111,25 +110,17 @@ class LazyMount:
                 "--filter=cache", "--filter=stats", "curl", f"url={self.url}",
                 "cache-on-read=true", f"cache-min-block-size={self.manifest.block_size}",
                 f"statsfile={self.where / 'stats.txt'}", "timeout=30"]
-        self.fetcher_log.write_text("")
-        self.processes.append(spawn(argv, self.fetcher_log, env))
-        self._wait(self.socket.exists, self.processes[-1], self.fetcher_log,
-                   "nbdkit (the block fetcher)")
+        self._start(argv, self.fetcher_log.name, self.socket.exists,
+                    "nbdkit (the block fetcher)", env)
 
-    def _start(self, argv: list[str], log: str, ready: Callable[[], bool], what: str) -> None:
+    def _start(self, argv: list[str], log: str, ready: Callable[[], bool], what: str,
+               env: dict[str, str] | None = None) -> None:
         log_path = self.where / log
         log_path.write_text("")
-        self.processes.append(spawn(argv, log_path))
-        self._wait(ready, self.processes[-1], log_path, what)
-
-    def _wait(self, ready: Callable[[], bool], process: subprocess.Popen[bytes], log: Path,
-              what: str) -> None:
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        while not ready():
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise ImageFetchError(f"image {self.name}: {what} did not start: "
-                                      f"{self.fetch_failure() or tail(log, 3) or 'no output'}")
-            time.sleep(0.02)
+        self.processes.append(spawn(argv, log_path, env))
+        if not wait_ready(ready, self.processes[-1], READY_TIMEOUT_S):
+            raise ImageFetchError(f"image {self.name}: {what} did not start: "
+                                  f"{self.fetch_failure() or tail(log_path, 3) or 'no output'}")
 
     def _check_superblock(self) -> None:
         try:

@@ -80,8 +80,7 @@ class NodeImages:
             if mount is not None:
                 mount.close()
             return
-        manifest = fetch_manifest(self.registry_url, stack)
-        shutil.rmtree(unpacked_tree(self.node_dir, manifest), ignore_errors=True)
+        forget_unpacked(stack, self.node_dir)
 
     def fetch_failure(self, stack: str) -> str:
         """Why a lazily mounted image failed to read, if its fetcher says so."""

@@ -18,13 +18,12 @@ import os
 import shutil
 import socket
 import subprocess
-import time
 from pathlib import Path
 from types import TracebackType
 
 from stacks.errors import ImageError
 from stacks.images.manifest import ImageManifest, blob_name
-from stacks.process import free_port, spawn, stop_trees
+from stacks.process import free_port, spawn, stop_trees, wait_ready
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 ECHO_MODULE = Path("/usr/lib/nginx/modules/ngx_http_echo_module.so")
@@ -107,13 +106,10 @@ class Registry:
         self.served_log.write_text("")
         self.process = spawn([NGINX, "-p", str(self.run_dir), "-c", str(conf)],
                              self.run_dir / "nginx.log")
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while not _listening(self.port):
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise ImageError(f"the image registry (nginx) did not start; see "
-                                 f"{self.run_dir / 'error.log'} and {self.run_dir / 'nginx.log'}")
-            time.sleep(0.05)
+        if not wait_ready(lambda: _listening(self.port), self.process, START_TIMEOUT_S):
+            self.stop()
+            raise ImageError(f"the image registry (nginx) did not start; see "
+                             f"{self.run_dir / 'error.log'} and {self.run_dir / 'nginx.log'}")
 
     def stop(self) -> None:
         if self.process is not None:
@@ -124,13 +120,13 @@ class Registry:
     def served_log(self) -> Path:
         return self.run_dir / "served.log"
 
-    def bytes_served(self, path: str, since: float = 0.0) -> int:
-        """Body bytes sent for `path` (a blob's or manifest's path under the root) in
-        responses logged at or after `since` (wall-clock seconds)."""
+    def bytes_served(self, *paths: str, since: float = 0.0) -> int:
+        """Body bytes sent for any of `paths` (blobs' or manifests' paths under the root) in
+        responses logged at or after `since` (wall-clock seconds); one read of the log."""
         total = 0
         for line in self.served_log.read_text().splitlines():
             stamp, _method, uri, _status, sent = line.split()
-            if uri == path and float(stamp) >= since:
+            if uri in paths and float(stamp) >= since:
                 total += int(sent)
         return total
 

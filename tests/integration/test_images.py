@@ -72,7 +72,7 @@ def test_the_registry_serves_ranges_after_its_latency_and_counts_the_bytes(
     assert reply.status_code == 206
     assert len(reply.content) == BLOCK_SIZE
     assert time.time() - started >= 0.005  # its added latency
-    assert registry.bytes_served(manifest.blob_path, started) == BLOCK_SIZE
+    assert registry.bytes_served(manifest.blob_path, since=started) == BLOCK_SIZE
 
 
 def test_an_eager_pull_checks_the_digest_and_unpacks_the_whole_image(
@@ -110,12 +110,12 @@ def test_a_lazy_mount_fetches_only_the_blocks_read_and_caches_them(
     since = time.time()
     with LazyMount(registry.url, manifest, tmp_path / "node") as mount:
         assert (mount.root / "python" / "lib" / "hello.py").read_text().startswith("print")
-        small = registry.bytes_served(manifest.blob_path, since)
+        small = registry.bytes_served(manifest.blob_path, since=since)
         assert 0 < small < manifest.size / 2
         assert (mount.root / "model" / "weights.bin").read_bytes()[:4]  # its first block
-        before = registry.bytes_served(manifest.blob_path, since)
+        before = registry.bytes_served(manifest.blob_path, since=since)
         assert (mount.root / "python" / "lib" / "hello.py").read_text()  # cached: no fetch
-        assert registry.bytes_served(manifest.blob_path, since) == before
+        assert registry.bytes_served(manifest.blob_path, since=since) == before
     no_leftovers(tmp_path / "node")
 
 
