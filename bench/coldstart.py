@@ -1,10 +1,12 @@
 """Cold start: the issue's goals as ratios measured in one run, then the same phases projected
 for a large CUDA image at typical registry bandwidths.
 
-Runs `harness coldstart` (both stacks from their images, cold then warm, `--trials` each), or
-reads a finished one (`--from results/<run>`), and prints:
+Runs `harness coldstart` (both stacks from their images, cold then warm, `--trials` each;
+`--stacks diy:eager,diy:lazy-noprefetch,diy:lazy` starts one stack each way, to see the
+image's part and prefetch's alone), or reads a finished one (`--from results/<run>`), and
+prints:
 
-- image usable, eager ÷ lazy, cold (goal ≥ 10×);
+- image usable, eager ÷ lazy (each lazy stack), cold (goal ≥ 10×);
 - replica scheduled → first answer, eager ÷ lazy, cold (goal ≥ 1.5×), and how much of it is
   the engine's own start;
 - bytes fetched before the first answer ÷ image size (Slacker, FAST '16: 6.4 %);
@@ -14,8 +16,8 @@ reads a finished one (`--from results/<run>`), and prints:
   latency per 4 MiB block (this fetcher asks for one block at a time). Both add the same
   engine start, which the projection leaves out.
 
-    .venv/bin/python bench/coldstart.py [--trials 3] [--from DIR] [--image-gb 15] \\
-        [--bandwidths-mbps 400,1000,10000] [--latency-ms 10]
+    .venv/bin/python bench/coldstart.py [--trials 3] [--stacks diy,optimized] [--from DIR] \\
+        [--image-gb 15] [--bandwidths-mbps 400,1000,10000] [--latency-ms 10]
 """
 
 from __future__ import annotations
@@ -25,15 +27,20 @@ import statistics
 from pathlib import Path
 
 from harness.experiments.coldstart import ColdStartConfig, run_coldstart
-from harness.report.coldstart_results import ColdStartResult, StartRecord
+from harness.report.coldstart_results import ColdStartResult, StartRatio, StartRecord
 from harness.report.results import read_result
 from stacks.images.manifest import BLOCK_SIZE
 
 
-def ratio_line(result: ColdStartResult, phase: str, label: str) -> str:
-    ratio = next((r for r in result.ratios if r.phase == phase and r.cache == "cold"), None)
-    if ratio is None:
-        return f"{label}: no eager and lazy stack to compare"
+def ratio_lines(result: ColdStartResult, phase: str, label: str) -> list[str]:
+    """One line per lazy stack against the eager one (with and without prefetch, if both)."""
+    ratios = [r for r in result.ratios if r.phase == phase and r.cache == "cold"]
+    if not ratios:
+        return [f"{label}: no eager and lazy stack to compare"]
+    return [ratio_line(ratio, label) for ratio in ratios]
+
+
+def ratio_line(ratio: StartRatio, label: str) -> str:
     interval = ("" if ratio.ci_low is None or ratio.ci_high is None
                 else f" [{ratio.ci_low:.2f}, {ratio.ci_high:.2f}]")
     goal = "" if ratio.goal is None else (
@@ -78,6 +85,9 @@ def project(result: ColdStartResult, image_gb: float, bandwidths: list[float],
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=3)
+    parser.add_argument("--stacks", default="diy,optimized",
+                        help="as `harness coldstart --stacks`, e.g. "
+                             "diy:eager,diy:lazy-noprefetch,diy:lazy")
     parser.add_argument("--from", dest="source", type=Path, default=None,
                         help="a finished `harness coldstart` folder to read instead of running")
     parser.add_argument("--image-gb", type=float, default=15.0)
@@ -85,13 +95,15 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=float, default=10.0)
     args = parser.parse_args()
     path = (args.source / "coldstart.json" if args.source is not None else
-            run_coldstart(ColdStartConfig(trials=args.trials), print))
+            run_coldstart(ColdStartConfig(stacks=args.stacks.split(","), trials=args.trials),
+                          print))
     result = read_result(path, ColdStartResult)
     print(f"run {path.parent} · {result.trials} trial(s) · registry "
           f"{result.registry.bandwidth_mbps:g} Mbit/s, {result.registry.latency_ms:g} ms")
-    print(ratio_line(result, "image_s", "image usable (cold)"))
-    print(ratio_line(result, "total_s", "scheduled → first answer (cold)"))
-    print(ratio_line(result, "engine_s", "engine start → /health (cold)"))
+    for phase, label in (("image_s", "image usable (cold)"),
+                         ("total_s", "scheduled → first answer (cold)"),
+                         ("engine_s", "engine start → /health (cold)")):
+        print("\n".join(ratio_lines(result, phase, label)))
     for row in result.summaries:
         total = row.phases["total_s"].value
         print(f"{row.stack} ({row.mode}, {row.cache}): first answer {total:.1f} s, engine's own "

@@ -284,6 +284,8 @@ class Stack:
             for index in range(self.spec.replicas):
                 self.replicas.append(self._start_replica(index))
             self._wait_healthy(self.replicas)
+            if self.images is not None:
+                self.images.record_plan()
             self.balancer = self._start_balancer()
             self._wait_healthy([self.balancer])
             if self.spec.restart_policy == "always":

@@ -172,6 +172,8 @@ class ImageSpec(_Strict):
     once, each 4 MiB block fetched from the registry on first read and cached on local disk."""
 
     mode: Literal["none", "eager", "lazy"] = "none"
+    prefetch: bool = Field(default=True, description="lazy: read the blocks an earlier start "
+                           "read, in its order, in the background from the mount on")
 
 
 class StackSpec(_Strict):

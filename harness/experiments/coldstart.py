@@ -50,12 +50,22 @@ from harness.report.coldstart_results import (
 from harness.report.results import RunInfo
 from stacks.images.build import build_image, built_dir
 from stacks.images.node import Mode, NodeImages
-from stacks.images.registry import DEFAULT_BANDWIDTH_MBPS, DEFAULT_LATENCY_MS, Registry, push
+from stacks.images.prefetch import fetch_plan, plan_name
+from stacks.images.registry import (
+    DEFAULT_BANDWIDTH_MBPS,
+    DEFAULT_LATENCY_MS,
+    Registry,
+    manifest_name,
+    push,
+)
 from stacks.images.serve import REGISTRY_DIR, StackImages
 from stacks.launcher import Stack
 from stacks.spec import ImageSpec, StackSpec, load_local_stack_spec
 
 FIRST_RESPONSE_TIMEOUT_S = 120.0
+# `NAME:MODE`: the same stack started each of these ways.
+START_MODES = {"eager": ImageSpec(mode="eager"), "lazy": ImageSpec(mode="lazy"),
+               "lazy-noprefetch": ImageSpec(mode="lazy", prefetch=False)}
 STARTS_FILE = "starts.jsonl"
 
 
@@ -77,6 +87,7 @@ class _Timer:
     def __init__(self, stack: Stack) -> None:
         self.stack = stack
         self.spawned = self.healthy = self.answered = 0.0
+        self.answered_at = 0.0  # wall clock, to match the registry's log
 
     def on_starting(self, name: str, log_path: Path) -> None:
         if name == "replica-0":
@@ -94,6 +105,7 @@ class _Timer:
             raise EndpointError(f"{self.stack.spec.name}: the first completion failed with "
                              f"{response.status_code}; see {replica.log_path}")
         self.answered = time.monotonic()
+        self.answered_at = time.time()
 
 
 def one_replica(stack: str) -> tuple[str, StackSpec]:
@@ -102,9 +114,10 @@ def one_replica(stack: str) -> tuple[str, StackSpec]:
     the spec of one replica of it."""
     name, _, mode = stack.partition(":")
     spec = load_local_stack_spec(name)
-    if mode and mode not in ("eager", "lazy"):
-        raise UsageError(f"--stacks: {stack}: the mode after ':' must be eager or lazy")
-    image = {"image": ImageSpec(mode=mode)} if mode else {}  # type: ignore[arg-type]
+    if mode and mode not in START_MODES:
+        raise UsageError(f"--stacks: {stack}: the mode after ':' must be one of "
+                         f"{', '.join(START_MODES)}")
+    image = {"image": START_MODES[mode]} if mode else {}
     spec = spec.model_copy(update={"replicas": 1, "restart_policy": "never", **image})
     if spec.image.mode == "none":
         raise UsageError(f"--stacks: stack {spec.name} runs from this machine (image.mode: "
@@ -124,8 +137,9 @@ def time_start(spec: StackSpec, label: str, registry: Registry, node: NodeImages
         stack.start(timer)
         assert stack.image is not None
         image = stack.image
-        fetched = registry.bytes_served(image.manifest.blob_path,
-                                        f"/manifests/{spec.name}.json", since=since)
+        fetched = registry.bytes_served(
+            image.manifest.blob_path, f"/{manifest_name(spec.name)}", f"/{plan_name(spec.name)}",
+            since=since, until=timer.answered_at)
     finally:
         stack.stop()
     engine_s = timer.healthy - timer.spawned
@@ -135,7 +149,27 @@ def time_start(spec: StackSpec, label: str, registry: Registry, node: NodeImages
         image_s=round(image.usable_s, 4), engine_s=round(engine_s, 4),
         first_response_s=round(first_s, 4),
         total_s=round(image.usable_s + engine_s + first_s, 4), bytes_fetched=fetched,
-        image_bytes=image.manifest.size, fetched_fraction=fetched / image.manifest.size)
+        image_bytes=image.manifest.size, fetched_fraction=fetched / image.manifest.size,
+        prefetch_blocks=image.prefetch_blocks)
+
+
+def record_plan(spec: StackSpec, label: str, registry: Registry, log_dir: Path,
+                say: Callable[[str], None]) -> None:
+    """A lazy stack whose image has no prefetch plan yet starts once, untimed, to record one:
+    every timed lazy start then prefetches, in every trial alike."""
+    if spec.image.mode != "lazy" or not spec.image.prefetch:
+        return
+    manifest = build_image(spec, say)
+    if fetch_plan(registry.url, manifest) is not None:
+        return
+    say(f"{label}: one untimed lazy start records the blocks a start reads (once per image)")
+    node = NodeImages(registry.url)
+    node.forget(spec.name, "lazy")
+    try:
+        with Stack(spec, log_dir, images=StackImages(spec, registry, node, say)):
+            pass
+    finally:
+        node.close()
 
 
 def run_coldstart(config: ColdStartConfig, say: Callable[[str], None]) -> Path:
@@ -157,6 +191,8 @@ def run_coldstart(config: ColdStartConfig, say: Callable[[str], None]) -> Path:
                                 latency_ms=config.latency_ms)
     with Registry(REGISTRY_DIR, config.bandwidth_mbps, config.latency_ms,
                   run_dir=out / "registry") as registry:
+        for label, spec in started:
+            record_plan(spec, label, registry, out / label / "recording", say)
         for trial in range(1, config.trials + 1):
             for label, spec in started if trial % 2 else list(reversed(started)):
                 node = NodeImages(registry.url)

@@ -56,10 +56,15 @@ def summarize_starts(starts: Sequence[StartRecord]
 
 
 def _ratios(starts: Sequence[StartRecord]) -> list[StartRatio]:
+    """The eager stack against each lazy one (with and without prefetch, when both ran)."""
     eager = next((start.stack for start in starts if start.mode == "eager"), None)
-    lazy = next((start.stack for start in starts if start.mode == "lazy"), None)
-    if eager is None or lazy is None:
+    lazy = list(dict.fromkeys(start.stack for start in starts if start.mode == "lazy"))
+    if eager is None:
         return []
+    return [ratio for stack in lazy for ratio in _paired_ratios(starts, eager, stack)]
+
+
+def _paired_ratios(starts: Sequence[StartRecord], eager: str, lazy: str) -> list[StartRatio]:
     ratios = []
     for cache in ("cold", "warm"):
         pairs = {row.trial: row for row in _by(starts, eager, cache)}

@@ -30,6 +30,8 @@ class StartRecord(Result):
                                            "manifest) before the first completion")
     image_bytes: int
     fetched_fraction: float = Field(description="bytes_fetched ÷ image size")
+    prefetch_blocks: int = Field(default=0, description="blocks a lazy start prefetched by "
+                                 "its image's plan, in the background from the mount on")
 
 
 class PhaseFigure(Result):

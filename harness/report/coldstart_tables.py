@@ -31,7 +31,9 @@ COLUMNS = {"image_s": "image", "engine_s": "engine → /health",
 def coldstart_table(result: ColdStartResult) -> ReportTable:
     phases = list(COLUMNS)
     columns = ["stack", "cache", *COLUMNS.values(), "fetched"]
-    rows = [[f"{row.stack} ({row.mode})", row.cache,
+    prefetched = {start.stack for start in result.starts if start.prefetch_blocks}
+    rows = [[f"{row.stack} ({row.mode}{', prefetch' if row.stack in prefetched else ''})",
+             row.cache,
              *[show_phase(row.phases[phase]) for phase in phases],
              f"{row.fetched_fraction.value:.1%}"]
             for row in result.summaries]
@@ -52,8 +54,8 @@ def coldstart_ratio_table(result: ColdStartResult) -> ReportTable | None:
                     f" [{ratio.ci_low:.2f}, {ratio.ci_high:.2f}]")
         goal = "" if ratio.goal is None else f"≥ {ratio.goal:g}×"
         label = PHASE_LABELS.get(ratio.phase, "scheduled to first answer")
-        rows.append([label, ratio.cache, f"{ratio.value:.2f}×{interval}", goal])
-    first = result.ratios[0]
-    return ReportTable(f"{first.eager} (eager) ÷ {first.lazy} (lazy), paired by trial",
-                       ["phase", "cache", "ratio [95 %]", "goal"], rows,
-                       left=("phase", "cache"))
+        rows.append([f"{ratio.eager} ÷ {ratio.lazy}", label, ratio.cache,
+                     f"{ratio.value:.2f}×{interval}", goal])
+    return ReportTable("Eager ÷ lazy, paired by trial",
+                       ["stacks", "phase", "cache", "ratio [95 %]", "goal"], rows,
+                       left=("stacks", "phase", "cache"))

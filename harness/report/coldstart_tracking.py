@@ -34,8 +34,11 @@ def coldstart_metrics(result: ColdStartResult) -> dict[str, float]:
             metrics |= _figure_metrics(f"{row.stack}.{row.cache}.{phase}", figure)
         metrics |= _figure_metrics(f"{row.stack}.{row.cache}.fetched_fraction",
                                    row.fetched_fraction)
+    lazy_stacks = len({ratio.lazy for ratio in result.ratios})
     for ratio in result.ratios:
-        metrics |= {f"ratio.{ratio.cache}.{ratio.phase}.{key}": value
+        # Named by the lazy stack only when there are several (with and without prefetch).
+        prefix = f"ratio.{ratio.lazy}." if lazy_stacks > 1 else "ratio."
+        metrics |= {f"{prefix}{ratio.cache}.{ratio.phase}.{key}": value
                     for key, value in (("value", ratio.value), ("ci_low", ratio.ci_low),
                                        ("ci_high", ratio.ci_high)) if value is not None}
     return metrics

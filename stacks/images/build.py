@@ -9,6 +9,8 @@ of the image; a tar archive would have to be read to its end to find one file.
 
 Pruning (`stacks.images.contents`) rests on a trace: the stack's replica is started once from
 this machine's environment, serves a completion, and the files its processes map are noted.
+The same trace notes the order its processes open files in (`stacks.images.read_order`): those
+files are packed first, in that order, so a lazy start reads a few consecutive blocks.
 The image is rebuilt when what it is built from changes (the engine's version, the
 interpreter, the model's files); otherwise the built one is returned as it is, and a stack
 made from the same things as another (an ablation's variant) takes that one's image.
@@ -31,6 +33,7 @@ import psutil
 from stacks.errors import ImageError
 from stacks.images.contents import engine_distribution, stage
 from stacks.images.manifest import ImageContents, ImageManifest, digests
+from stacks.images.read_order import OpenTrace, write_sort_file
 from stacks.models.prepare import prepare
 from stacks.spec import PROJECT_ROOT, ImageSpec, StackSpec
 
@@ -39,6 +42,8 @@ BUILT_DIR = IMAGES_DIR / "built"
 MKSQUASHFS = shutil.which("mksquashfs") or "/usr/bin/mksquashfs"
 # zstd at level 3 packs 2.2 GB in about half the time level 15 takes, and the image is
 # within a few % of the size; a registry serves it at the same speed either way.
+# How the files lie in the image; part of the source key, so a new layout is a rebuild.
+LAYOUT = "read-order"
 MKSQUASHFS_ARGS = ["-comp", "zstd", "-Xcompression-level", "3", "-b", "1M", "-noappend",
                    "-no-progress", "-quiet", "-all-root"]
 
@@ -64,18 +69,21 @@ def build_image(spec: StackSpec, say: Callable[[str], None] = lambda _: None,
         say(f"image {spec.name}: the same as {shared.name}'s ({shared.digest[:19]}…)")
         return shared
     started = time.monotonic()
-    mapped = None
+    mapped: set[Path] | None = None
+    order: list[Path] = []
     if trace:
         say(f"image {spec.name}: tracing what one replica loads (a start and a completion)")
-        mapped = trace_replica(served, out / "trace")
+        mapped, order = trace_replica(served, out / "trace")
     say(f"image {spec.name}: staging the runtime, the engine and the model")
     staging = out / "staging"
     contents = stage(staging, model, mapped)
+    sort_file = out / "read-order.txt"
+    ordered = write_sort_file(order, mapped or set(), contents.placed, sort_file)
     say(f"image {spec.name}: packing {contents.files} files "
-        f"({contents.bytes / 1e9:.2f} GB) with mksquashfs")
+        f"({contents.bytes / 1e9:.2f} GB) with mksquashfs, {ordered} first in read order")
     blob = out / "image.sqfs"
     try:
-        pack(staging, blob, spec.name)
+        pack(staging, blob, spec.name, sort_file if ordered else None)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     digest, blocks = digests(blob)
@@ -84,7 +92,7 @@ def build_image(spec: StackSpec, say: Callable[[str], None] = lambda _: None,
         source_key=key, build_s=round(time.monotonic() - started, 1),
         contents=ImageContents(distributions=contents.distributions, pruned=contents.pruned,
                                files=contents.files, unpacked_bytes=contents.bytes,
-                               model=str(model)))
+                               model=str(model), read_order_files=ordered))
     manifest.write(manifest_path)
     say(f"image {spec.name}: {manifest.size / 1e6:.0f} MB from {contents.bytes / 1e6:.0f} MB, "
         f"{digest[:19]}…; left out: {', '.join(contents.pruned) or 'nothing'}")
@@ -113,25 +121,33 @@ def same_image(stack: str, key: str) -> ImageManifest | None:
     return None
 
 
-def pack(tree: Path, blob: Path, name: str) -> None:
-    """`tree` into one squashfs file at `blob`."""
+def pack(tree: Path, blob: Path, name: str, sort_file: Path | None = None) -> None:
+    """`tree` into one squashfs file at `blob`; the files `sort_file` lists first, highest
+    priority first."""
     if not os.access(MKSQUASHFS, os.X_OK):
         raise ImageError("building an image needs Debian's squashfs-tools "
                          "(`make image-tools` installs it)")
+    order = ["-sort", str(sort_file)] if sort_file is not None else []
+    # A new file, renamed over the old: the old blob may be linked into the registry, and
+    # writing it in place would change the bytes its digest names there.
+    partial = blob.with_suffix(".partial")
+    partial.unlink(missing_ok=True)
     try:
-        subprocess.run([MKSQUASHFS, str(tree), str(blob), *MKSQUASHFS_ARGS,
+        subprocess.run([MKSQUASHFS, str(tree), str(partial), *MKSQUASHFS_ARGS, *order,
                         "-processors", str(len(os.sched_getaffinity(0)))],
                        check=True, capture_output=True)
     except subprocess.CalledProcessError as exc:
+        partial.unlink(missing_ok=True)
         raise ImageError(f"image {name}: mksquashfs failed: "
                          f"{exc.stderr.decode(errors='replace').strip()[-300:]}") from exc
+    partial.replace(blob)
 
 
 def source_key(model: Path, trace: bool) -> str:
     """What an image is built from: the engine's version, the interpreter, the model's files
     (names, sizes, modification times) and whether it was pruned by a trace."""
     engine = engine_distribution()
-    parts = [engine.metadata["Name"], engine.version, sys.version, str(trace)]
+    parts = [engine.metadata["Name"], engine.version, sys.version, str(trace), LAYOUT]
     for path in sorted(model.rglob("*")):
         if path.is_file():
             stat = path.stat()
@@ -139,13 +155,19 @@ def source_key(model: Path, trace: bool) -> str:
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
 
-def trace_replica(spec: StackSpec, log_dir: Path) -> set[Path]:
+def trace_replica(spec: StackSpec, log_dir: Path) -> tuple[set[Path], list[Path]]:
     """Every file mapped by the processes of one replica of `spec`, run from this machine's
-    environment after it answered a completion."""
+    environment after it answered a completion; and the files they opened, in order."""
     from stacks.launcher import Stack  # the launcher starts replicas from images built here
 
+    trace = OpenTrace(log_dir / "opens")
+    shutil.rmtree(trace.log_dir, ignore_errors=True)
+    env = {**spec.engine.env, **trace.env}
+    if inherited := os.environ.get("PYTHONPATH"):
+        env["PYTHONPATH"] += os.pathsep + inherited
     one = spec.model_copy(update={"replicas": 1, "restart_policy": "never",
-                                  "image": ImageSpec(mode="none")})
+                                  "image": ImageSpec(mode="none"),
+                                  "engine": spec.engine.model_copy(update={"env": env})})
     with Stack(one, log_dir) as stack:
         response = httpx.post(f"{stack.endpoint}/v1/completions", timeout=120, json={
             "model": stack.served_model, "prompt": "Fix the grammar: I could of went there.",
@@ -153,7 +175,8 @@ def trace_replica(spec: StackSpec, log_dir: Path) -> set[Path]:
         if response.status_code != 200:
             raise ImageError(f"image {spec.name}: the traced replica answered "
                              f"{response.status_code}; see {log_dir}")
-        return mapped_files(stack.replicas[0].process.pid)
+        mapped = mapped_files(stack.replicas[0].process.pid)
+    return mapped, trace.read_order()
 
 
 def mapped_files(pid: int) -> set[Path]:

@@ -54,6 +54,8 @@ class Contents:
     pruned: list[str] = field(default_factory=list)  # required, but never loaded (traced)
     files: int = 0
     bytes: int = 0
+    # Each file placed: its real path on this machine → its path in the image's tree.
+    placed: dict[Path, Path] = field(default_factory=dict)
 
 
 def engine_distribution() -> metadata.Distribution:
@@ -136,6 +138,8 @@ def stage(target: Path, model: Path, mapped: set[Path] | None) -> Contents:
     for path in sorted(model.rglob("*")):
         if path.is_file():
             _place(path, target / MODEL_DIR / path.relative_to(model), contents)
+    contents.placed = {source: dest.relative_to(target)
+                       for source, dest in contents.placed.items()}
     return contents
 
 
@@ -175,3 +179,4 @@ def _place(source: Path, dest: Path, contents: Contents) -> None:
         shutil.copy2(source, dest)
     contents.files += 1
     contents.bytes += dest.stat().st_size
+    contents.placed[Path(os.path.realpath(source))] = dest

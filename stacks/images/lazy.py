@@ -11,6 +11,10 @@ no kernel module and no root. The cache filter rounds every read up to whole 4 M
 as the mount lives, which is as long as the stack on this node uses the image: a replica
 started again, or a second replica, reads what the first one fetched from local disk.
 
+With the image's prefetch plan (`stacks.images.prefetch`), a background reader fetches the
+blocks an earlier start read, in its order, from the mount on. nbdkit's log filter, behind the
+cache, records every block fetched: a start without a plan records the next one's.
+
 Before anything is mounted, block 0 (the file system's superblock, read through the same
 cache, so it is fetched once) is checked against the manifest's block digest. A mount that
 fails on the way leaves nothing mounted and no fetcher running.
@@ -29,6 +33,7 @@ from types import TracebackType
 
 from stacks.errors import ImageDigestMismatch, ImageError, ImageFetchError
 from stacks.images.manifest import ImageManifest
+from stacks.images.prefetch import Prefetcher, PrefetchPlan
 from stacks.process import spawn, stop_trees, tail, wait_ready
 
 NBDKIT = shutil.which("nbdkit") or "/usr/bin/nbdkit"
@@ -45,11 +50,14 @@ APT_HINT = "install Debian's nbdkit, libnbd-bin, squashfuse and fuse3 (`make ima
 class LazyMount:
     """One image mounted lazily under `node_dir/lazy/<digest>/`; a context manager."""
 
-    def __init__(self, registry_url: str, manifest: ImageManifest, node_dir: Path) -> None:
+    def __init__(self, registry_url: str, manifest: ImageManifest, node_dir: Path,
+                 prefetch: PrefetchPlan | None = None) -> None:
         self.manifest = manifest
         self.url = registry_url + manifest.blob_path
         self.where = node_dir / "lazy" / manifest.digest.removeprefix("sha256:")[:16]
         self.processes: list[subprocess.Popen[bytes]] = []
+        self.plan = prefetch
+        self.prefetcher: Prefetcher | None = None
 
     @property
     def name(self) -> str:
@@ -71,6 +79,11 @@ class LazyMount:
     @property
     def fetcher_log(self) -> Path:
         return self.where / "nbdkit.log"
+
+    @property
+    def fetched_log(self) -> Path:
+        """Every read the block cache passed on to the registry, in order."""
+        return self.where / "fetched.log"
 
     def __enter__(self) -> LazyMount:
         self.mount()
@@ -99,6 +112,9 @@ class LazyMount:
             self._start([SQUASHFUSE, "-f", str(self.device), str(self.root)],
                         "squashfuse.log", lambda: os.path.ismount(self.root),
                         "squashfuse (the image's file system)")
+            if self.plan is not None:
+                self.prefetcher = Prefetcher(self.device, self.plan)
+                self.prefetcher.start()
         except BaseException:
             self.close()
             raise
@@ -106,10 +122,12 @@ class LazyMount:
 
     def _start_fetcher(self, cache: Path) -> None:
         env = {**os.environ, "TMPDIR": str(cache)}  # where the cache filter keeps its blocks
+        # The log filter sits behind the cache: it sees only what is fetched, whole blocks.
         argv = [NBDKIT, "--readonly", "--foreground", "--unix", str(self.socket),
-                "--filter=cache", "--filter=stats", "curl", f"url={self.url}",
+                "--filter=cache", "--filter=log", "--filter=stats", "curl", f"url={self.url}",
                 "cache-on-read=true", f"cache-min-block-size={self.manifest.block_size}",
-                f"statsfile={self.where / 'stats.txt'}", "timeout=30"]
+                f"logfile={self.fetched_log}", f"statsfile={self.where / 'stats.txt'}",
+                "timeout=30"]
         self._start(argv, self.fetcher_log.name, self.socket.exists,
                     "nbdkit (the block fetcher)", env)
 
@@ -145,6 +163,9 @@ class LazyMount:
     def close(self) -> None:
         """Unmount (file system, then device) and stop the fetcher; safe to call twice, and
         on what a killed run left behind."""
+        if self.prefetcher is not None:
+            self.prefetcher.stop()  # it holds the device open
+            self.prefetcher = None
         for point in (self.root, self.device.parent):
             if os.path.ismount(point) or _stale_mount(point):
                 subprocess.run([FUSERMOUNT, "-u", "-z", str(point)], capture_output=True,

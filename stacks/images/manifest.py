@@ -27,6 +27,8 @@ class ImageContents(BaseModel):
     files: int
     unpacked_bytes: int
     model: str = Field(description="the model directory packed, as the stack serves it")
+    read_order_files: int = Field(default=0, description="files packed first, in the order a "
+                                  "traced start opened them")
 
 
 class ImageManifest(BaseModel):

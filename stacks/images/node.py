@@ -25,6 +25,7 @@ from stacks.images.contents import MODEL_DIR, PY_VERSION, PYTHON_DIR
 from stacks.images.eager import fetch_manifest, pull, unpacked_tree
 from stacks.images.lazy import LazyMount
 from stacks.images.manifest import ImageManifest
+from stacks.images.prefetch import PrefetchPlan, fetch_plan, plan_from
 from stacks.spec import PROJECT_ROOT
 
 NODE_DIR = PROJECT_ROOT / "images" / "node"
@@ -41,6 +42,7 @@ class OpenedImage:
     root: Path
     usable_s: float  # from "replica scheduled" to "image usable"; 0 when the node had it
     warm: bool  # the node already held it
+    prefetch_blocks: int = 0  # blocks a lazy mount prefetches from its image's plan
 
 
 class NodeImages:
@@ -49,26 +51,35 @@ class NodeImages:
         self.node_dir = Path(node_dir)
         self.opened: dict[tuple[str, Mode], OpenedImage] = {}
         self.mounts: dict[str, LazyMount] = {}
+        self.unplanned: set[str] = set()  # stacks mounted while their image had no plan
 
-    def open(self, stack: str, mode: Mode) -> OpenedImage:
+    def open(self, stack: str, mode: Mode, prefetch: bool = True) -> OpenedImage:
         """The stack's image as a tree replicas can run from; fetched or mounted the first
-        time this node opens it (a cold start), then shared (warm)."""
+        time this node opens it (a cold start), then shared (warm). A lazy mount prefetches
+        by the image's plan if there is one and `prefetch` is on."""
         held = self.opened.get((stack, mode))
         if held is not None:
-            return OpenedImage(held.manifest, mode, held.root, 0.0, warm=True)
+            return OpenedImage(held.manifest, mode, held.root, 0.0, warm=True,
+                               prefetch_blocks=held.prefetch_blocks)
         started = time.monotonic()
         manifest = fetch_manifest(self.registry_url, stack)
         warm = False
+        plan = None
         if mode == "eager":
             root = unpacked_tree(self.node_dir, manifest)
             warm = root.is_dir()  # unpacked by an earlier run on this node
             if not warm:
                 pull(self.registry_url, manifest, self.node_dir)
         else:
-            mount = LazyMount(self.registry_url, manifest, self.node_dir)
+            plan = fetch_plan(self.registry_url, manifest)
+            if plan is None:
+                self.unplanned.add(stack)
+            plan = plan if prefetch else None
+            mount = LazyMount(self.registry_url, manifest, self.node_dir, prefetch=plan)
             root = mount.mount()
             self.mounts[stack] = mount
-        opened = OpenedImage(manifest, mode, root, time.monotonic() - started, warm)
+        opened = OpenedImage(manifest, mode, root, time.monotonic() - started, warm,
+                             prefetch_blocks=len(plan.blocks) if plan else 0)
         self.opened[(stack, mode)] = opened
         return opened
 
@@ -76,11 +87,22 @@ class NodeImages:
         """Drop what this node holds of the stack's image: the next open is cold."""
         self.opened.pop((stack, mode), None)
         if mode == "lazy":
+            self.unplanned.discard(stack)
             mount = self.mounts.pop(stack, None)
             if mount is not None:
                 mount.close()
             return
         forget_unpacked(stack, self.node_dir)
+
+    def record_plan(self, stack: str) -> PrefetchPlan | None:
+        """The blocks the stack's lazy mount fetched so far, in order, as the plan the next
+        start prefetches; once, from a mount made while the image had no plan (what a
+        prefetching start fetches follows its plan, not its engine)."""
+        mount = self.mounts.get(stack)
+        if mount is None or stack not in self.unplanned:
+            return None
+        self.unplanned.discard(stack)
+        return plan_from(mount.manifest, mount.fetched_log)
 
     def fetch_failure(self, stack: str) -> str:
         """Why a lazily mounted image failed to read, if its fetcher says so."""

@@ -7,9 +7,10 @@
 Debian's nginx serves the files: `blobs/sha256/<hex>` (HTTP range requests included, which
 the lazy fetcher needs) and `manifests/<stack>.json`. Each response waits `latency_ms` before
 its first byte (the echo module's `echo_sleep`, in whole ms, then an internal redirect to the
-file) and then flows at `bandwidth_mbps` per connection (`limit_rate`); both fetchers use one
-connection, so that is the bandwidth each sees. Every response is logged with its size, so the
-bytes a start fetched are counted where they are served, the same way for eager and lazy.
+file). Nodes reach it through a link (`stacks.images.link`) that carries `bandwidth_mbps` per
+connection; both fetchers use one connection, so that is the bandwidth each sees. Every
+response is logged with its size, so the bytes a start fetched are counted where they are
+served, the same way for eager and lazy.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 from pathlib import Path
 from types import TracebackType
 
@@ -57,7 +59,6 @@ http {{
         }}
         location @file {{
             root {root};
-            limit_rate {rate_bytes};
         }}
     }}
 }}
@@ -77,8 +78,9 @@ class Registry:
         self.bandwidth_mbps = bandwidth_mbps
         self.latency_ms = latency_ms
         self.run_dir = Path(run_dir or self.root.parent / "registry-run").resolve()
-        self.port = 0
-        self.process: subprocess.Popen[bytes] | None = None
+        self.port = 0  # the link's: where nodes connect
+        self.process: subprocess.Popen[bytes] | None = None  # nginx
+        self.link: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
@@ -97,36 +99,45 @@ class Registry:
             raise ImageError(f"the image registry needs nginx with its echo module: {APT_HINT}")
         self.root.mkdir(parents=True, exist_ok=True)
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        self.port = free_port()
+        served = free_port()
         conf = self.run_dir / "nginx.conf"
         conf.write_text(NGINX_CONF.format(
-            echo_module=ECHO_MODULE, run=self.run_dir, port=self.port, root=self.root,
-            before_first_byte=_delay(self.latency_ms),
-            rate_bytes=int(self.bandwidth_mbps * 1e6 / 8)))
+            echo_module=ECHO_MODULE, run=self.run_dir, port=served, root=self.root,
+            before_first_byte=_delay(self.latency_ms)))
         self.served_log.write_text("")
         self.process = spawn([NGINX, "-p", str(self.run_dir), "-c", str(conf)],
                              self.run_dir / "nginx.log")
-        if not wait_ready(lambda: _listening(self.port), self.process, START_TIMEOUT_S):
+        if not wait_ready(lambda: _listening(served), self.process, START_TIMEOUT_S):
             self.stop()
             raise ImageError(f"the image registry (nginx) did not start; see "
                              f"{self.run_dir / 'error.log'} and {self.run_dir / 'nginx.log'}")
+        self.port = free_port()
+        self.link = spawn([sys.executable, "-m", "stacks.images.link", "--port", str(self.port),
+                           "--upstream", str(served), "--bandwidth-mbps",
+                           str(self.bandwidth_mbps)], self.run_dir / "link.log")
+        if not wait_ready(lambda: _listening(self.port), self.link, START_TIMEOUT_S):
+            self.stop()
+            raise ImageError(f"the registry's link did not start; see {self.run_dir}/link.log")
 
     def stop(self) -> None:
-        if self.process is not None:
-            stop_trees([self.process], grace_s=2)
-            self.process = None
+        running = [process for process in (self.link, self.process) if process is not None]
+        if running:
+            stop_trees(running, grace_s=2)
+        self.process = self.link = None
 
     @property
     def served_log(self) -> Path:
         return self.run_dir / "served.log"
 
-    def bytes_served(self, *paths: str, since: float = 0.0) -> int:
+    def bytes_served(self, *paths: str, since: float = 0.0,
+                     until: float = float("inf")) -> int:
         """Body bytes sent for any of `paths` (blobs' or manifests' paths under the root) in
-        responses logged at or after `since` (wall-clock seconds); one read of the log."""
+        responses logged from `since` to `until` (wall-clock seconds); one read of the log.
+        nginx logs a response when it ends."""
         total = 0
         for line in self.served_log.read_text().splitlines():
             stamp, _method, uri, _status, sent = line.split()
-            if uri in paths and float(stamp) >= since:
+            if uri in paths and since <= float(stamp) <= until:
                 total += int(sent)
         return total
 

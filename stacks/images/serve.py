@@ -3,6 +3,7 @@
     images = StackImages(spec)        # spec.image.mode: eager or lazy
     opened = images.open()            # built and pushed first if missing or stale
     ... replicas run runtime_python(opened.root) with runtime_env(...) ...
+    images.record_plan()              # after the first lazy start: its blocks, for the next
     images.close()                    # unmount, stop fetchers and the registry it started
 
 A spec deploys itself: the image is built (`stacks.images.build`) when there is none for what
@@ -18,6 +19,7 @@ from collections.abc import Callable
 from stacks.errors import ImageError
 from stacks.images.build import build_image, built_dir
 from stacks.images.node import Mode, NodeImages, OpenedImage
+from stacks.images.prefetch import publish
 from stacks.images.registry import Registry, push
 from stacks.spec import PROJECT_ROOT, StackSpec
 
@@ -46,7 +48,16 @@ class StackImages:
             self.registry.start()
         if self.node is None:
             self.node = NodeImages(self.registry.url)
-        return self.node.open(self.spec.name, self.mode)
+        return self.node.open(self.spec.name, self.mode, self.spec.image.prefetch)
+
+    def record_plan(self) -> None:
+        """After a lazy start without a prefetch plan: the blocks it fetched become its
+        image's plan in the registry, for the next start on any node."""
+        if self.node is None or (plan := self.node.record_plan(self.spec.name)) is None:
+            return
+        publish(plan, self.registry.root)
+        self.say(f"{self.spec.name}: recorded the {len(plan.blocks)} blocks its image's first "
+                 "lazy start read; later lazy starts prefetch them")
 
     def fetch_failure(self) -> str:
         return self.node.fetch_failure(self.spec.name) if self.node is not None else ""

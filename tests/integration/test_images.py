@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psutil
@@ -18,8 +18,11 @@ from stacks.errors import ImageDigestMismatch, ImageFetchError
 from stacks.images.build import pack
 from stacks.images.eager import pull, unpacked_tree
 from stacks.images.lazy import LazyMount
+from stacks.images.link import SLACK_S
 from stacks.images.manifest import BLOCK_SIZE, ImageContents, ImageManifest, digests
 from stacks.images.node import NodeImages
+from stacks.images.prefetch import PrefetchPlan, blocks_fetched, fetch_plan, plan_name, publish
+from stacks.images.read_order import write_sort_file
 from stacks.images.registry import Registry, manifest_name, push
 
 FETCHERS = ("nbdkit", "nbdfuse", "squashfuse", "squashfuse_ll")
@@ -73,6 +76,25 @@ def test_the_registry_serves_ranges_after_its_latency_and_counts_the_bytes(
     assert len(reply.content) == BLOCK_SIZE
     assert time.time() - started >= 0.005  # its added latency
     assert registry.bytes_served(manifest.blob_path, since=started) == BLOCK_SIZE
+
+
+def test_the_registry_s_bandwidth_holds_for_small_range_requests_and_banks_no_idle_time(
+        image: tuple[Registry, ImageManifest]) -> None:
+    """nginx's own limit would let each 4 MiB response through at loopback speed."""
+    import httpx
+    registry, manifest = image  # 800 Mbit/s: 100 MB/s, 42 ms per 4 MiB block
+    with httpx.Client(timeout=10) as client:  # one connection, as the fetchers have
+        client.get(registry.url + manifest.blob_path, headers={"range": "bytes=0-0"})
+        time.sleep(0.5)  # idle: a link carries nothing more for it
+        started = time.monotonic()
+        for block in range(4):
+            reply = client.get(registry.url + manifest.blob_path, headers={
+                "range": f"bytes={block * BLOCK_SIZE}-{(block + 1) * BLOCK_SIZE - 1}"})
+            assert len(reply.content) == BLOCK_SIZE
+        took = time.monotonic() - started
+    carried = 4 * BLOCK_SIZE / (registry.bandwidth_mbps * 1e6 / 8)
+    # The link may run SLACK_S ahead of its schedule, and each response waits 5 ms first.
+    assert carried - SLACK_S <= took < carried * 1.5 + 4 * 0.005 + 0.2, (took, carried)
 
 
 def test_an_eager_pull_checks_the_digest_and_unpacks_the_whole_image(
@@ -151,25 +173,31 @@ def test_an_eager_download_cut_by_the_registry_leaves_no_partial_file(
     assert list((tmp_path / "node" / "eager").iterdir()) == []
 
 
-def test_a_node_opens_an_image_once_and_shares_it_until_forgotten(
-        image: tuple[Registry, ImageManifest], tmp_path: Path) -> None:
-    registry, manifest = image
-    node = NodeImages(registry.url, tmp_path / "node")
+@pytest.fixture
+def node(image: tuple[Registry, ImageManifest], tmp_path: Path) -> Iterator[NodeImages]:
+    """A node on the image's registry, closed and checked for leftovers after the test."""
+    node = NodeImages(image[0].url, tmp_path / "node")
     try:
-        cold = node.open(manifest.name, "lazy")
-        warm = node.open(manifest.name, "lazy")
-        assert not cold.warm
-        assert warm.warm
-        assert warm.root == cold.root
-        assert os.path.ismount(cold.root)
-        node.forget(manifest.name, "lazy")
-        assert not os.path.ismount(cold.root)
-        eager = node.open(manifest.name, "eager")
-        assert not eager.warm
-        assert NodeImages(registry.url, tmp_path / "node").open(manifest.name, "eager").warm
+        yield node
     finally:
         node.close()
     no_leftovers(tmp_path / "node")
+
+
+def test_a_node_opens_an_image_once_and_shares_it_until_forgotten(
+        image: tuple[Registry, ImageManifest], node: NodeImages, tmp_path: Path) -> None:
+    registry, manifest = image
+    cold = node.open(manifest.name, "lazy")
+    warm = node.open(manifest.name, "lazy")
+    assert not cold.warm
+    assert warm.warm
+    assert warm.root == cold.root
+    assert os.path.ismount(cold.root)
+    node.forget(manifest.name, "lazy")
+    assert not os.path.ismount(cold.root)
+    eager = node.open(manifest.name, "eager")
+    assert not eager.warm
+    assert NodeImages(registry.url, tmp_path / "node").open(manifest.name, "eager").warm
 
 
 def test_a_manifest_missing_from_the_registry_says_to_push(
@@ -178,3 +206,68 @@ def test_a_manifest_missing_from_the_registry_says_to_push(
     (registry.root / manifest_name(manifest.name)).unlink()
     with pytest.raises(Exception, match="not in the registry; push it"):
         NodeImages(registry.url, tmp_path / "node").open(manifest.name, "eager")
+
+
+def wait_for(done: Callable[[], bool], timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not done():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_a_first_lazy_start_records_its_blocks_and_the_next_prefetches_them_in_order(
+        image: tuple[Registry, ImageManifest], node: NodeImages) -> None:
+    registry, manifest = image
+    first = node.open(manifest.name, "lazy")
+    assert first.prefetch_blocks == 0  # no plan yet
+    assert (first.root / "model" / "weights.bin").read_bytes()[-4:]  # its last block
+    plan = node.record_plan(manifest.name)
+    assert plan is not None
+    assert plan.blocks[0] == 0  # the superblock, checked before the mount
+    assert node.record_plan(manifest.name) is None  # once per mount
+    publish(plan, registry.root)
+    node.forget(manifest.name, "lazy")
+
+    # Nothing is read from the next mount: its prefetcher alone fetches the plan's blocks.
+    since = time.time()
+    second = node.open(manifest.name, "lazy")
+    assert second.prefetch_blocks == len(plan.blocks)
+    mount = node.mounts[manifest.name]
+    assert mount.prefetcher is not None
+    wait_for(lambda: mount.prefetcher is not None and mount.prefetcher.finished_s is not None)
+    assert mount.prefetcher.error == ""
+    # In the plan's order, each once: the same set of blocks, and nothing more.
+    assert blocks_fetched(mount.fetched_log, BLOCK_SIZE) == plan.blocks
+    fetched = registry.bytes_served(manifest.blob_path, since=since)
+    assert fetched <= len(plan.blocks) * (BLOCK_SIZE + 1)
+    assert node.record_plan(manifest.name) is None  # a planned mount records nothing
+
+
+def test_a_plan_for_another_image_or_none_at_all_means_no_prefetch(
+        image: tuple[Registry, ImageManifest], node: NodeImages) -> None:
+    registry, manifest = image
+    assert fetch_plan(registry.url, manifest) is None
+    stale = PrefetchPlan(name=manifest.name, digest="sha256:" + "0" * 64,
+                         block_size=BLOCK_SIZE, blocks=[1, 2])
+    publish(stale, registry.root)
+    assert fetch_plan(registry.url, manifest) is None
+    (registry.root / plan_name(manifest.name)).write_text("not json")
+    assert fetch_plan(registry.url, manifest) is None
+    assert node.open(manifest.name, "lazy").prefetch_blocks == 0
+
+
+def test_the_files_a_start_reads_are_packed_first_in_its_order(tmp_path: Path) -> None:
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    marks = {}
+    for name in ("a.bin", "b.bin", "c.bin"):  # incompressible, so found as is in the image
+        marks[name] = os.urandom(64)
+        (tree / name).write_bytes(marks[name] + os.urandom(200_000))
+    sort_file = tmp_path / "read-order.txt"
+    placed = {tree / name: Path(name) for name in marks}
+    write_sort_file([tree / "c.bin", tree / "a.bin"], [], placed, sort_file)
+    pack(tree, tmp_path / "image.sqfs", "ordered", sort_file)
+    blob = (tmp_path / "image.sqfs").read_bytes()
+    where = {name: blob.find(mark) for name, mark in marks.items()}
+    assert min(where.values()) > 0
+    assert where["c.bin"] < where["a.bin"] < where["b.bin"]  # read order, then the rest

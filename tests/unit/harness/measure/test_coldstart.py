@@ -73,7 +73,28 @@ def test_the_report_renders_as_tables_and_a_stacked_bar() -> None:
     assert table.rows[2][-1] == "40.0%"
     ratio_table = coldstart_ratio_table(result)
     assert ratio_table is not None
-    assert ratio_table.rows[0][0] == "image fetch or mount"
+    assert ratio_table.rows[0][:2] == ["diy ÷ optimized", "image fetch or mount"]
     figure = coldstart_bars(result)
     assert [trace.name for trace in figure.data][:3] == [
         "image fetch or mount", "engine start to /health", "/health to first completion"]
+
+
+def test_each_lazy_stack_is_paired_with_the_eager_one_and_prefetch_is_labelled() -> None:
+    prefetching = [start("diy:lazy", "lazy", trial, cache, 0.2, 40.0).model_copy(
+        update={"prefetch_blocks": 140}) for trial in (1, 2, 3) for cache in ("cold", "warm")]
+    starts = [*STARTS, *prefetching]
+    summaries, ratios, notes = summarize_starts(starts)
+    totals = {r.lazy: r.value for r in ratios if r.phase == "total_s" and r.cache == "cold"}
+    assert set(totals) == {"optimized", "diy:lazy"}
+    assert totals["diy:lazy"] > totals["optimized"]  # 40 s against 50 s of engine
+    result = ColdStartResult(run_id="r", stacks=["diy", "optimized", "diy:lazy"], trials=3,
+                             registry=RegistrySettings(bandwidth_mbps=400, latency_ms=10),
+                             images={}, starts=starts, summaries=summaries, ratios=ratios,
+                             notes=notes)
+    labels = [row[0] for row in coldstart_table(result).rows]
+    assert "diy:lazy (lazy, prefetch)" in labels
+    assert "optimized (lazy)" in labels
+    from harness.report.coldstart_tracking import coldstart_metrics
+    metrics = coldstart_metrics(result)
+    assert "ratio.diy:lazy.cold.total_s.value" in metrics
+    assert "ratio.optimized.cold.total_s.value" in metrics
