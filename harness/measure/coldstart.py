@@ -103,5 +103,6 @@ def _notes(summaries: Sequence[StartSummary], ratios: Sequence[StartRatio]) -> l
         held = "holds" if low >= ratio.goal else (
             "holds on the mean only" if ratio.value >= ratio.goal else "is missed")
         notes.append(f"goal {ratio.phase} ({ratio.cache}) eager ÷ lazy ≥ {ratio.goal:g}×: "
-                     f"{held} ({ratio.value:.2f}× [{low:.2f}, {high:.2f}])")
+                     f"{held} ({ratio.value:.2f}× [{low:.2f}, {high:.2f}], "
+                     f"{ratio.eager} ÷ {ratio.lazy})")
     return notes
