@@ -23,6 +23,7 @@ fails on the way leaves nothing mounted and no fetcher running.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import os
 import shutil
@@ -30,6 +31,7 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
+from typing import TextIO
 
 from stacks.errors import ImageDigestMismatch, ImageError, ImageFetchError
 from stacks.images.manifest import ImageManifest
@@ -58,6 +60,7 @@ class LazyMount:
         self.processes: list[subprocess.Popen[bytes]] = []
         self.plan = prefetch
         self.prefetcher: Prefetcher | None = None
+        self._lock: TextIO | None = None  # held while this object owns the mount point
 
     @property
     def name(self) -> str:
@@ -97,7 +100,8 @@ class LazyMount:
         for tool in (NBDKIT, NBDFUSE, SQUASHFUSE, FUSERMOUNT):
             if not os.access(tool, os.X_OK):
                 raise ImageError(f"a lazy start needs {Path(tool).name}: {APT_HINT}")
-        self.close()  # whatever an earlier, killed run left here
+        self._hold_mount_point()
+        self._unmount()  # whatever an earlier, killed run left here
         cache = self.where / "cache"
         for directory in (cache, self.device.parent, self.root):
             directory.mkdir(parents=True, exist_ok=True)
@@ -119,6 +123,21 @@ class LazyMount:
             self.close()
             raise
         return self.root
+
+    def _hold_mount_point(self) -> None:
+        """Only one mount of an image per node at a time: a second harness process mounting it
+        would first unmount the one in use. The lock dies with the process that holds it."""
+        if self._lock is not None:
+            return
+        self.where.mkdir(parents=True, exist_ok=True)
+        self._lock = (self.where / "mount.lock").open("a")
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._lock.close()
+            self._lock = None
+            raise ImageError(f"image {self.name} is mounted at {self.root} by another process "
+                             "on this node; stop that run first") from None
 
     def _start_fetcher(self, cache: Path) -> None:
         env = {**os.environ, "TMPDIR": str(cache)}  # where the cache filter keeps its blocks
@@ -161,8 +180,15 @@ class LazyMount:
         return ""
 
     def close(self) -> None:
-        """Unmount (file system, then device) and stop the fetcher; safe to call twice, and
-        on what a killed run left behind."""
+        """Unmount (file system, then device), stop the fetcher and free the mount point;
+        safe to call twice."""
+        self._unmount()
+        if self._lock is not None:
+            self._lock.close()  # releases the lock
+            self._lock = None
+
+    def _unmount(self) -> None:
+        """Unmount and stop what this object, or a killed run before it, left here."""
         if self.prefetcher is not None:
             self.prefetcher.stop()  # it holds the device open
             self.prefetcher = None

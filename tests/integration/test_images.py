@@ -14,7 +14,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from stacks.errors import ImageDigestMismatch, ImageFetchError
+from stacks.errors import ImageDigestMismatch, ImageError, ImageFetchError
 from stacks.images.build import pack
 from stacks.images.eager import pull, unpacked_tree
 from stacks.images.lazy import LazyMount
@@ -271,3 +271,16 @@ def test_the_files_a_start_reads_are_packed_first_in_its_order(tmp_path: Path) -
     where = {name: blob.find(mark) for name, mark in marks.items()}
     assert min(where.values()) > 0
     assert where["c.bin"] < where["a.bin"] < where["b.bin"]  # read order, then the rest
+
+
+def test_a_second_mount_of_an_image_on_the_node_is_refused_and_leaves_the_first_alone(
+        image: tuple[Registry, ImageManifest], tmp_path: Path) -> None:
+    registry, manifest = image
+    with LazyMount(registry.url, manifest, tmp_path / "node") as first:
+        with pytest.raises(ImageError, match="mounted .* by another process"):
+            LazyMount(registry.url, manifest, tmp_path / "node").mount()
+        assert os.path.ismount(first.root)
+        assert (first.root / "python" / "lib" / "hello.py").read_text().startswith("print")
+    with LazyMount(registry.url, manifest, tmp_path / "node") as again:  # free once closed
+        assert os.path.ismount(again.root)
+    no_leftovers(tmp_path / "node")
