@@ -1,7 +1,7 @@
 """Lazy start, as Slacker, SOCI and Nydus do it: the image mounted at once, each 4 MiB block
 fetched over an HTTP range request on first read and cached on local disk.
 
-    registry blob ─HTTP range─ nbdkit (curl plugin, cache filter, stats filter)
+    registry blob ─HTTP range─ nbdkit (curl plugin; cache, log and stats filters)
         ─NBD over a Unix socket─ nbdfuse (the image as one read-only file)
         ─ squashfuse_ll (the file system inside it) ─ mount point the replica runs from
 
