@@ -57,8 +57,11 @@ def cold_start_row(folder: Path, stacks: list[str], cold_trials: int,
         images = [found[stack][trial].image_s for trial in shared]
         interval = mean_interval(values)
         mode = found[stack][shared[0]].mode
+        # No start takes less than nothing: a t interval of two starts can reach below 0,
+        # and a bound below 0 would turn the ratio's bounds negative.
         figures[stack] = ScoreFigure(
-            value=interval.value, ci_low=interval.low, ci_high=interval.high, requests=0,
+            value=interval.value, ci_low=max(interval.low, 0.0), ci_high=interval.high,
+            requests=0,
             trials=list[float | None](values),
             note=f"{mode} image: {sum(images) / len(images):.1f} s of it to the image, the "
                  "rest the engine's own start")
