@@ -49,6 +49,7 @@ from harness.report.coldstart_results import (
 )
 from harness.report.results import RunInfo
 from stacks.images.build import build_image, built_dir
+from stacks.images.manifest import ImageManifest
 from stacks.images.node import Mode, NodeImages
 from stacks.images.prefetch import fetch_plan, plan_name
 from stacks.images.registry import (
@@ -153,18 +154,17 @@ def time_start(spec: StackSpec, label: str, registry: Registry, node: NodeImages
         prefetch_blocks=image.prefetch_blocks)
 
 
-def record_plan(spec: StackSpec, label: str, registry: Registry, log_dir: Path,
-                say: Callable[[str], None]) -> None:
-    """A lazy stack whose image has no prefetch plan yet starts once, untimed, to record one:
-    every timed lazy start then prefetches, in every trial alike."""
+def record_plan(spec: StackSpec, label: str, manifest: ImageManifest, registry: Registry,
+                log_dir: Path, say: Callable[[str], None]) -> None:
+    """A lazy stack whose image (`manifest`, built and pushed) has no prefetch plan yet starts
+    once, untimed, to record one: every timed lazy start then prefetches, in every trial
+    alike."""
     if spec.image.mode != "lazy" or not spec.image.prefetch:
         return
-    manifest = build_image(spec, say)
     if fetch_plan(registry.url, manifest) is not None:
         return
     say(f"{label}: one untimed lazy start records the blocks a start reads (once per image)")
-    node = NodeImages(registry.url)
-    node.forget(spec.name, "lazy")
+    node = NodeImages(registry.url)  # a new node holds nothing: the start is cold
     try:
         with Stack(spec, log_dir, images=StackImages(spec, registry, node, say)):
             pass
@@ -180,8 +180,9 @@ def run_coldstart(config: ColdStartConfig, say: Callable[[str], None]) -> Path:
     out = fresh_out_dir(config.out or default_out_dir("coldstart"))
     run_info = write_inputs(config, started, out)
     images = {}
+    manifests = {}
     for _, spec in started:
-        manifest = build_image(spec, say)
+        manifest = manifests[spec.name] = build_image(spec, say)
         push(built_dir(spec.name) / "manifest.json", REGISTRY_DIR)
         images[spec.name] = {"digest": manifest.digest, "size": manifest.size,
                              "unpacked_bytes": manifest.contents.unpacked_bytes,
@@ -192,7 +193,8 @@ def run_coldstart(config: ColdStartConfig, say: Callable[[str], None]) -> Path:
     with Registry(REGISTRY_DIR, config.bandwidth_mbps, config.latency_ms,
                   run_dir=out / "registry") as registry:
         for label, spec in started:
-            record_plan(spec, label, registry, out / label / "recording", say)
+            record_plan(spec, label, manifests[spec.name], registry, out / label / "recording",
+                        say)
         for trial in range(1, config.trials + 1):
             for label, spec in started if trial % 2 else list(reversed(started)):
                 node = NodeImages(registry.url)
