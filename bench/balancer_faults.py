@@ -44,7 +44,8 @@ from harness.measure.records import account_for_schedule, read_records
 from harness.workload.schedule import build_schedule, load_tokenizer
 from harness.workload.spec import LengthSpec, WorkloadSpec
 from stacks.balancer.admin_client import BalancerAdmin
-from stacks.launcher import Member, balancer_argv, health_ok
+from stacks.balancer.command import balancer_argv
+from stacks.launcher import Member, health_ok
 from stacks.load import sum_samples
 from stacks.process import free_port, spawn, stop_trees
 from stacks.spec import StackSpec, load_local_stack_spec

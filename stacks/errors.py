@@ -38,7 +38,9 @@ class HealthTimeout(StackStartError):
 
 
 class MembershipError(StackError):
-    pass
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status  # the admin interface's HTTP status; None: no answer, or timed out
 
 
 class ImageError(StackError):

@@ -19,7 +19,7 @@ class EventLog:
         self.path = path  # None: kept in memory only
         self.events: list[dict[str, Any]] = []
 
-    def record(self, event: str, replica: str, **details: Any) -> dict[str, Any]:
+    def record(self, event: str, replica: str | None, **details: Any) -> dict[str, Any]:
         entry = {"at_unix_s": round(time.time(), 3), "event": event, "replica": replica,
                  **details}
         self.events.append(entry)

@@ -28,17 +28,20 @@ from pathlib import Path
 from typing import Protocol
 from urllib.parse import urlsplit
 
+from stacks.autoscaler.actuator import Autoscaler
+from stacks.balancer.command import balancer_argv
 from stacks.errors import HealthTimeout, ImageFetchError, StackStartError
 from stacks.images.node import OpenedImage, runtime_env, runtime_model, runtime_python
 from stacks.images.serve import StackImages
 from stacks.models.prepare import prepare
 from stacks.process import free_port, signal_group, spawn, stop_trees, tail
-from stacks.spec import BalancerSpec, StackSpec
+from stacks.spec import StackSpec
 from stacks.supervisor import Supervisor, describe
 
 HEALTH_POLL_S = 0.5
 SUPERVISOR_EVENTS = "events.jsonl"  # replicas exited and ready again
 BALANCER_EVENTS = "balancer-events.jsonl"  # replicas ejected, back in rotation, added, removed
+SCALING_EVENTS = "scaling.jsonl"  # the autoscaler's every observation, decision and action
 REPLICA_HOST = "127.0.0.1"  # replicas are reached only through the balancer
 VLLM_SERVER_MODULE = "vllm.entrypoints.openai.api_server"
 TASKSET = shutil.which("taskset")
@@ -71,13 +74,20 @@ class Member:
     env: dict[str, str] | None = None
     reap_group: bool = False  # a process tree, taken down whole with its launcher
     nice: int = 0
+    retired: bool = False  # stopped on purpose (scaled down): never started again
 
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
     def exit_code(self) -> int | None:
-        return self.process.poll()
+        """How it exited; None while it runs, and for a replica retired on purpose."""
+        return None if self.retired else self.process.poll()
+
+    def retire(self) -> None:
+        """Stop its whole tree for good: the supervisor leaves a retired member alone."""
+        self.retired = True
+        stop_trees([self.process])
 
     def restart(self) -> None:
         """Start it again, on the same port, after reaping what is left of its process tree."""
@@ -128,7 +138,7 @@ def replica_cores(spec: StackSpec, index: int) -> str | None:
     """The cores replica `index` is bound to ("0", "2,3"...), or None where vLLM chooses."""
     binding = spec.cpu.binding
     if binding == "auto":
-        return auto_binding(index, spec.replicas, sorted(os.sched_getaffinity(0)))
+        return auto_binding(index, spec.replica_slots, sorted(os.sched_getaffinity(0)))
     if isinstance(binding, list):
         return binding[index % len(binding)]
     return None
@@ -182,48 +192,7 @@ def helper_cores(spec: StackSpec) -> HelperCores:
     every run, and spreading them keeps either replica from carrying both. None: anywhere."""
     if spec.cpu.pin != "replica":
         return HelperCores(None, None)
-    return HelperCores(replica_cores(spec, 0), replica_cores(spec, spec.replicas - 1))
-
-
-def balancer_argv(spec: StackSpec, replicas: list[Member], port: int, admin_port: int,
-                  events: Path | None = None) -> list[str]:
-    argv = [sys.executable, "-m", "stacks.balancer", "--policy", spec.balancer.policy,
-            "--host", spec.balancer.host, "--port", str(port), "--admin-port", str(admin_port),
-            "--seed", str(spec.balancer.seed),
-            "--upstream-timeout-s", str(spec.balancer.upstream_timeout_s),
-            "--health-interval-s", str(spec.balancer.health_interval_s),
-            "--load-interval-s", str(spec.balancer.load_interval_s)]
-    if spec.balancer.retry:
-        argv.append("--retry")
-    argv += defence_args(spec.balancer)
-    argv += ["--max-header-bytes", str(spec.balancer.max_header_bytes),
-             "--max-body-bytes", str(spec.balancer.max_body_bytes),
-             "--header-timeout-s", str(spec.balancer.header_timeout_s)]
-    if spec.balancer.api_key_env:
-        argv += ["--api-key-env", spec.balancer.api_key_env]
-    if events is not None:
-        argv += ["--events", str(events)]
-    for replica in replicas:
-        argv += ["--replica", f"{replica.name}={replica.url}"]
-    return argv
-
-
-def defence_args(balancer: BalancerSpec) -> list[str]:
-    """The balancer's options for the defences its spec turns on."""
-    argv = []
-    if balancer.outlier is not None:
-        argv += ["--outlier-consecutive-5xx", str(balancer.outlier.consecutive_5xx),
-                 "--outlier-base-ejection-s", str(balancer.outlier.base_ejection_s),
-                 "--outlier-max-ejection-percent", str(balancer.outlier.max_ejection_percent)]
-    if balancer.retry_budget is not None:
-        argv += ["--retry-budget-percent", str(balancer.retry_budget.percent),
-                 "--retry-min-concurrency", str(balancer.retry_budget.min_concurrency)]
-    if balancer.per_try_timeout_s > 0:
-        argv += ["--per-try-timeout-s", str(balancer.per_try_timeout_s)]
-    if balancer.admission is not None:
-        argv += ["--admission-queue-limit", str(balancer.admission.queue_limit),
-                 "--admission-retry-after-s", str(balancer.admission.retry_after_s)]
-    return argv
+    return HelperCores(replica_cores(spec, 0), replica_cores(spec, spec.replica_slots - 1))
 
 
 def health_ok(url: str, timeout_s: float = 2.0) -> bool:
@@ -258,6 +227,7 @@ class Stack:
         self.balancer: Member | None = None
         self.admin_url = ""  # the balancer's loopback admin interface (runtime membership)
         self.supervisor: Supervisor | None = None
+        self.autoscaler: Autoscaler | None = None
 
     @property
     def endpoint(self) -> str:
@@ -281,8 +251,8 @@ class Stack:
             if self.spec.image.mode != "none":
                 self.images = self.images or StackImages(self.spec)
                 self.image = self.images.open()
-            for index in range(self.spec.replicas):
-                self.replicas.append(self._start_replica(index))
+            for index in range(self.spec.initial_replicas):
+                self.replicas.append(self.start_replica(index))
             self._wait_healthy(self.replicas)
             if self.images is not None:
                 self.images.record_plan()
@@ -292,12 +262,17 @@ class Stack:
                 self.supervisor = Supervisor(lambda: self.replicas,
                                              self.log_dir / SUPERVISOR_EVENTS)
                 self.supervisor.start()
+            if self.spec.autoscaling.scales:
+                self.autoscaler = Autoscaler(self, self.log_dir / SCALING_EVENTS)
+                self.autoscaler.start()
         except BaseException:
             self.stop()
             raise
         return self.endpoint
 
-    def _start_replica(self, index: int) -> Member:
+    def start_replica(self, index: int) -> Member:
+        """Spawn replica `index` (its slot: name, port base, cores); it is a member of the
+        stack and its balancer only once the caller adds it."""
         base = self.spec.ports.replica_base
         port = base + index if base else free_port()
         name = f"replica-{index}"
@@ -380,8 +355,12 @@ class Stack:
                     say(f"{replica.name} exited with code {code}; see {replica.log_path}")
 
     def stop(self) -> None:
-        """Balancer first (no new work reaches replicas), then every replica, each whole tree;
-        the supervisor restarts none of them meanwhile."""
+        """The autoscaler first (it starts and stops nothing more), then the balancer (no new
+        work reaches replicas), then every replica, each whole tree; the supervisor restarts
+        none of them meanwhile."""
+        if self.autoscaler is not None:
+            self.autoscaler.close()
+            self.autoscaler = None
         if self.supervisor is not None:
             self.supervisor.pause()
         if self.balancer is not None:

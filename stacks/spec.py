@@ -15,6 +15,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from stacks.autoscaler.config import AutoscalingSpec
 from stacks.balancer.policies import POLICIES
 from stacks.errors import SpecError
 
@@ -189,6 +190,29 @@ class StackSpec(_Strict):
     restart_policy: Literal["always", "never"] = Field(
         default="always", description="a replica that exits is started again (always), as a "
                                       "Deployment's restartPolicy does, or left down (never)")
+    autoscaling: AutoscalingSpec = Field(
+        default_factory=AutoscalingSpec, description="in force where an experiment's scenario "
+        "scales (`autoscale: true`) and under `harness up`; elsewhere the fleet is `replicas`")
+
+    @property
+    def replica_slots(self) -> int:
+        """How many replicas it may ever run at once: each slot has its own share of the cores,
+        as a pod has its own CPU request, whether the slots are filled or not."""
+        if self.autoscaling.scales:
+            return max(self.replicas, self.autoscaling.max_replicas)
+        return self.replicas
+
+    @property
+    def initial_replicas(self) -> int:
+        """Its size at start: `replicas`, or with an autoscaler its minimum."""
+        return self.autoscaling.min_replicas if self.autoscaling.scales else self.replicas
+
+    def fixed_fleet(self) -> StackSpec:
+        """The same stack with its autoscaler off: `replicas` replicas throughout."""
+        if not self.autoscaling.scales:
+            return self
+        return self.model_copy(update={"autoscaling": self.autoscaling.model_copy(
+            update={"policy": "static"})})
 
 
 class EndpointSpec(_Strict):

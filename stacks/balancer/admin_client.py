@@ -24,6 +24,9 @@ class BalancerAdmin:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
         self._client.close()
 
     def replicas(self) -> dict[str, dict[str, Any]]:
@@ -66,5 +69,5 @@ class BalancerAdmin:
             except (ValueError, KeyError, TypeError):
                 message = answer.text[:200]
             raise MembershipError(f"balancer admin {method} {path}: {answer.status_code} "
-                                  f"{message}")
+                                  f"{message}", answer.status_code)
         return answer.json()

@@ -5,9 +5,9 @@ import subprocess
 import pytest
 
 from stacks import launcher
+from stacks.balancer.command import balancer_argv
 from stacks.errors import StackStartError
 from stacks.launcher import (
-    balancer_argv,
     helper_cores,
     pinned,
     replica_argv,
