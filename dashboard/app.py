@@ -51,6 +51,7 @@ from harness.report.mechanisms_results import Mechanisms
 from harness.report.mechanisms_tables import mechanisms_table
 from harness.report.reliability_tables import failures_table, faults_table, reliability_table
 from harness.report.results import CapacitySummary
+from harness.report.scaling_tables import scaling_ratio_table, scaling_table
 from harness.report.scorecard_results import Scorecard
 from harness.report.scorecard_tables import machine_words, scorecard_table, send_lag_words
 from harness.report.tables import (
@@ -96,7 +97,7 @@ def comparison(uri: str, run_id: str) -> Comparison:
 def figures(uri: str, run_id: str) -> dict[str, Any]:
     """Its charts, likewise computed once, not on every click elsewhere on the page."""
     data = comparison(uri, run_id)
-    return comparison_figures(data.records, data.summary)
+    return comparison_figures(data.records, data.summary, data.scaling)
 
 
 @st.cache_data(show_spinner="Loading the capacity run…")
@@ -288,6 +289,10 @@ def show_comparison(run_id: str) -> None:
                "replica; recover = fault → the replica back in rotation.")
     show_table(faults_table(summary))
     show_table(failures_table(summary, limit=LISTED_FAILURES))
+    show_table(scaling_table(summary),
+               f"Under scenario {summary.scenario}: SLO-violating seconds have a P99 over the "
+               "SLO or a failure; replica-seconds count replicas ready, starting and draining.")
+    show_table(scaling_ratio_table(summary))
     left, right = st.columns(2)
     for index, figure in enumerate(figures(tracking_uri(), run_id).values()):
         (left if index % 2 == 0 else right).plotly_chart(figure, width="stretch")

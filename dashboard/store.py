@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from harness.errors import ResultsError
 from harness.experiments.mechanisms_summary import MECHANISMS_FILE
 from harness.experiments.scorecard_summary import SCORECARD_FILE
+from harness.measure.scaling import SCALING_DIR
 from harness.report.coldstart_results import COLDSTART_FILE, ColdStartResult
 from harness.report.mechanisms_results import Mechanisms
 from harness.report.results import CapacitySummary, ComparisonSummary, R
@@ -35,6 +36,7 @@ class Comparison:
     name: str
     summary: ComparisonSummary
     records: dict[str, pd.DataFrame]  # stack -> every trial's records
+    scaling: dict[str, list[pd.DataFrame]]  # stack -> its trials' scaling logs, where it scaled
 
 
 def _shown_runs(client: Any, experiment_id: str, max_results: int) -> list[Any]:
@@ -107,6 +109,8 @@ def load_comparison(client: Any, run_id: str) -> Comparison:
                                   f"tags.`{PARENT_TAG}` = '{run_id}' "
                                   f"and tags.`{ROLE_TAG}` = 'trial'", max_results=10_000)
     frames: dict[str, list[pd.DataFrame]] = {}
+    scaling: dict[str, list[pd.DataFrame]] = {}
+    scaled = any(figures.scaling is not None for figures in summary.stacks.values())
     with tempfile.TemporaryDirectory(prefix="dashboard-") as temp:
         for child in children:
             stack = child.data.tags.get("harness.stack", "")
@@ -114,9 +118,13 @@ def load_comparison(client: Any, run_id: str) -> Comparison:
             local = client.download_artifacts(child.info.run_id,
                                                f"records/trial-{trial}.parquet", temp)
             frames.setdefault(stack, []).append(pd.read_parquet(local))
+            if scaled and summary.stacks[stack].scaling is not None:
+                local = client.download_artifacts(child.info.run_id,
+                                                   f"{SCALING_DIR}/trial-{trial}.parquet", temp)
+                scaling.setdefault(stack, []).append(pd.read_parquet(local))
     order = [stack for stack in summary.stacks if stack in frames]
     records = {stack: pd.concat(frames[stack], ignore_index=True) for stack in order}
-    return Comparison(run_id, str(parent.info.run_name), summary, records)
+    return Comparison(run_id, str(parent.info.run_name), summary, records, scaling)
 
 
 def load_capacity_summary(client: Any, run_id: str) -> CapacitySummary:

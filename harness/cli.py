@@ -35,10 +35,10 @@ from harness.cli_output import (
     track,
     warn,
 )
+from harness.cli_run import run
 from harness.errors import HarnessError, UsageError
 from harness.experiments.capacity.experiment import CapacityConfig, run_capacity
 from harness.experiments.quality import QualityConfig, run_quality
-from harness.experiments.run import RunConfig, run_experiment
 from harness.experiments.scorecard import ScorecardConfig, run_scorecard
 from harness.experiments.smoke import smoke
 from harness.report.capacity_tables import (
@@ -52,18 +52,13 @@ from harness.report.log_folder import log_saved
 from harness.report.progress import (
     CapacityProgress,
     QualityProgress,
-    RunProgress,
     ScorecardProgress,
     StartProgress,
 )
-from harness.report.reliability_tables import failures_table, faults_table, reliability_table
-from harness.report.results import CapacitySummary, ComparisonSummary, QualityResult, read_result
+from harness.report.results import CapacitySummary, QualityResult, read_result
 from harness.report.scorecard_results import Scorecard
 from harness.report.scorecard_tables import scorecard_lines, scorecard_table, scorecard_warnings
 from harness.report.tables import (
-    ablation_table,
-    comparison_table,
-    late_sender_warnings,
     quality_table,
     quantization_table,
 )
@@ -125,34 +120,7 @@ def up(
             running.stop()
 
 
-@app.command()
-def run(
-    stacks: Annotated[str, typer.Option(help=STACKS_HELP)] = "diy,optimized",
-    workload: Annotated[str, typer.Option(help=WORKLOAD_HELP)] = "writing_assistant",
-    rate: Annotated[float | None, typer.Option(help="steady QPS (replaces stages)")] = None,
-    duration: Annotated[float | None, typer.Option(help="measured seconds")] = None,
-    trials: Annotated[int, typer.Option(help="trials per stack, interleaved A B A B")] = 1,
-    workers: Annotated[int, typer.Option(help="Locust workers (0: one process)")] = 0,
-    out: Annotated[Path | None, typer.Option(help="results folder (new or empty)")] = None,
-    experiment: Annotated[str | None, typer.Option(
-        help="MLflow experiment to log to (default: the workload's name)")] = None,
-    ablate: Annotated[bool, typer.Option(
-        "--ablate", help="also run the last stack with each of its optimizations turned off, "
-                         "one at a time, and show what each contributes")] = False,
-    scenario: Annotated[str | None, typer.Option(
-        help="faults to play during every trial: a name under workloads/scenarios/ "
-             "(replica_kill, replica_hang, replica_slow, overload) or a YAML path")] = None,
-) -> None:
-    """Replay one schedule against each stack in turn and compare them side by side."""
-    config = make_config(RunConfig, stacks=stack_list(stacks), workload=workload,
-                         rate_qps=rate, duration_s=duration, trials=trials, workers=workers,
-                         out=out, experiment=experiment, ablate=ablate, scenario=scenario)
-    with stop_signals_interrupt(), interrupt_keeps("run", LOG_HINT), RunProgress(err) as progress:
-        summary_path = run_experiment(config, progress)
-    summary = read_result(summary_path, ComparisonSummary)
-    report(summary_path, [comparison_table(summary), ablation_table(summary),
-                          reliability_table(summary), faults_table(summary),
-                          failures_table(summary)], late_sender_warnings(summary))
+app.command()(run)
 
 
 @app.command()

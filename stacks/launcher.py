@@ -262,7 +262,7 @@ class Stack:
                 self.supervisor = Supervisor(lambda: self.replicas,
                                              self.log_dir / SUPERVISOR_EVENTS)
                 self.supervisor.start()
-            if self.spec.autoscaling.scales:
+            if self.spec.autoscaling is not None:
                 self.autoscaler = Autoscaler(self, self.log_dir / SCALING_EVENTS)
                 self.autoscaler.start()
         except BaseException:

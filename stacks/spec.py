@@ -190,29 +190,27 @@ class StackSpec(_Strict):
     restart_policy: Literal["always", "never"] = Field(
         default="always", description="a replica that exits is started again (always), as a "
                                       "Deployment's restartPolicy does, or left down (never)")
-    autoscaling: AutoscalingSpec = Field(
-        default_factory=AutoscalingSpec, description="in force where an experiment's scenario "
-        "scales (`autoscale: true`) and under `harness up`; elsewhere the fleet is `replicas`")
+    autoscaling: AutoscalingSpec | None = Field(
+        default=None, description="its autoscaler, in force under `harness up` and in a trial "
+        "whose scenario scales (`autoscale: true`); elsewhere the fleet is `replicas`")
 
     @property
     def replica_slots(self) -> int:
         """How many replicas it may ever run at once: each slot has its own share of the cores,
         as a pod has its own CPU request, whether the slots are filled or not."""
-        if self.autoscaling.scales:
+        if self.autoscaling is not None:
             return max(self.replicas, self.autoscaling.max_replicas)
         return self.replicas
 
     @property
     def initial_replicas(self) -> int:
-        """Its size at start: `replicas`, or with an autoscaler its minimum."""
-        return self.autoscaling.min_replicas if self.autoscaling.scales else self.replicas
+        """Its size at start: `replicas`, or under a scaling policy its minimum."""
+        scaling = self.autoscaling
+        return scaling.min_replicas if scaling is not None and scaling.scales else self.replicas
 
     def fixed_fleet(self) -> StackSpec:
-        """The same stack with its autoscaler off: `replicas` replicas throughout."""
-        if not self.autoscaling.scales:
-            return self
-        return self.model_copy(update={"autoscaling": self.autoscaling.model_copy(
-            update={"policy": "static"})})
+        """The same stack without its autoscaler: `replicas` replicas throughout."""
+        return self if self.autoscaling is None else self.model_copy(update={"autoscaling": None})
 
 
 class EndpointSpec(_Strict):

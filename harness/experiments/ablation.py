@@ -20,7 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 from harness.errors import HarnessError
-from harness.measure.metrics import ratios
+from harness.measure.metrics import ratio_of, ratios
 from stacks.spec import EndpointSpec, StackSpec
 
 OPTIMIZATIONS = ("w8a8", "multi_api", "p2c")
@@ -88,3 +88,42 @@ def contributions(stacks: dict[str, dict[str, Any]], studied: str,
             out[optimization] = {"variant": variant,
                                  **{metric: ratio[metric] for metric in SHOWN}}
     return out
+
+
+# `--ablate-scaling`: the stack's own autoscaling policy against the others, and what is
+# compared (the studied stack's figure ÷ the variant's).
+SCALING_POLICIES = ("static", "symmetric", "asymmetric")
+SCALING_SHOWN = ("slo_violating_s", "replica_seconds", "latency_p99_peak_s")
+
+
+def scaling_variants(stacks: list[StackSpec | EndpointSpec]) -> \
+        tuple[str, str, dict[str, str], list[StackSpec]]:
+    """(studied stack, its policy, other policy -> variant name, variant specs). A static
+    variant keeps the most replicas the studied stack may scale to: static provisioning for
+    the peak."""
+    launched = [spec for spec in stacks if isinstance(spec, StackSpec)]
+    studied = launched[-1] if launched else None
+    if studied is None or studied.autoscaling is None:
+        raise HarnessError("--ablate-scaling needs a stack this machine launches with an "
+                           "`autoscaling:` section (as stacks/optimized/stack.yaml has)")
+    scaling = studied.autoscaling
+    names: dict[str, str] = {}
+    variants: list[StackSpec] = []
+    for policy in SCALING_POLICIES:
+        if policy == scaling.policy:
+            continue
+        replicas = scaling.max_replicas if policy == "static" else studied.replicas
+        variant = studied.model_copy(update={
+            "name": f"{studied.name}-{policy}", "replicas": replicas,
+            "autoscaling": scaling.model_copy(update={"policy": policy})})
+        names[policy] = variant.name
+        variants.append(variant)
+    return studied.name, scaling.policy, names, variants
+
+
+def scaling_ratios(scaling: dict[str, dict[str, Any]], studied: str,
+                   variants: dict[str, str]) -> dict[str, dict[str, float]]:
+    """Per other policy, the studied stack's scaling figures ÷ that variant's."""
+    return {policy: {metric: ratio_of(scaling[studied].get(metric), scaling[name].get(metric))
+                     for metric in SCALING_SHOWN}
+            for policy, name in variants.items() if studied in scaling and name in scaling}

@@ -119,7 +119,8 @@ def one_replica(stack: str) -> tuple[str, StackSpec]:
         raise UsageError(f"--stacks: {stack}: the mode after ':' must be one of "
                          f"{', '.join(START_MODES)}")
     image = {"image": START_MODES[mode]} if mode else {}
-    spec = spec.model_copy(update={"replicas": 1, "restart_policy": "never", **image})
+    spec = spec.model_copy(update={"replicas": 1, "restart_policy": "never", "autoscaling": None,
+                                   **image})
     if spec.image.mode == "none":
         raise UsageError(f"--stacks: stack {spec.name} runs from this machine (image.mode: "
                          "none); give it image: {mode: eager} or {mode: lazy}, or name it "

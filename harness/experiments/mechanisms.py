@@ -131,8 +131,8 @@ class MechanismsRun:
     def __init__(self, config: MechanismsConfig, observer: RunObserver) -> None:
         self.config = config
         self.observer = observer
-        self.base = load_local_stack_spec(config.baseline)
-        self.source = load_local_stack_spec(config.source)
+        self.base = load_local_stack_spec(config.baseline).fixed_fleet()
+        self.source = load_local_stack_spec(config.source).fixed_fleet()
         self.plans = [PLANS[name] for name in dict.fromkeys(config.mechanisms)]
         self.variants = {plan.name: plan.variants(self.base, self.source)
                          for plan in self.plans}  # checked before anything starts

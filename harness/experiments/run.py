@@ -25,7 +25,7 @@ from pydantic import Field
 
 from harness.client import get
 from harness.errors import EndpointError, UsageError
-from harness.experiments.ablation import contributions
+from harness.experiments.ablation import contributions, scaling_ratios, scaling_variants
 from harness.experiments.faults import FaultPlayer
 from harness.experiments.target import Spec, Target
 from harness.experiments.trial import (
@@ -40,20 +40,32 @@ from harness.measure.records import write_parquet
 from harness.measure.reliability import (
     BALANCER_METRICS,
     FAULTS_FILE,
+    LOGS,
     read_trial_events,
     reliability,
 )
+from harness.measure.scaling import (
+    SCALING_DIR,
+    peak_periods,
+    read_trial_scaling,
+    scaling_frame,
+    scaling_metrics,
+)
 from harness.report.results import Ablation, ComparisonSummary, StackFigures
+from harness.report.scaling_results import ScalingAblation
 from harness.workload.scenario import FaultPlan, load_scenario
 from harness.workload.schedule import build_schedule, load_tokenizer
 from harness.workload.spec import WorkloadSpec, load_workload_spec
-from stacks.spec import StackSpec
+from stacks.launcher import SCALING_EVENTS
+from stacks.spec import StackSpec, load_stack_spec
+from workloads.records import read_record_lines
 
 
 class RunConfig(ExperimentConfig):
     rate_qps: float | None = Field(default=None, gt=0)
     duration_s: float | None = Field(default=None, gt=0)
     scenario: str | None = None  # a name under workloads/scenarios/ or a YAML path
+    ablate_scaling: bool = False  # the studied stack under each autoscaling policy
 
 
 class RunObserver(TrialObserver, Protocol):
@@ -74,6 +86,15 @@ class RunExperiment(Experiment[RunConfig, RunObserver]):
             workload = self.scenario.shape(workload)
             self.faults = self.scenario.plan(workload)
         super().__init__(config, workload, workload.name, observer)
+        self.scaling_ablation: tuple[str, str, dict[str, str]] | None = None
+        if config.ablate_scaling:
+            if not self.autoscales():
+                raise UsageError("--ablate-scaling compares autoscaling policies: give a "
+                                 "scenario that scales (autoscale: true), e.g. --scenario "
+                                 "double_spike")
+            studied, policy, names, variants = scaling_variants(self.stacks)
+            self.stacks = [*self.stacks, *variants]
+            self.scaling_ablation = (studied, policy, names)
         if self.faults is not None and self.faults.signals:
             for spec in self.stacks:
                 if not isinstance(spec, StackSpec):
@@ -91,6 +112,9 @@ class RunExperiment(Experiment[RunConfig, RunObserver]):
     def ablates_defences(self) -> bool:
         return self.config.scenario is not None
 
+    def autoscales(self) -> bool:
+        return self.scenario is not None and self.scenario.autoscale
+
     def measure(self, spec: Spec, trial: int, target: Target, trial_dir: Path) -> None:
         self.observer.load_started(spec.name, trial, self.requests)
         with self.fault_player(target, trial_dir):
@@ -99,6 +123,11 @@ class RunExperiment(Experiment[RunConfig, RunObserver]):
             with suppress(EndpointError):  # a balancer gone: retries unknown, nothing lost
                 (trial_dir / BALANCER_METRICS).write_text(get(f"{target.endpoint}/metrics").text)
         write_parquet(frame, self.out / spec.name / "records" / f"trial-{trial}.parquet")
+        if self.autoscales() and target.stack is not None:
+            anchor = float(read_record_lines(trial_dir / RAW_RECORDS)[0]["anchor_unix_s"])
+            scaled = read_trial_scaling(trial_dir / LOGS / SCALING_EVENTS, trial, anchor)
+            write_parquet(scaling_frame(scaled),
+                          self.out / spec.name / SCALING_DIR / f"trial-{trial}.parquet")
         self.trials[spec.name].append(frame)
         self.observer.trial_done(spec.name, trial, StackFigures.model_validate(
             summarize(frame, self.window, self.workload.slo_s, self.workload.stream)))
@@ -116,7 +145,9 @@ class RunExperiment(Experiment[RunConfig, RunObserver]):
         return comparison_summary(self.out.name, self.workload, self.schedule.sha256,
                                   self.trials, self.ablation,
                                   scenario=None if self.scenario is None else self.scenario.name,
-                                  folder=self.out)
+                                  folder=self.out, scales=self.autoscales(),
+                                  scaling_ablation=self.scaling_ablation,
+                                  faults=self.scenario is not None and bool(self.scenario.faults))
 
 
 def measured_window(workload: WorkloadSpec) -> Window:
@@ -128,11 +159,14 @@ def comparison_summary(run: str, workload: WorkloadSpec, schedule_sha256: str,
                        trials: dict[str, list[pd.DataFrame]],
                        ablation: tuple[str, dict[str, str]] | None,
                        cut: dict[str, Window] | None = None, scenario: str | None = None,
-                       folder: Path | None = None) -> ComparisonSummary:
+                       folder: Path | None = None, scales: bool = False,
+                       scaling_ablation: tuple[str, str, dict[str, str]] | None = None,
+                       faults: bool = True) -> ComparisonSummary:
     """The summary of every stack's trials so far (the first stack of `trials` is the
     baseline): a pure function of what the run wrote, so saved records give the same summary.
     `cut`: a shorter window for a stack whose only trial was cut short
-    (`harness.experiments.recover`). `scenario`: the faults' logs are read from `folder`."""
+    (`harness.experiments.recover`). `scenario`: with `faults`, their logs are read from
+    `folder`; `scales`: so are the autoscalers' (`harness.measure.scaling`)."""
     window = measured_window(workload)
     stacks: dict[str, dict[str, Any]] = {}
     for name, frames in trials.items():
@@ -143,11 +177,14 @@ def comparison_summary(run: str, workload: WorkloadSpec, schedule_sha256: str,
         # Every trial's records were checked to carry this schedule's hash when read.
         stacks[name] = {**summarize(records, stack_window, workload.slo_s, workload.stream),
                         "schedule_sha256": schedule_sha256, "records": f"{name}/records"}
-        if scenario is not None and folder is not None:
+        if scenario is not None and folder is not None and faults:
             events = [read_trial_events(folder / name / f"trial-{k}", k,
                                         folder / name / f"trial-{k}" / RAW_RECORDS)
                       for k in sorted(records["trial"].unique())]
             stacks[name]["reliability"] = reliability(records, events, stack_window, scenario)
+        if scales and folder is not None:
+            stacks[name]["scaling"] = stack_scaling(folder, name, records, stack_window,
+                                                    workload)
     baseline = next(iter(trials))
     summary = ComparisonSummary.model_validate({
         "run": run, "workload": workload.name, "schedule_sha256": schedule_sha256,
@@ -155,12 +192,35 @@ def comparison_summary(run: str, workload: WorkloadSpec, schedule_sha256: str,
         "baseline": baseline, "stacks": stacks,
         "ratios": ratios(stacks, baseline) if baseline in stacks else {}})
     summary.scenario = scenario
+    if scaling_ablation is not None:
+        studied, policy, names = scaling_ablation
+        summary.scaling_ablation = ScalingAblation.model_validate({
+            "stack": studied, "policy": policy, "variants": names,
+            "ratios": scaling_ratios({name: figures["scaling"] for name, figures in
+                                      stacks.items() if "scaling" in figures}, studied, names)})
     if ablation is not None:
         studied, variant_names = ablation
         summary.ablation = Ablation.model_validate({
             "stack": studied, "variants": variant_names,
             "contributions": contributions(stacks, studied, variant_names)})
     return summary
+
+
+def stack_scaling(folder: Path, name: str, records: pd.DataFrame, window: Window,
+                  workload: WorkloadSpec) -> dict[str, Any]:
+    """One stack's scaling metrics, from its trials' records and scaling logs and the spec the
+    run wrote for it."""
+    spec = load_stack_spec(str(folder / "specs" / f"{name}.yaml"))
+    scaling = spec.autoscaling if isinstance(spec, StackSpec) else None
+    logs = []
+    for trial in sorted(records["trial"].unique()):
+        trial_dir = folder / name / f"trial-{trial}"
+        anchor = float(read_record_lines(trial_dir / RAW_RECORDS)[0]["anchor_unix_s"])
+        logs.append(read_trial_scaling(trial_dir / LOGS / SCALING_EVENTS, int(trial), anchor))
+    fixed = spec.replicas if isinstance(spec, StackSpec) else None
+    return {"policy": "none" if scaling is None else scaling.policy,
+            **scaling_metrics(records, logs, window, workload.slo_s,
+                              peak_periods(workload.segments()), fixed)}
 
 
 def run_experiment(config: RunConfig, observer: RunObserver) -> Path:

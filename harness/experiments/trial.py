@@ -43,7 +43,7 @@ from harness.measure.records import STOPPED, UNRECORDED, account_for_schedule, r
 from harness.report.results import Result, RunInfo
 from harness.workload.spec import WorkloadSpec
 from stacks.launcher import StartObserver, helper_cores
-from stacks.spec import PROJECT_ROOT
+from stacks.spec import PROJECT_ROOT, StackSpec
 from workloads.records import FLUSH_INTERVAL_S
 from workloads.schedule import Schedule, write_schedule
 
@@ -116,7 +116,9 @@ class Experiment(ABC, Generic[Config, Observer]):
         self.config = config
         self.workload = workload
         self.observer = observer
-        self.stacks: list[Spec] = load_stacks(config.stacks)
+        self.stacks: list[Spec] = [
+            spec.fixed_fleet() if isinstance(spec, StackSpec) and not self.autoscales() else spec
+            for spec in load_stacks(config.stacks)]
         self.ablation: tuple[str, dict[str, str]] | None = None
         if config.ablate:
             studied, variant_names, variants = ablation_variants(
@@ -125,6 +127,11 @@ class Experiment(ABC, Generic[Config, Observer]):
             self.ablation = (studied, variant_names)
         self.out = fresh_out_dir(config.out or default_out_dir(name))
         self.summary_path = self.out / self.summary_file
+
+    def autoscales(self) -> bool:
+        """Whether the stacks' autoscalers act in its trials; otherwise each fleet is fixed at
+        its `replicas`, so what a trial measures is the fleet the spec names."""
+        return False
 
     def ablates_defences(self) -> bool:
         """Whether `--ablate` also turns off the balancer's defences (they act on faults)."""

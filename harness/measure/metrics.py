@@ -232,12 +232,13 @@ def ratios(summaries: dict[str, dict[str, Any]], baseline: str) -> dict[str, dic
     for name, summary in summaries.items():
         if name == baseline:
             continue
-        out[name] = {metric: _ratio(summary.get(metric), base.get(metric))
+        out[name] = {metric: ratio_of(summary.get(metric), base.get(metric))
                      for metric in RATIO_METRICS if metric in base}
     return out
 
 
-def _ratio(value: Any, base: Any) -> float:
+def ratio_of(value: Any, base: Any) -> float:
+    """value ÷ base; NaN where either is missing or NaN, or base is 0."""
     if value is None or base is None or not base or math.isnan(base) or math.isnan(value):
         return math.nan
     return float(value) / float(base)

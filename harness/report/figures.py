@@ -25,6 +25,7 @@ from harness.measure.metrics import (
 from harness.report.coldstart_results import PHASE_LABELS, PHASES, ColdStartResult
 from harness.report.mechanisms_results import Mechanisms
 from harness.report.results import CapacitySummary, ComparisonSummary, ProbeRow
+from harness.report.scaling_figures import scaling_timeline_figure
 
 Records = Mapping[str, pd.DataFrame]  # stack name -> its records, every trial
 Series = Mapping[str, pd.DataFrame]  # stack name -> its `per_second` series
@@ -133,10 +134,15 @@ def mark_faults(figure: go.Figure, summary: ComparisonSummary) -> go.Figure:
     return figure
 
 
-def comparison_figures(records: Records, summary: ComparisonSummary) -> dict[str, go.Figure]:
+def comparison_figures(records: Records, summary: ComparisonSummary,
+                       scaling: Mapping[str, list[pd.DataFrame]] | None = None,
+                       ) -> dict[str, go.Figure]:
+    """`scaling`: per stack, its trials' scaling frames, where its scenario scaled."""
     window, slo_s = summary.window.window(), summary.slo_s
     series = {stack: per_second(frame, window) for stack, frame in records.items()}
-    return {
+    timeline = {"scaling_timeline": scaling_timeline_figure(records, scaling, window, slo_s)} \
+        if scaling else {}
+    return {**timeline,
         "latency_cdf": latency_cdf_figure(records, window, slo_s),
         "throughput": mark_faults(throughput_figure(series), summary),
         "p99_over_time": mark_faults(p99_figure(series, slo_s), summary),

@@ -21,6 +21,7 @@ from harness.errors import ResultsError
 from harness.measure.metrics import Window
 from harness.report.reliability_results import Reliability
 from harness.report.result_base import Figure, Result
+from harness.report.scaling_results import Scaling, ScalingAblation
 
 
 class MeasuredWindow(Result):
@@ -91,6 +92,7 @@ class StackSummary(StackFigures):
     records: str = Field(description="folder of its per-request records, relative to the run")
     reliability: Reliability | None = Field(default=None,
                                             description="with --scenario only")
+    scaling: Scaling | None = Field(default=None, description="with a scenario that scales")
 
 
 class Contribution(Result):
@@ -122,6 +124,8 @@ class ComparisonSummary(Result):
     ratios: dict[str, dict[str, Figure]] = Field(
         description="per other stack, its figure ÷ the baseline's, for the ratio metrics")
     ablation: Ablation | None = Field(default=None, description="with --ablate only")
+    scaling_ablation: ScalingAblation | None = Field(default=None,
+                                                     description="with --ablate-scaling only")
     scenario: str | None = Field(default=None, description="the faults played, if any "
                                                            "(`workloads/scenarios/`)")
     interrupted: dict[str, str] | None = Field(

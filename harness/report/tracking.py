@@ -37,6 +37,7 @@ import pandas as pd
 from harness.errors import TrackingError
 from harness.measure.metrics import Window, per_second, summarize
 from harness.measure.reliability import BALANCER_METRICS, FAULTS_FILE
+from harness.measure.scaling import SCALING_DIR
 from harness.report.figures import comparison_figures, figures_html
 from harness.report.redact import Redactor
 from harness.report.results import QualityResult, read_result
@@ -107,7 +108,8 @@ def flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
 
 def scalar_metrics(summary: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
     """Every number of a summary (NaN and null left out), error counts and replica shares
-    under `errors.` and `replica_share.`, a scenario's figures under `reliability.`."""
+    under `errors.` and `replica_share.`, a scenario's figures under `reliability.` and
+    `scaling.`."""
     metrics: dict[str, float] = {}
     for key, value in summary.items():
         if isinstance(value, bool) or value is None:
@@ -116,7 +118,7 @@ def scalar_metrics(summary: Mapping[str, Any], prefix: str = "") -> dict[str, fl
             if not math.isnan(value):
                 metrics[f"{prefix}{key}"] = float(value)
         elif isinstance(value, Mapping) and key in ("errors", "replica_share", "reliability",
-                                                    "failed_by_cause"):
+                                                    "failed_by_cause", "scaling"):
             metrics.update(scalar_metrics(value, f"{prefix}{key}."))
     return metrics
 
@@ -191,6 +193,9 @@ class RunLogger:
         shares = summary.ablation.contributions if summary.ablation else {}
         for optimization, share in shares.items():
             metrics.update(scalar_metrics(share.model_dump(), f"ablation.{optimization}."))
+        scaling = summary.scaling_ablation.ratios if summary.scaling_ablation else {}
+        for policy, ratios in scaling.items():
+            metrics.update(scalar_metrics(ratios, f"scaling_ablation.{policy}."))
         return metrics
 
     def log_trial(self, parent_id: str, trial: TrialResult, records: pd.DataFrame, started: int,
@@ -215,6 +220,9 @@ class RunLogger:
         if trial.log_dir.is_dir():
             with redacted_copy([trial.log_dir], self.redact) as staged:
                 self.mlflow.log_artifacts(run_id, str(staged / trial.log_dir.name), "logs")
+        scaled = self.saved.path / trial.stack / SCALING_DIR / f"trial-{trial.trial}.parquet"
+        if scaled.is_file():  # the autoscaler's log, on the records' clock
+            self.mlflow.log_artifact(run_id, str(scaled), SCALING_DIR)
         for played in (trial.log_dir.parent / FAULTS_FILE,
                        trial.log_dir.parent / BALANCER_METRICS):
             if played.is_file():  # a scenario's faults, the balancer's retries
@@ -243,7 +251,11 @@ class RunLogger:
         records = {stack: pd.concat([frame for trial, frame in frames.items()
                                      if trial.stack == stack], ignore_index=True)
                    for stack in self.saved.summary.stacks}
-        figures = comparison_figures(records, self.saved.summary)
+        scaling = {stack: [pd.read_parquet(trial) for trial in
+                           sorted((path / stack / SCALING_DIR).glob("trial-*.parquet"))]
+                   for stack in self.saved.summary.stacks}
+        figures = comparison_figures(records, self.saved.summary,
+                                     {stack: frames for stack, frames in scaling.items() if frames})
         with tempfile.TemporaryDirectory(prefix="harness-figures-") as temp:
             page = Path(temp) / "comparison.html"
             page.write_text(figures_html(figures, f"{path.name}: "

@@ -1,9 +1,18 @@
 """Scenarios: what happens during a trial besides the traffic, the YAML files under
-`workloads/scenarios/`, validated with pydantic and replayed identically for every stack.
+`workloads/scenarios/`, validated with pydantic and replayed identically for every stack:
+faults, a load shape (`stages`, the workload's stage kinds, in place of its rate) and whether
+the stacks' autoscalers act (`autoscale: true`; otherwise every fleet stays at `replicas`).
 
     name: replica_kill
     faults:
       - {kind: kill_replica, at_s: 15, replica: 0, every_s: 60}
+
+    name: double_spike
+    autoscale: true
+    stages:
+      - {kind: steady, qps: 1, duration_s: 30}
+      - {kind: steady, qps: 3, duration_s: 90}
+      ...
 
 Fault kinds (`at_s`: seconds into the measured window; `replica`: its index in the stack):
 
@@ -24,9 +33,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from harness.workload.spec import WorkloadSpec
+from harness.workload.spec import Stage, WorkloadSpec
 from stacks.errors import SpecError
 from stacks.spec import PROJECT_ROOT, describe_validation_error, read_yaml_mapping
 
@@ -104,7 +113,19 @@ class ScenarioSpec(BaseModel):
 
     name: str = Field(min_length=1)
     description: str = ""
-    faults: list[Fault] = Field(min_length=1)
+    faults: list[Fault] = Field(default_factory=list)
+    stages: list[Stage] | None = Field(default=None, min_length=1, description="a load shape "
+                                       "in place of the workload's rate")
+    autoscale: bool = Field(default=False, description="the stacks' autoscalers act during "
+                            "the trial (otherwise every fleet is fixed at its `replicas`)")
+
+    @model_validator(mode="after")
+    def _does_something(self) -> ScenarioSpec:
+        if not self.faults and self.stages is None and not self.autoscale:
+            raise ValueError("a scenario needs faults, stages or autoscale: true")
+        if self.stages is not None and any(isinstance(f, Overload) for f in self.faults):
+            raise ValueError("an overload shapes the load: put it in the stages instead")
+        return self
 
     def plan(self, workload: WorkloadSpec) -> FaultPlan:
         """Signals and occurrences on the replay's clock; every fault starts inside the
@@ -140,7 +161,12 @@ class ScenarioSpec(BaseModel):
                          sorted(occurrences, key=lambda o: o.start_s))
 
     def shape(self, workload: WorkloadSpec) -> WorkloadSpec:
-        """The workload with the scenario's overload as a spike of its steady rate."""
+        """The workload with the scenario's stages in place of its rate, or its overload as a
+        spike of its steady rate."""
+        if self.stages is not None:
+            return WorkloadSpec.model_validate({
+                **workload.model_dump(), "rate_qps": None, "duration_s": None,
+                "stages": [stage.model_dump() for stage in self.stages]})
         overloads = [fault for fault in self.faults if isinstance(fault, Overload)]
         if not overloads:
             return workload

@@ -1,13 +1,15 @@
 """Workload specs: the YAML files under `workloads/`, validated with pydantic.
 
 A spec says what traffic to offer — the arrival process, a steady rate or a shape made of stages
-(steady, ramp, step, spike), how long, the warm-up before measurement, prompt and output lengths,
-streaming, which API — and the seed that makes it one exact schedule. A bad spec fails with
-`SpecError`, one line naming the file, the field and what is allowed.
+(steady, ramp, step, spike, sinusoid), how long, the warm-up before measurement, prompt and
+output lengths, streaming, which API — and the seed that makes it one exact schedule. A bad spec
+fails with `SpecError`, one line naming the file, the field and what is allowed.
 """
 
 from __future__ import annotations
 
+import itertools
+import math
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -83,7 +85,34 @@ class Spike(_Strict):
         return [Segment(qps, qps, length_s) for qps, length_s in parts if length_s > 0]
 
 
-Stage = Annotated[Steady | Ramp | Step | Spike, Field(discriminator="kind")]
+class Sinusoid(_Strict):
+    """`mean_qps` + `amplitude_qps` · sin(2π t / `period_s`), from t = 0: a day's tide in
+    miniature, drawn as straight pieces of 1/24 period each."""
+
+    kind: Literal["sinusoid"]
+    mean_qps: float = Field(gt=0)
+    amplitude_qps: float = Field(ge=0)
+    period_s: float = Field(gt=0)
+    duration_s: float = Field(gt=0)
+
+    @model_validator(mode="after")
+    def _never_negative(self) -> Sinusoid:
+        if self.amplitude_qps > self.mean_qps:
+            raise ValueError("amplitude_qps must not exceed mean_qps (a rate is never negative)")
+        return self
+
+    def rate_at(self, t_s: float) -> float:
+        return self.mean_qps + self.amplitude_qps * math.sin(2 * math.pi * t_s / self.period_s)
+
+    def segments(self) -> list[Segment]:
+        piece_s = self.period_s / 24
+        edges = [*(k * piece_s for k in range(math.ceil(self.duration_s / piece_s))),
+                 self.duration_s]
+        return [Segment(self.rate_at(a), self.rate_at(b), b - a)
+                for a, b in itertools.pairwise(edges) if b > a]
+
+
+Stage = Annotated[Steady | Ramp | Step | Spike | Sinusoid, Field(discriminator="kind")]
 
 
 class LengthSpec(_Strict):

@@ -55,6 +55,7 @@ class Starting:
 class Autoscaler:
     def __init__(self, stack: Stack, events_path: Path) -> None:
         self.stack = stack
+        assert stack.spec.autoscaling is not None
         self.spec = stack.spec.autoscaling
         self.policy = make_policy(self.spec, stack.spec.replicas)
         self.state = ScalerState(len(stack.replicas))

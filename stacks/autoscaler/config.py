@@ -7,7 +7,8 @@
       target_concurrency: 2    # requests in flight per replica the fleet is sized for
       reference: hpa           # start from a named field default; fields given here win
 
-`static` keeps the stack's `replicas`. The other two size the fleet as
+`static` keeps the stack's `replicas` (its autoscaler still observes and logs, so a fixed fleet
+is measured the same way). The other two size the fleet as
 ⌈mean concurrency ÷ target⌉ within [min, max] and differ only in how fast they act on it
 (`stacks.autoscaler.policy`): `symmetric` waits the same short `window_s` before acting in
 either direction; `asymmetric` scales up at once (after `up_window_s`, 0 by default), by up to
@@ -90,4 +91,5 @@ class AutoscalingSpec(BaseModel):
 
     @property
     def scales(self) -> bool:
+        """Whether the fleet's size may change."""
         return self.policy != "static"

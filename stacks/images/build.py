@@ -165,7 +165,7 @@ def trace_replica(spec: StackSpec, log_dir: Path) -> tuple[set[Path], list[Path]
     env = {**spec.engine.env, **trace.env}
     if inherited := os.environ.get("PYTHONPATH"):
         env["PYTHONPATH"] += os.pathsep + inherited
-    one = spec.model_copy(update={"replicas": 1, "restart_policy": "never",
+    one = spec.model_copy(update={"replicas": 1, "restart_policy": "never", "autoscaling": None,
                                   "image": ImageSpec(mode="none"),
                                   "engine": spec.engine.model_copy(update={"env": env})})
     with Stack(one, log_dir) as stack:

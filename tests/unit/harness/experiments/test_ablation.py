@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from harness.errors import HarnessError
-from harness.experiments.ablation import ablation_variants, contributions
+from harness.experiments.ablation import (
+    ablation_variants,
+    contributions,
+    scaling_ratios,
+    scaling_variants,
+)
 from stacks.spec import EndpointSpec, load_local_stack_spec
 
 
@@ -61,3 +68,35 @@ def test_contribution_is_the_full_stack_over_the_variant() -> None:
     assert row["throughput_qps"] == pytest.approx(1.3)
     assert row["goodput_qps"] == pytest.approx(1.5)
     assert row["latency_p99_s"] == pytest.approx(2 / 3)
+
+
+def test_scaling_variants_run_the_studied_stack_under_each_other_policy() -> None:
+    diy, optimized = load_local_stack_spec("diy"), load_local_stack_spec("optimized")
+    assert optimized.autoscaling is not None
+    studied, policy, names, variants = scaling_variants([diy, optimized])
+    assert (studied, policy) == ("optimized", "asymmetric")
+    assert names == {"static": "optimized-static", "symmetric": "optimized-symmetric"}
+    static, symmetric = variants
+    assert static.autoscaling is not None
+    assert symmetric.autoscaling is not None
+    # Static provisioning for the peak: the most replicas the studied stack may scale to.
+    assert (static.autoscaling.policy, static.replicas, static.initial_replicas) == (
+        "static", 2, 2)
+    assert (symmetric.autoscaling.policy, symmetric.initial_replicas) == ("symmetric", 1)
+    assert symmetric.autoscaling.window_s == optimized.autoscaling.window_s
+    with pytest.raises(HarnessError, match="needs a stack this machine launches with an "
+                                           "`autoscaling:` section"):
+        scaling_variants([diy])
+
+
+def test_scaling_ratios_divide_the_studied_stack_by_each_variant() -> None:
+    scaling = {"a": {"slo_violating_s": 10, "replica_seconds": 600, "latency_p99_peak_s": 2.0},
+               "a-symmetric": {"slo_violating_s": 40, "replica_seconds": 500,
+                               "latency_p99_peak_s": 4.0},
+               "a-static": {"slo_violating_s": 0, "replica_seconds": 800,
+                            "latency_p99_peak_s": 0.5}}
+    ratios = scaling_ratios(scaling, "a", {"symmetric": "a-symmetric", "static": "a-static"})
+    assert ratios["symmetric"] == {"slo_violating_s": 0.25, "replica_seconds": 1.2,
+                                   "latency_p99_peak_s": 0.5}
+    assert ratios["static"]["replica_seconds"] == 0.75
+    assert math.isnan(ratios["static"]["slo_violating_s"])  # nothing to divide by

@@ -61,7 +61,13 @@ def test_every_shipped_scenario_loads_and_plans_on_the_default_workload() -> Non
     for path in sorted(Path("workloads/scenarios").glob("*.yaml")):
         spec = load_scenario(path.stem)
         assert spec.name == path.stem
-        assert spec.plan(spec.shape(workload)).occurrences
+        shaped = spec.shape(workload)
+        if spec.stages is not None:  # a load shape for the autoscalers
+            assert spec.autoscale
+            assert shaped.stages == spec.stages
+            assert shaped.measured_s == sum(stage.duration_s for stage in spec.stages)
+        else:
+            assert spec.plan(shaped).occurrences
 
 
 @pytest.mark.parametrize(("faults", "workload", "message"), [
@@ -78,10 +84,33 @@ def test_a_scenario_that_cannot_apply_says_why(faults: list[dict[str, object]],
 
 
 def test_unknown_and_invalid_scenarios_are_one_line_errors(tmp_path: Path) -> None:
-    with pytest.raises(SpecError, match="unknown scenario 'nope'; known: overload, "
-                                        "replica_hang, replica_kill, replica_slow"):
+    with pytest.raises(SpecError, match="unknown scenario 'nope'; known: double_spike, "
+                                        "overload, ramp, replica_hang, replica_kill, "
+                                        "replica_slow, sinusoid, spike"):
         load_scenario("nope")
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: bad\nfaults: [{kind: hang_replica, at_s: 1}]\n")
     with pytest.raises(SpecError, match="for_s"):
         load_scenario(str(bad))
+
+
+def test_a_shape_replaces_the_workloads_rate_and_plans_no_signal() -> None:
+    spec = ScenarioSpec.model_validate({"name": "s", "autoscale": True, "stages": [
+        {"kind": "steady", "qps": 1, "duration_s": 30},
+        {"kind": "steady", "qps": 4, "duration_s": 60}]})
+    shaped = spec.shape(steady())
+    assert (shaped.rate_qps, shaped.measured_s) == (None, 90)
+    assert [s.start_qps for s in shaped.segments()] == [1, 1, 4]  # the warm-up at the first
+    assert spec.plan(shaped).signals == []
+
+
+@pytest.mark.parametrize(("fields", "message"), [
+    ({}, "a scenario needs faults, stages or autoscale: true"),
+    ({"stages": [{"kind": "steady", "qps": 1, "duration_s": 1}],
+      "faults": [{"kind": "overload", "at_s": 0, "for_s": 1, "factor": 2}]},
+     "put it in the stages instead"),
+])
+def test_a_scenario_that_does_nothing_or_overloads_a_shape_is_refused(
+        fields: dict[str, object], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        ScenarioSpec.model_validate({"name": "s", **fields})

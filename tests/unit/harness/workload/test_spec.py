@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from harness.workload.arrivals import Segment
-from harness.workload.spec import WorkloadSpec, load_workload_spec
+from harness.workload.spec import Sinusoid, WorkloadSpec, load_workload_spec
 from stacks.errors import SpecError
 
 BASE = {"name": "w", "rate_qps": 10, "duration_s": 30}
@@ -63,3 +63,16 @@ def test_unknown_workload_lists_the_known_ones() -> None:
     with pytest.raises(SpecError,
                        match="known: saturated_decode, short_requests, writing_assistant, "):
         load_workload_spec("nope")
+
+
+def test_a_sinusoid_swings_around_its_mean() -> None:
+    wave = Sinusoid(kind="sinusoid", mean_qps=3, amplitude_qps=2, period_s=120, duration_s=240)
+    pieces = wave.segments()
+    assert len(pieces) == 48  # 1/24 period each
+    assert sum(piece.expected_requests for piece in pieces) == pytest.approx(3 * 240)
+    rates = [piece.start_qps for piece in pieces]
+    assert max(rates) == pytest.approx(5)
+    assert min(rates) == pytest.approx(1)
+    assert rates[6] == pytest.approx(5)  # the crest a quarter period in
+    with pytest.raises(ValueError, match="amplitude_qps must not exceed mean_qps"):
+        Sinusoid(kind="sinusoid", mean_qps=1, amplitude_qps=2, period_s=10, duration_s=10)

@@ -1,0 +1,107 @@
+"""`harness run --scenario <shape> --ablate-scaling` against test-double replicas: each policy
+replays the same spike, the autoscaler's log is kept beside the records, and the summary holds
+each stack's scaling metrics and the studied policy's ratios to the others."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from harness.experiments.run import RunConfig, run_experiment
+from harness.report.figures import comparison_figures
+from harness.report.results import ComparisonSummary
+from harness.report.scaling_tables import scaling_ratio_table, scaling_table
+from stacks import launcher
+from stacks.spec import StackSpec
+from tests.integration.test_run import QuietRun, workload
+
+
+@pytest.fixture
+def slow_fake_engine(monkeypatch: pytest.MonkeyPatch) -> None:
+    def argv(spec: StackSpec, port: int) -> list[str]:
+        return [sys.executable, "-m", "tests.fakes.fake_openai_server", "--port", str(port),
+                "--name", f"fake-{port}", "--latency-ms", "300"]
+
+    monkeypatch.setattr(launcher, "replica_argv", argv)
+
+
+def scaled_stack(tmp_path: Path) -> str:
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    path = tmp_path / "scaled.yaml"
+    path.write_text(yaml.safe_dump({
+        "name": "scaled", "engine": {"model": str(model)}, "replicas": 2,
+        "balancer": {"policy": "p2c", "health_interval_s": 0.2}, "cpu": {"binding": "none"},
+        "autoscaling": {"policy": "asymmetric", "min_replicas": 1, "max_replicas": 2,
+                        "target_concurrency": 2, "interval_s": 0.25, "metric_window_s": 1,
+                        "window_s": 1, "up_window_s": 0, "down_window_s": 30}}))
+    return str(path)
+
+
+def spike(tmp_path: Path) -> str:
+    path = tmp_path / "spike.yaml"
+    path.write_text(yaml.safe_dump({"name": "test_spike", "autoscale": True, "stages": [
+        {"kind": "steady", "qps": 3, "duration_s": 2},
+        {"kind": "steady", "qps": 30, "duration_s": 5},
+        {"kind": "steady", "qps": 3, "duration_s": 4}]}))
+    return str(path)
+
+
+@pytest.mark.usefixtures("slow_fake_engine")
+def test_each_policy_replays_the_spike_and_is_summarized(tmp_path: Path) -> None:
+    config = RunConfig(stacks=[scaled_stack(tmp_path)], workload=workload(tmp_path),
+                       scenario=spike(tmp_path), ablate_scaling=True, out=tmp_path / "out")
+    path = run_experiment(config, QuietRun())
+    raw = json.loads(path.read_text())
+    summary = ComparisonSummary.model_validate(raw)
+    assert list(summary.stacks) == ["scaled", "scaled-static", "scaled-symmetric"]
+    scaling = {name: figures.scaling for name, figures in summary.stacks.items()}
+    assert all(report is not None for report in scaling.values())
+    asymmetric, static, symmetric = (scaling[name] for name in summary.stacks)
+    assert asymmetric is not None
+    assert static is not None
+    assert symmetric is not None
+    assert (asymmetric.policy, static.policy, symmetric.policy) == (
+        "asymmetric", "static", "symmetric")
+    assert asymmetric.scale_ups >= 1
+    assert asymmetric.cold_starts >= 1
+    assert asymmetric.scale_downs == 0  # its down window outlasts the trial
+    assert symmetric.scale_downs >= 1  # its 1 s window does not
+    assert (static.scale_ups, static.scale_downs) == (0, 0)
+    window_s = summary.stacks["scaled-static"].window_s
+    assert static.replica_seconds == pytest.approx(2 * window_s, rel=0.05)
+    assert asymmetric.replica_seconds is not None
+    assert window_s < asymmetric.replica_seconds < 2 * window_s
+    assert all(report.failed_by_scaling == 0 for report in scaling.values() if report)
+    assert {figures.success_rate for figures in summary.stacks.values()} == {1.0}
+    ablation = summary.scaling_ablation
+    assert ablation is not None
+    assert (ablation.stack, ablation.policy) == ("scaled", "asymmetric")
+    assert set(ablation.ratios) == {"static", "symmetric"}
+    assert ablation.ratios["static"]["replica_seconds"] == pytest.approx(
+        asymmetric.replica_seconds / static.replica_seconds)
+    # The autoscaler's log is kept beside the records, on their clock, and drawn.
+    out = tmp_path / "out"
+    frames = {name: [pd.read_parquet(out / name / "scaling" / "trial-1.parquet")]
+              for name in summary.stacks}
+    ticks = frames["scaled"][0].query("event == 'tick'")["offset_s"]
+    measured = summary.window.window()
+    assert ticks.min() < measured.start_s
+    assert ticks.max() > measured.end_s - 1
+    records = {name: pd.read_parquet(out / name / "records" / "trial-1.parquet")
+               for name in summary.stacks}
+    timeline = comparison_figures(records, summary, frames)["scaling_timeline"]
+    assert {trace.name for trace in timeline.data} >= {"offered", "scaled: ready",
+                                                       "scaled: scale up"}
+    table = scaling_table(summary)
+    ratios = scaling_ratio_table(summary)
+    assert table is not None
+    assert ratios is not None
+    assert [row[0] for row in ratios.rows] == ["scaled ÷ scaled-static"] * 3 + [
+        "scaled ÷ scaled-symmetric"] * 3
