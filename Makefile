@@ -80,7 +80,7 @@ dashboard: setup
 	$(VENV)/bin/harness dashboard
 
 test: setup browser images
-	$(PY) -m pytest -ra
+	$(PY) -m pytest -ra --durations=20  # the slowest tests, to keep CI's time in view
 
 test-fast: setup image-tools
 	$(PY) -m pytest -ra -m "not e2e"

@@ -144,9 +144,13 @@ class Autoscaler:
             elif member.healthy():
                 self.admin.add(member.name, member.url)
                 self._forget_starting(starting)
-                self.stack.replicas = [*self.stack.replicas, member]
+                self._rejoin(member)
                 self.log.record("replica_joined", member.name,
                                 start_s=round(time.monotonic() - starting.since, 3))
+
+    def _rejoin(self, member: Member) -> None:
+        with self._lock:
+            self.stack.replicas = [*self.stack.replicas, member]
 
     def _forget_starting(self, starting: Starting) -> None:
         with self._lock:
@@ -160,8 +164,9 @@ class Autoscaler:
             self.log.record("replica_stopped", starting.member.name, drain_s=0.0,
                             while_starting=True)
             return
-        newest = max(self.stack.replicas, key=lambda m: int(m.name.rsplit("-", 1)[1]))
-        self.stack.replicas = [m for m in self.stack.replicas if m is not newest]
+        with self._lock:  # the stack's list is replaced whole: the supervisor reads it
+            newest = max(self.stack.replicas, key=lambda m: int(m.name.rsplit("-", 1)[1]))
+            self.stack.replicas = [m for m in self.stack.replicas if m is not newest]
         self.draining[newest.name] = newest
         drain = threading.Thread(target=self._drain, args=(newest,), name=f"drain-{newest.name}",
                                  daemon=True)
@@ -176,7 +181,7 @@ class Autoscaler:
             self.admin.remove(member.name, wait_s=DRAIN_WAIT_S)
         except MembershipError as exc:
             if exc.status is not None and not self._end.is_set():  # refused: it stays
-                self.stack.replicas = [*self.stack.replicas, member]
+                self._rejoin(member)
                 self.draining.pop(member.name, None)
                 self.log.record("drain_refused", member.name, error=str(exc))
                 return

@@ -46,16 +46,17 @@ def scaling_spec(tmp_path: Path) -> StackSpec:
 class Load:
     """`senders` clients in closed loop; every answer's status and replica kept."""
 
-    def __init__(self, endpoint: str, senders: int) -> None:
+    def __init__(self, endpoint: str, senders: int, body: dict[str, object] | None = None) -> None:
         self.endpoint = endpoint
+        self.body = body or {}
         self.answers: list[tuple[int, str]] = []
         self.stop = threading.Event()
         self.threads = [threading.Thread(target=self._send) for _ in range(senders)]
 
     def _send(self) -> None:
-        with httpx.Client(timeout=10) as client:
+        with httpx.Client(timeout=60) as client:
             while not self.stop.is_set():
-                answer = client.post(f"{self.endpoint}/v1/completions", json={})
+                answer = client.post(f"{self.endpoint}/v1/completions", json=self.body)
                 self.answers.append((answer.status_code, answer.headers["x-upstream"]))
 
     def __enter__(self) -> Load:
