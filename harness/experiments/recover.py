@@ -93,10 +93,15 @@ def recover_run(folder: Path) -> ComparisonSummary:
                 write_parquet(kept, whole)
             else:
                 write_parquet(kept, partial)
-    plan = (run.model_extra or {}).get("ablation_plan")
+    asked = run.model_extra or {}
+    plan, scaling_plan = asked.get("ablation_plan"), asked.get("scaling_ablation_plan")
     summary = comparison_summary(folder.name, workload, sha256, trials,
                                  None if plan is None else (plan["stack"], plan["variants"]),
-                                 cut, (run.model_extra or {}).get("scenario_name"), folder)
+                                 cut, asked.get("scenario_name"), folder,
+                                 scales=bool(asked.get("scenario_scales")),
+                                 scaling_ablation=None if scaling_plan is None
+                                 else (scaling_plan[0], scaling_plan[1], scaling_plan[2]),
+                                 faults=asked.get("scenario_faults", True))
     summary.interrupted = interrupted or None
     summary.write(folder / "summary.json")
     return summary

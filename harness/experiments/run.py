@@ -7,8 +7,13 @@ On top of the trial driver (`harness.experiments.trial`), a run writes:
     <stack>/trial-<k>/                  raw records, replica, balancer and Locust logs
     summary.json                        per stack figures, ratios to the first stack
 
-With a scenario (`--scenario`, `workloads/scenarios/`), its faults are played against each
-launched stack's replicas during the replay (`harness.experiments.faults`), logged in
+With a scenario that scales (`autoscale: true`), each stack's autoscaler acts and its log is
+kept on the records' clock in `<stack>/scaling/trial-<k>.parquet`; each stack's summary gains
+its scaling metrics (`harness.measure.scaling`), and `--ablate-scaling` runs the last stack
+under each other policy too (`harness.experiments.ablation.scaling_variants`).
+
+With a scenario with faults (`--scenario`, `workloads/scenarios/`), its faults are played
+against each launched stack's replicas during the replay (`harness.experiments.faults`), logged in
 `<stack>/trial-<k>/faults.jsonl`; the balancer's metrics at the trial's end are kept in
 `balancer-metrics.txt`, and each stack's summary gains its reliability report
 (`harness.measure.reliability`).
@@ -106,8 +111,13 @@ class RunExperiment(Experiment[RunConfig, RunObserver]):
         self.requests = len(built.entries)
         self.schedule = WrittenSchedule.write(built, self.out / "schedule.jsonl")
         self.trials: dict[str, list[pd.DataFrame]] = {spec.name: [] for spec in self.stacks}
-        # The scenario's own name (the option may be a path), for a summary rebuilt later.
-        self.write_inputs(scenario_name=None if self.scenario is None else self.scenario.name)
+        # The scenario's own name (the option may be a path) and what it did, for a summary
+        # rebuilt later (`harness.experiments.recover`).
+        self.scenario_faults = self.scenario is not None and bool(self.scenario.faults)
+        self.write_inputs(
+            scenario_name=None if self.scenario is None else self.scenario.name,
+            scenario_faults=self.scenario_faults,
+            scenario_scales=self.autoscales(), scaling_ablation_plan=self.scaling_ablation)
 
     def ablates_defences(self) -> bool:
         return self.config.scenario is not None
@@ -147,7 +157,7 @@ class RunExperiment(Experiment[RunConfig, RunObserver]):
                                   scenario=None if self.scenario is None else self.scenario.name,
                                   folder=self.out, scales=self.autoscales(),
                                   scaling_ablation=self.scaling_ablation,
-                                  faults=self.scenario is not None and bool(self.scenario.faults))
+                                  faults=self.scenario_faults)
 
 
 def measured_window(workload: WorkloadSpec) -> Window:

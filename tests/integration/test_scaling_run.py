@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from harness.experiments.recover import recover_run
 from harness.experiments.run import RunConfig, run_experiment
 from harness.report.figures import comparison_figures
 from harness.report.results import ComparisonSummary
@@ -105,5 +106,9 @@ def test_each_policy_replays_the_spike_and_is_summarized(tmp_path: Path) -> None
     assert ratios is not None
     assert [row[0] for row in ratios.rows] == ["scaled ÷ scaled-static"] * 3 + [
         "scaled ÷ scaled-symmetric"] * 3 + ["scaled vs scaled-static"]
+    # A summary rebuilt from what the run wrote holds the same scaling report.
+    rebuilt = recover_run(out)
+    assert {name: f.scaling for name, f in rebuilt.stacks.items()} == scaling
+    assert rebuilt.scaling_ablation == ablation
     # The fakes answer in 300 ms however many wait: every P99 is within the SLO.
     assert ratios.rows[-1][1:] == ["P99 overall", ratios.rows[-1][2], "both ≤ 1,000.0 ms", "met"]
