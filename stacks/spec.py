@@ -15,7 +15,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from stacks.autoscaler.config import AutoscalingSpec
+from stacks.autoscaler.config import AutoscalingSpec, measured_target
 from stacks.balancer.policies import POLICIES
 from stacks.errors import SpecError
 
@@ -269,9 +269,16 @@ def load_stack_spec(stack: str) -> StackSpec | EndpointSpec:
     raw = read_yaml_mapping(path, "stack")
     model: type[StackSpec | EndpointSpec] = EndpointSpec if "endpoint" in raw else StackSpec
     try:
-        return model.model_validate(raw)
+        spec = model.model_validate(raw)
     except ValidationError as exc:
         raise SpecError(f"{path}: {describe_validation_error(exc, model)}") from exc
+    if isinstance(spec, StackSpec) and spec.autoscaling is not None:
+        try:
+            spec = spec.model_copy(update={"autoscaling": measured_target(
+                spec.autoscaling, spec.name, PROJECT_ROOT)})
+        except SpecError as exc:
+            raise SpecError(f"{path}: {exc}") from None
+    return spec
 
 
 def load_local_stack_spec(stack: str) -> StackSpec:

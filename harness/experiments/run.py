@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import pandas as pd
+import yaml
 from pydantic import Field
 
 from harness.client import get
@@ -62,7 +63,7 @@ from harness.workload.scenario import FaultPlan, load_scenario
 from harness.workload.schedule import build_schedule, load_tokenizer
 from harness.workload.spec import WorkloadSpec, load_workload_spec
 from stacks.launcher import SCALING_EVENTS
-from stacks.spec import StackSpec, load_stack_spec
+from stacks.spec import StackSpec
 from workloads.records import read_record_lines
 
 
@@ -220,14 +221,16 @@ def stack_scaling(folder: Path, name: str, records: pd.DataFrame, window: Window
                   workload: WorkloadSpec) -> dict[str, Any]:
     """One stack's scaling metrics, from its trials' records and scaling logs and the spec the
     run wrote for it."""
-    spec = load_stack_spec(str(folder / "specs" / f"{name}.yaml"))
-    scaling = spec.autoscaling if isinstance(spec, StackSpec) else None
+    # As the run wrote it: its target already measured, whatever became of `target_from`.
+    raw = yaml.safe_load((folder / "specs" / f"{name}.yaml").read_text())
+    spec = StackSpec.model_validate(raw) if "engine" in raw else None
+    scaling = spec.autoscaling if spec is not None else None
     logs = []
     for trial in sorted(records["trial"].unique()):
         trial_dir = folder / name / f"trial-{trial}"
         anchor = float(read_record_lines(trial_dir / RAW_RECORDS)[0]["anchor_unix_s"])
         logs.append(read_trial_scaling(trial_dir / LOGS / SCALING_EVENTS, int(trial), anchor))
-    fixed = spec.replicas if isinstance(spec, StackSpec) else None
+    fixed = spec.replicas if spec is not None else None
     return {"policy": "none" if scaling is None else scaling.policy,
             **scaling_metrics(records, logs, window, workload.slo_s,
                               peak_periods(workload.segments()), fixed)}

@@ -175,6 +175,8 @@ class ProbeRow(Result):
                                                  "be for P99 ≤ SLO (absent in early runs)")
     service_p99_s: Figure
     send_lag_p99_s: Figure
+    concurrency: Figure = Field(default=None, description="mean requests in flight: throughput "
+                                "× mean service time (Little's law; absent in early runs)")
     errors: dict[str, int]
     schedule_sha256: str
     schedule: str = Field(description="its schedule file, relative to the run")
@@ -195,6 +197,10 @@ class StackCapacity(Result):
     ci_high: float | None
     per_replica_ci_low: float | None = None
     per_replica_ci_high: float | None = None
+    concurrency_per_replica: Figure = Field(
+        default=None, description="requests in flight per replica at capacity: the mean over "
+        "trials of the highest passing probe's concurrency ÷ replicas; what an autoscaler's "
+        "target is sized from (`autoscaling.target_from`)")
     interval_method: str | None
     probes: list[ProbeRow] = Field(default_factory=list)
 

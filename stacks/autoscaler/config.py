@@ -6,6 +6,8 @@
       max_replicas: 2
       target_concurrency: 2    # requests in flight per replica the fleet is sized for
       reference: hpa           # start from a named field default; fields given here win
+      # target_from: results/<capacity run>   # the target measured: concurrency per replica
+      #                                       # at capacity × target_utilization (0.7)
 
 `static` keeps the stack's `replicas` (its autoscaler still observes and logs, so a fixed fleet
 is measured the same way). The other two size the fleet as
@@ -29,9 +31,13 @@ The references are the field's defaults, cited so a reader can check them:
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from stacks.errors import SpecError
 
 PolicyName = Literal["static", "symmetric", "asymmetric"]
 ReferenceName = Literal["hpa", "knative-kpa", "ray-serve", "aibrix-apa"]
@@ -58,7 +64,14 @@ class AutoscalingSpec(BaseModel):
     min_replicas: int = Field(default=1, ge=1, le=64)
     max_replicas: int = Field(default=2, ge=1, le=64)
     target_concurrency: float = Field(default=2.0, gt=0, description="requests in flight per "
-                                      "replica the fleet is sized for (at capacity, measured)")
+                                      "replica the fleet is sized for")
+    target_from: str | None = Field(
+        default=None, description="a `harness capacity` results folder (or its summary.json): "
+        "the target is its concurrency per replica at capacity × target_utilization")
+    target_stack: str | None = Field(default=None, description="the stack to read there; "
+                                     "default: this one")
+    target_utilization: float = Field(default=0.7, gt=0, le=1, description="of the measured "
+                                      "concurrency at capacity, with target_from")
     interval_s: float = Field(default=1.0, gt=0, le=60,
                               description="how often the balancer's in-flight count is read")
     metric_window_s: float = Field(default=6.0, gt=0, le=3600,
@@ -93,3 +106,31 @@ class AutoscalingSpec(BaseModel):
     def scales(self) -> bool:
         """Whether the fleet's size may change."""
         return self.policy != "static"
+
+
+def measured_target(scaling: AutoscalingSpec, stack: str, root: Path) -> AutoscalingSpec:
+    """The section with `target_concurrency` taken from the capacity run `target_from` names
+    (relative paths from `root`): that stack's concurrency per replica at capacity ×
+    `target_utilization`. Unchanged without `target_from`."""
+    if scaling.target_from is None:
+        return scaling
+    path = Path(scaling.target_from).expanduser()
+    path = path if path.is_absolute() else root / path
+    summary = path / "summary.json" if path.is_dir() else path
+    name = scaling.target_stack or stack
+    try:
+        stacks = json.loads(summary.read_text())["stacks"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise SpecError(f"autoscaling.target_from: {summary} is not a `harness capacity` "
+                        f"summary ({exc}); run `harness capacity --stacks {name}` and point "
+                        "at its results folder") from None
+    if name not in stacks:
+        raise SpecError(f"autoscaling.target_from: {summary} has no stack {name!r} (it has "
+                        f"{', '.join(stacks) or 'none'}); set autoscaling.target_stack")
+    measured = stacks[name].get("concurrency_per_replica")
+    if not measured:
+        raise SpecError(f"autoscaling.target_from: {summary} measured no concurrency at "
+                        f"capacity for {name} (a run from before it was recorded, or no "
+                        "probe passed): run `harness capacity` again")
+    return scaling.model_copy(update={
+        "target_concurrency": round(float(measured) * scaling.target_utilization, 3)})

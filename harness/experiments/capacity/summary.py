@@ -4,6 +4,7 @@ results, so a saved run's records give the same summary anywhere."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,8 +39,23 @@ def judge_probe(frame: pd.DataFrame, judging: Judging, stopped: str | None,
     figures = summarize(frame, judging.window, judging.slo_p99_s, judging.stream)
     passed = stopped is None and passes(figures["latency_p99_s"], figures["success_rate"],
                                         judging.slo_p99_s, judging.min_success)
+    concurrency = figures["throughput_qps"] * figures["service_mean_s"]
     return ProbeRow.model_validate({**identity, "passed": passed, "stopped_early": stopped,
-                                    **{key: figures[key] for key in PROBE_FIGURES}})
+                                    **{key: figures[key] for key in PROBE_FIGURES},
+                                    "concurrency": None if math.isnan(concurrency)
+                                    else concurrency})
+
+
+def concurrency_per_replica(probes: list[ProbeRow], replicas: int | None) -> float | None:
+    """Per trial, the highest passing probe's requests in flight; their mean ÷ replicas."""
+    at_capacity = []
+    for trial in sorted({probe.trial for probe in probes}):
+        passing = [p for p in probes if p.trial == trial and p.passed and p.concurrency]
+        if passing:
+            at_capacity.append(max(passing, key=lambda p: p.rate_qps).concurrency or 0.0)
+    if not at_capacity or not replicas:
+        return None
+    return sum(at_capacity) / len(at_capacity) / replicas
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +74,9 @@ def capacity_summary(header: dict[str, Any], judging: Judging, search: SearchCon
     stack of `searched` is the baseline."""
     baseline = next(iter(searched))
     stacks = {name: stack_capacity(stack.results, search, stack.replicas).model_copy(
-        update={"probes": stack.probes}) for name, stack in searched.items() if stack.results}
+        update={"probes": stack.probes, "concurrency_per_replica": concurrency_per_replica(
+            stack.probes, stack.replicas)})
+        for name, stack in searched.items() if stack.results}
     ratios = {name: capacity_ratio(name, row, baseline, stacks[baseline])
               for name, row in stacks.items() if name != baseline and baseline in stacks}
     summary = CapacitySummary.model_validate({

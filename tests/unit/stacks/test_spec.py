@@ -113,3 +113,17 @@ def test_an_endpoint_spec_file_needs_no_engine(tmp_path: Path) -> None:
     replicas = load_stack_spec(write(tmp_path, "name: c\nendpoint: http://h:1\nreplicas: 4\n"))
     assert isinstance(replicas, EndpointSpec)
     assert replicas.replicas == 4
+
+
+def test_a_stack_can_size_its_autoscaler_from_a_capacity_run(tmp_path: Path) -> None:
+    run = tmp_path / "capacity"
+    run.mkdir()
+    (run / "summary.json").write_text('{"stacks": {"mine": {"concurrency_per_replica": 10}}}')
+    spec = load_stack_spec(write(tmp_path, VALID + f"autoscaling:\n  policy: asymmetric\n"
+                                                   f"  target_from: {run}\n"))
+    assert not isinstance(spec, EndpointSpec)
+    assert spec.autoscaling is not None
+    assert spec.autoscaling.target_concurrency == 7.0
+    missing = write(tmp_path, VALID + f"autoscaling:\n  target_from: {tmp_path / 'none'}\n")
+    with pytest.raises(SpecError, match=r"stack.yaml: autoscaling.target_from: .* is not a "):
+        load_stack_spec(missing)

@@ -1,11 +1,15 @@
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from stacks.autoscaler.config import AutoscalingSpec
+from stacks.autoscaler.config import AutoscalingSpec, measured_target
 from stacks.autoscaler.policy import Observation, ScalerState, make_policy
+from stacks.errors import SpecError
 
 
 def run(spec: AutoscalingSpec, series: list[float], start: int = 1,
@@ -91,3 +95,22 @@ def test_a_reference_fills_what_the_spec_leaves_out() -> None:
 def test_bad_bounds_are_refused() -> None:
     with pytest.raises(ValidationError, match="min_replicas"):
         AutoscalingSpec(min_replicas=3, max_replicas=2)
+
+
+def test_a_target_measured_by_a_capacity_run_is_read_from_its_summary(tmp_path: Path) -> None:
+    run = tmp_path / "capacity-run"
+    run.mkdir()
+    (run / "summary.json").write_text(json.dumps({"stacks": {
+        "optimized": {"concurrency_per_replica": 17.5}, "old": {"capacity_qps": 3}}}))
+    spec = AutoscalingSpec(policy="asymmetric", target_from="capacity-run")
+    assert measured_target(spec, "optimized", tmp_path).target_concurrency == 12.25  # × 0.7
+    assert measured_target(spec.model_copy(update={"target_utilization": 1.0}), "optimized",
+                           tmp_path).target_concurrency == 17.5
+    assert measured_target(AutoscalingSpec(), "x", tmp_path).target_concurrency == 2.0
+    with pytest.raises(SpecError, match=r"has no stack 'diy' \(it has optimized, old\)"):
+        measured_target(spec, "diy", tmp_path)
+    with pytest.raises(SpecError, match="measured no concurrency at capacity for old"):
+        measured_target(spec.model_copy(update={"target_stack": "old"}), "optimized", tmp_path)
+    with pytest.raises(SpecError, match="is not a `harness capacity` summary"):
+        measured_target(spec.model_copy(update={"target_from": "nowhere"}), "optimized",
+                        tmp_path)
