@@ -23,6 +23,7 @@ from harness.measure.metrics import (
     per_second,
 )
 from harness.report.coldstart_results import PHASE_LABELS, PHASES, ColdStartResult
+from harness.report.figure_axes import LOG_AXIS
 from harness.report.mechanisms_results import Mechanisms
 from harness.report.results import CapacitySummary, ComparisonSummary, ProbeRow
 from harness.report.scaling_figures import scaling_timeline_figure
@@ -33,11 +34,6 @@ MS = 1000.0
 SLO_STYLE: dict[str, Any] = {"line_dash": "dash", "line_color": "crimson", "line_width": 2}
 
 
-# Plotly labels a log axis's minor ticks with bare digits ("2", "5" meaning 2,000, 5,000 ms);
-# a 1-2-5 series spelled out reads at a glance. Ticks outside the drawn range are not shown.
-LOG_TICKS_MS = [mantissa * 10 ** exponent for exponent in range(7) for mantissa in (1, 2, 5)]
-LOG_AXIS = {"type": "log", "tickvals": LOG_TICKS_MS,
-            "ticktext": [f"{tick:,}" for tick in LOG_TICKS_MS]}
 
 
 def _layout(figure: go.Figure, title: str, x: str, y: str) -> go.Figure:

@@ -14,6 +14,7 @@ from plotly.subplots import make_subplots
 
 from harness.measure.metrics import Window, per_second
 from harness.measure.scaling import fleet_per_second
+from harness.report.figure_axes import LOG_AXIS
 
 MS = 1000.0
 ROWS = ("offered load (QPS)", "replicas", "P99 end to end (ms)", "failed requests")
@@ -47,9 +48,13 @@ def scaling_timeline_figure(records: Mapping[str, pd.DataFrame],
                                     name=f"{stack}: P99", line={"color": color}), row=3, col=1)
         figure.add_trace(go.Bar(x=seconds["second"], y=seconds["errors"],
                                 name=f"{stack}: failed", marker_color=color), row=4, col=1)
+    if not any(trace.type == "bar" and sum(trace.y) for trace in figure.data):
+        figure.add_annotation(text="no failed requests", showarrow=False, row=4, col=1,
+                              x=(window.start_s + window.end_s) / 2, y=0.5)
     figure.add_hline(y=slo_s * MS, line_dash="dash", line_color="crimson", row=3, col=1,
                      annotation_text=f"SLO {slo_s * MS:,.0f} ms")
-    figure.update_yaxes(type="log", row=3, col=1)
+    figure.update_yaxes(**LOG_AXIS, row=3, col=1)
+    figure.update_yaxes(dtick=1, rangemode="tozero", row=2, col=1)  # whole replicas
     figure.update_xaxes(range=[window.start_s, window.end_s], title_text="time since run start "
                         "(s)", row=4, col=1)
     figure.update_layout(title="Scaling over time: load, replicas, P99 and failures",

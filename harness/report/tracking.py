@@ -37,7 +37,7 @@ import pandas as pd
 from harness.errors import TrackingError
 from harness.measure.metrics import Window, per_second, summarize
 from harness.measure.reliability import BALANCER_METRICS, FAULTS_FILE
-from harness.measure.scaling import SCALING_DIR
+from harness.measure.scaling import SCALING_DIR, fleet_per_second
 from harness.report.figures import comparison_figures, figures_html
 from harness.report.redact import Redactor
 from harness.report.results import QualityResult, read_result
@@ -49,6 +49,8 @@ KIND_TAG, ROLE_TAG, RESULTS_TAG = "harness.kind", "harness.role", "harness.resul
 COMPLETE_TAG = "harness.logged"  # set last: a parent without it was cut short
 PARENT_TAG = "mlflow.parentRunId"
 TIMESERIES = ("offered_qps", "throughput_qps", "latency_p99_s", "errors")
+FLEET_SERIES = {"replicas_ready": "ready", "replicas_starting": "starting",
+                "replicas_desired": "desired", "concurrency": "concurrency"}
 MAX_PARAM_CHARS = 6000  # MLflow's limit on a param value
 BATCH = 100  # MLflow takes at most 100 params (1,000 metrics) per batch call
 # A store that does not answer should cost seconds, not MLflow's default minutes of retries;
@@ -223,6 +225,7 @@ class RunLogger:
         scaled = self.saved.path / trial.stack / SCALING_DIR / f"trial-{trial.trial}.parquet"
         if scaled.is_file():  # the autoscaler's log, on the records' clock
             self.mlflow.log_artifact(run_id, str(scaled), SCALING_DIR)
+            self.log_fleet(run_id, pd.read_parquet(scaled), started)
         for played in (trial.log_dir.parent / FAULTS_FILE,
                        trial.log_dir.parent / BALANCER_METRICS):
             if played.is_file():  # a scenario's faults, the balancer's retries
@@ -230,13 +233,23 @@ class RunLogger:
         self.mlflow.set_terminated(run_id, "FINISHED", end_time=finished)
 
     def log_timeseries(self, run_id: str, records: pd.DataFrame, started: int) -> None:
+        self.log_steps(run_id, per_second(records, self.saved.window),
+                       {name: name for name in TIMESERIES}, started)
+
+    def log_fleet(self, run_id: str, scaling: pd.DataFrame, started: int) -> None:
+        """The fleet per second: `timeseries.replicas_ready`... beside the load's series."""
+        self.log_steps(run_id, fleet_per_second([scaling], self.saved.window), FLEET_SERIES,
+                       started)
+
+    def log_steps(self, run_id: str, seconds: pd.DataFrame, series: Mapping[str, str],
+                  started: int) -> None:
+        """Each column of a per-second frame as `timeseries.<name>`, one step per second."""
         from mlflow.entities import Metric
 
-        series = per_second(records, self.saved.window)
-        points = [Metric(f"timeseries.{name}", float(row[name]),
+        points = [Metric(f"timeseries.{name}", float(row[column]),
                          started + int(row["second"]) * 1000, int(row["second"]))
-                  for _, row in series.iterrows() for name in TIMESERIES
-                  if not math.isnan(row[name])]
+                  for _, row in seconds.iterrows() for name, column in series.items()
+                  if not math.isnan(row[column])]
         for batch in batched(points, 1000):
             self.mlflow.log_batch(run_id, metrics=batch)
 

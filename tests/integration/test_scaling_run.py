@@ -11,12 +11,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from mlflow import MlflowClient
 
 from harness.experiments.recover import recover_run
 from harness.experiments.run import RunConfig, run_experiment
 from harness.report.figures import comparison_figures
 from harness.report.results import ComparisonSummary
 from harness.report.scaling_tables import scaling_ratio_table, scaling_table
+from harness.report.tracking import log_results
 from stacks import launcher
 from stacks.spec import StackSpec
 from tests.integration.test_run import QuietRun, workload
@@ -55,7 +57,8 @@ def spike(tmp_path: Path) -> str:
 
 
 @pytest.mark.usefixtures("slow_fake_engine")
-def test_each_policy_replays_the_spike_and_is_summarized(tmp_path: Path) -> None:
+def test_each_policy_replays_the_spike_and_is_summarized(tmp_path: Path,
+                                                         mlflow_store: str) -> None:
     config = RunConfig(stacks=[scaled_stack(tmp_path)], workload=workload(tmp_path),
                        scenario=spike(tmp_path), ablate_scaling=True, out=tmp_path / "out")
     path = run_experiment(config, QuietRun())
@@ -112,3 +115,16 @@ def test_each_policy_replays_the_spike_and_is_summarized(tmp_path: Path) -> None
     assert rebuilt.scaling_ablation == ablation
     # The fakes answer in 300 ms however many wait: every P99 is within the SLO.
     assert ratios.rows[-1][1:] == ["P99 overall", ratios.rows[-1][2], "both ≤ 1,000.0 ms", "met"]
+    # MLflow: the scaling figures on the parent run, the fleet per second on each trial.
+    client = MlflowClient(tracking_uri=mlflow_store)
+    parent = client.get_run(log_results(out, "scaling-test", mlflow_store))
+    assert parent.data.metrics["scaled.scaling.replica_seconds"] == asymmetric.replica_seconds
+    # Violating seconds are 0 for every policy here: their ratio, 0 ÷ 0, is left out.
+    assert "scaling_ablation.symmetric.replica_seconds" in parent.data.metrics
+    child = client.search_runs([parent.info.experiment_id],
+                               "tags.`harness.stack` = 'scaled'")[0]
+    ready = client.get_metric_history(child.info.run_id, "timeseries.replicas_ready")
+    assert {point.value for point in ready} == {1.0, 2.0}
+    assert [a.path for a in client.list_artifacts(child.info.run_id, "scaling")] == [
+        "scaling/trial-1.parquet"]
+
