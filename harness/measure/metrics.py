@@ -225,6 +225,13 @@ def latency_cdf(records: pd.DataFrame, window: Window) -> pd.DataFrame:
                          "fraction": np.arange(1, latency.size + 1) / max(latency.size, 1)})
 
 
+def in_flight(figures: dict[str, Any]) -> float | None:
+    """Mean requests in flight over a summary's window, by Little's law: throughput × mean
+    service time (what a balancer counts from send to answer); None where either is unknown."""
+    value = figures["throughput_qps"] * figures["service_mean_s"]
+    return None if math.isnan(value) else float(value)
+
+
 def ratios(summaries: dict[str, dict[str, Any]], baseline: str) -> dict[str, dict[str, float]]:
     """Each other stack's metrics divided by the baseline's (NaN where undefined)."""
     base = summaries[baseline]

@@ -4,6 +4,8 @@ dashboard (`harness.report.tables.ReportTable`): each stack's scaling metrics, a
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from harness.report.results import ComparisonSummary
 from harness.report.scaling_results import Scaling
 from harness.report.tables import NONE, ReportTable, missing, show, show_ratio
@@ -18,10 +20,37 @@ ROWS = (("slo_violating_s", "SLO-violating seconds", "s"),
         ("cold_start_s_median", "cold start, median", "s"),
         ("cold_start_s_max", "cold start, slowest", "s"),
         ("failed_by_scaling", "requests failed by scaling", ""))
-# The goals of an asymmetric policy: (policy compared, metric, bound on the ratio, strictly
-# below it).
-GOALS = (("symmetric", "slo_violating_s", 0.5, False), ("symmetric", "replica_seconds", 1.3, False),
-         ("static", "replica_seconds", 1.0, True))
+
+
+@dataclass(frozen=True, slots=True)
+class Goal:
+    """An asymmetric policy's goal: its figure ÷ another policy's at most (or below) `bound`."""
+
+    compared: str  # the other policy
+    metric: str
+    bound: float
+    strict: bool = False
+
+    def judge(self, ratio: float | None) -> str:
+        if ratio is None or missing(ratio):
+            return NONE
+        return "met" if (ratio < self.bound if self.strict else ratio <= self.bound) \
+            else "missed"
+
+    @property
+    def shown(self) -> str:
+        return f"{'<' if self.strict else '≤'} {self.bound:g}×"
+
+
+GOALS = (Goal("symmetric", "slo_violating_s", 0.5), Goal("symmetric", "replica_seconds", 1.3),
+         Goal("static", "replica_seconds", 1.0, strict=True))
+
+
+def goal_for(policy: str, compared: str, metric: str) -> Goal | None:
+    """The goal a ratio of `policy` (the studied stack's) to `compared` is held to, if any."""
+    if policy != "asymmetric":
+        return None
+    return next((g for g in GOALS if g.compared == compared and g.metric == metric), None)
 
 
 def shown(value: float | None, unit: str) -> str:
@@ -53,14 +82,10 @@ def scaling_ratio_table(summary: ComparisonSummary) -> ReportTable | None:
     rows = []
     for policy, ratios in ablation.ratios.items():
         for metric, value in ratios.items():
-            goal = next(((most, strict) for compared, name, most, strict in GOALS
-                         if ablation.policy == "asymmetric" and compared == policy
-                         and name == metric), None)
-            verdict = NONE if goal is None or value is None or missing(value) else \
-                ("met" if (value < goal[0] if goal[1] else value <= goal[0]) else "missed")
-            bound = NONE if goal is None else f"{'<' if goal[1] else '≤'} {goal[0]:g}×"
+            goal = goal_for(ablation.policy, policy, metric)
             rows.append([f"{ablation.stack} ÷ {ablation.variants[policy]}", metric,
-                         show_ratio(value), bound, verdict])
+                         show_ratio(value), NONE if goal is None else goal.shown,
+                         NONE if goal is None else goal.judge(value)])
     if "static" in ablation.variants and ablation.policy == "asymmetric":
         rows.append(same_slo_row(summary, ablation.stack, ablation.variants["static"]))
     return ReportTable(f"--ablate-scaling · {ablation.stack} ({ablation.policy}) against the "

@@ -4,7 +4,6 @@ results, so a saved run's records give the same summary anywhere."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,7 +11,7 @@ import pandas as pd
 
 from harness.experiments.capacity.search import SearchConfig, SearchResult, passes
 from harness.experiments.capacity.stats import capacity_ratio, stack_capacity
-from harness.measure.metrics import Window, summarize
+from harness.measure.metrics import Window, in_flight, summarize
 from harness.report.results import CapacityAblation, CapacitySummary, ProbeRow
 
 PROBE_FIGURES = ("requests", "ok_requests", "failed_requests", "success_rate", "offered_qps",
@@ -39,11 +38,9 @@ def judge_probe(frame: pd.DataFrame, judging: Judging, stopped: str | None,
     figures = summarize(frame, judging.window, judging.slo_p99_s, judging.stream)
     passed = stopped is None and passes(figures["latency_p99_s"], figures["success_rate"],
                                         judging.slo_p99_s, judging.min_success)
-    concurrency = figures["throughput_qps"] * figures["service_mean_s"]
     return ProbeRow.model_validate({**identity, "passed": passed, "stopped_early": stopped,
                                     **{key: figures[key] for key in PROBE_FIGURES},
-                                    "concurrency": None if math.isnan(concurrency)
-                                    else concurrency})
+                                    "concurrency": in_flight(figures)})
 
 
 def concurrency_per_replica(probes: list[ProbeRow], replicas: int | None) -> float | None:
