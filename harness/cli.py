@@ -194,6 +194,11 @@ def scorecard(
              "path")] = "replica_kill",
     cold_trials: Annotated[int, typer.Option(
         help="each stack starts cold (its image not on this machine) in the first N")] = 2,
+    spike_trials: Annotated[int, typer.Option(
+        help="the spike phase runs in the last this many trials (0: none)")] = 1,
+    spike_scenario: Annotated[str, typer.Option(
+        help="the spike's load shape: a name under workloads/scenarios/ or a YAML path")]
+    = "spike_short",
     phase_warmup: Annotated[float, typer.Option(
         help="unmeasured seconds before each phase's window")] = 5.0,
     duration: Annotated[float, typer.Option(help="measured seconds per capacity probe")]
@@ -209,16 +214,18 @@ def scorecard(
     experiment: Annotated[str | None, typer.Option(
         help="MLflow experiment to log to (default: the workload's name)")] = None,
 ) -> None:
-    """One side-by-side of every dimension measured: capacity at the SLO, P99 at a fixed load
-    and success under a replica kill, each with its 95 % interval and verdict. Every trial
-    serves all three on one start of each stack."""
+    """One side-by-side of every dimension measured: capacity at the SLO, P99 at a fixed load,
+    success under a replica kill, cold start, and a spike (SLO-violating seconds and
+    replica-seconds, each stack scaled as its spec says), each with its 95 % interval and
+    verdict. Every trial serves its phases on one start of each stack."""
     config = make_config(
         ScorecardConfig, stacks=stack_list(stacks), workload=workload, slo_p99_s=slo_p99,
         trials=trials, duration_s=duration, warmup_s=warmup, start_qps=start_qps,
         tolerance=tolerance, load_qps=load_qps, load_duration_s=load_duration,
         kill_qps=kill_qps, kill_duration_s=kill_duration, kill_trials=kill_trials,
         kill_scenario=kill_scenario, phase_warmup_s=phase_warmup, workers=workers, out=out,
-        experiment=experiment, cold_trials=cold_trials)
+        experiment=experiment, cold_trials=cold_trials, spike_trials=spike_trials,
+        spike_scenario=spike_scenario)
     with stop_signals_interrupt(), interrupt_keeps("scorecard", LOG_HINT), \
             ScorecardProgress(err) as progress:
         path = run_scorecard(config, progress)

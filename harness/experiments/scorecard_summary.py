@@ -21,6 +21,7 @@ from harness.measure.scorecard import (
     send_lag_check,
     success_under_kill_row,
 )
+from harness.measure.spike_row import SPIKE, spike_rows
 from harness.measure.start_row import cold_start_row
 from harness.report.results import CapacitySummary
 from harness.report.scorecard_results import Scorecard, ScoreRow
@@ -39,6 +40,17 @@ def phase_records(folder: Path, stacks: list[str], phase: str) -> dict[str, pd.D
         return {}
     return {stack: pd.concat([pd.read_parquet(trials[stack][trial]) for trial in shared],
                              ignore_index=True) for stack in stacks}
+
+
+def spike_part(folder: Path, stacks: list[str], asked: dict[str, Any],
+               slo_s: float) -> list[ScoreRow]:
+    """The spike's two rows, from the window, peaks and fleets run.json keeps; [] until every
+    stack has played one."""
+    if not (spike := phase_records(folder, stacks, SPIKE)):
+        return []
+    return spike_rows(folder, spike, Window(*asked["spike_window_s"]),
+                      [(start, end) for start, end in asked["spike_peaks_s"]],
+                      asked["spike_fleets"], slo_s, stacks[0], asked["spike_scenario_name"])
 
 
 def scorecard_from_folder(folder: Path, capacity: CapacitySummary) -> Scorecard:
@@ -85,6 +97,12 @@ def scorecard_from_folder(folder: Path, capacity: CapacitySummary) -> Scorecard:
             pending.append("cold_start")
         else:
             rows.append(cold)
+    if asked.get("spike_trials"):
+        spike = spike_part(folder, stacks, asked, slo_s)
+        rows += spike
+        pending += [] if spike else ["spike_slo", "spike_cost"]
+    # Not the spike's: it overloads a fleet at its floor by design, as an overloaded probe,
+    # and its latency, taken from the schedule, counts any lag against the stack.
     lag = send_lag_check(capacity, {"load": (load, windows["load"]),
                                     "kill": (kill, windows["kill"])}, slo_s)
     machine = machine_check(folder, stacks, {

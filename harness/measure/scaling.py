@@ -147,6 +147,15 @@ def scaling_frame(trial: TrialScaling) -> pd.DataFrame:
     return frame.astype({"offset_s": "float64", "event": "string", "replica": "string"})
 
 
+def frame_scaling(frame: pd.DataFrame, trial: int) -> TrialScaling:
+    """A trial's scaling log back from its frame (`scaling_frame`)."""
+    ticks = frame[frame["event"] == "tick"]
+    events = [{str(key): value for key, value in row.items() if not pd.isna(value)}
+              for row in frame[frame["event"] != "tick"].to_dict("records")]
+    return TrialScaling(trial, ticks[["offset_s", "ready", "starting", "draining", "desired",
+                                      "concurrency", "mean"]].reset_index(drop=True), events)
+
+
 def fleet_per_second(frames: list[pd.DataFrame], window: Window) -> pd.DataFrame:
     """The fleet per whole second of the window, mean over trials (`TIMELINE_COLUMNS`)."""
     seconds = [fleet_timeline(frame[frame["event"] == "tick"], window) for frame in frames]

@@ -127,7 +127,7 @@ def _show(value: float | None, unit: str) -> str:
     if value is None or math.isnan(value):
         return "?"
     return {"s": f"{value * 1000:,.0f} ms", "%": f"{value:.2%}",
-            "QPS": f"{value:.3g} QPS"}[unit]
+            "QPS": f"{value:.3g} QPS", "seconds": f"{value:,.0f} s"}[unit]
 
 
 def _interval(figure: ScoreFigure, unit: str) -> str:

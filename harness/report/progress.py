@@ -211,7 +211,8 @@ class ScorecardProgress(CapacityProgress):
     """`harness scorecard` on stderr: a capacity run's lines, and a bar and a line for each of
     the phases a trial serves beside its search."""
 
-    PHASES = {"load": ROW_LABELS["p99_at_load"], "kill": ROW_LABELS["success_under_kill"]}
+    PHASES = {"load": ROW_LABELS["p99_at_load"], "kill": ROW_LABELS["success_under_kill"],
+              "spike": "a spike"}
 
     def __enter__(self) -> ScorecardProgress:
         return self

@@ -10,11 +10,14 @@ from pydantic import Field
 
 from harness.report.result_base import Figure, Result
 
-Dimension = Literal["p99_at_load", "success_under_kill", "capacity", "cold_start"]
+Dimension = Literal["p99_at_load", "success_under_kill", "capacity", "cold_start",
+                    "spike_slo", "spike_cost"]
 ROW_LABELS: dict[str, str] = {"capacity": "capacity at the SLO",
                               "p99_at_load": "P99 at a fixed load",
                               "success_under_kill": "success under a replica kill",
-                              "cold_start": "cold start to serving"}
+                              "cold_start": "cold start to serving",
+                              "spike_slo": "SLO-violating seconds in a spike",
+                              "spike_cost": "replica-seconds in a spike"}
 
 
 class ScoreFigure(Result):
@@ -31,7 +34,8 @@ class ScoreFigure(Result):
 class ScoreRow(Result):
     dimension: Dimension
     label: str = Field(description="what the row measures, as shown")
-    unit: Literal["s", "%", "QPS"]
+    unit: Literal["s", "%", "QPS", "seconds"] = Field(description="s: a duration, shown in "
+                                                      "ms; seconds: a count of seconds")
     higher_is_better: bool
     setting: str = Field(description="how it was measured: load, length, trials")
     stacks: dict[str, ScoreFigure]

@@ -15,16 +15,18 @@ from harness.report.scorecard_results import (
 )
 from harness.report.tables import NONE, ReportTable, missing
 
-UNITS = {"s": "ms", "%": "%", "QPS": "QPS"}
+UNITS = {"s": "ms", "%": "%", "QPS": "QPS", "seconds": "s"}
 
 
 def show_number(value: float | None, unit: str) -> str:
-    """A figure in its row's shown unit, without the unit: ms, %, QPS."""
+    """A figure in its row's shown unit, without the unit: ms, %, QPS, s."""
     if missing(value):
         return "?"
     assert value is not None
     if unit == "s":
         return f"{value * 1000:,.0f}"
+    if unit == "seconds":
+        return f"{value:,.0f}"
     if unit == "%":
         return f"{value * 100:.1f}"
     return f"{value:,.2f}"

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from stacks.autoscaler.config import AutoscalingSpec
 from stacks.autoscaler.policy import Observation, ScalerState, make_policy
 from stacks.balancer.admin_client import BalancerAdmin
 from stacks.errors import MembershipError
@@ -53,10 +54,15 @@ class Starting:
 
 
 class Autoscaler:
-    def __init__(self, stack: Stack, events_path: Path) -> None:
+    """`spec`: the policy to follow, by default the stack's own `autoscaling:` (a scorecard
+    phase scales a stack started as a fixed fleet with the section that fleet set aside)."""
+
+    def __init__(self, stack: Stack, events_path: Path,
+                 spec: AutoscalingSpec | None = None) -> None:
         self.stack = stack
-        assert stack.spec.autoscaling is not None
-        self.spec = stack.spec.autoscaling
+        scaling = spec or stack.spec.autoscaling
+        assert scaling is not None
+        self.spec = scaling
         self.policy = make_policy(self.spec, stack.spec.replicas)
         self.state = ScalerState(len(stack.replicas))
         self.log = EventLog(events_path)
@@ -72,6 +78,16 @@ class Autoscaler:
 
     def start(self) -> None:
         self._thread.start()
+
+    def settle(self, replicas: int) -> None:
+        """Before the first decision: drain and stop the newest replicas until `replicas` are
+        left, and wait for it, so a load that follows meets the fleet at that size."""
+        while len(self.stack.replicas) > replicas:
+            self._stop_one()
+        for drain in self._drains:
+            drain.join(timeout=DRAIN_WAIT_S)
+        self._drains = []
+        self.state = ScalerState(len(self.stack.replicas))
 
     def close(self) -> None:
         """Stop deciding; stop the replicas still starting; wait for drains under way."""

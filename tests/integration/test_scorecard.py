@@ -9,7 +9,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
+import yaml
 from mlflow import MlflowClient
 
 from harness.errors import UsageError
@@ -20,6 +22,23 @@ from harness.report.scorecard_results import Scorecard
 from tests.integration.test_dashboard import app_over
 from tests.integration.test_faults import plain_and_guarded, scenario_file
 from tests.integration.test_run import QuietRun, workload
+
+
+def scaling_guarded(stacks: list[str], tmp_path: Path) -> tuple[list[str], str]:
+    """The guarded stack given an asymmetric autoscaler (1 → 2 replicas, one request in flight
+    per replica), and a spike that needs both."""
+    guarded = Path(stacks[1])
+    spec = yaml.safe_load(guarded.read_text())
+    spec["autoscaling"] = {"policy": "asymmetric", "min_replicas": 1, "max_replicas": 2,
+                           "target_concurrency": 1, "interval_s": 0.2, "metric_window_s": 0.6,
+                           "up_window_s": 0, "down_window_s": 30, "tolerance": 0}
+    guarded.write_text(yaml.safe_dump(spec))
+    spike = tmp_path / "spike.yaml"
+    spike.write_text(yaml.safe_dump({"name": "test_spike", "autoscale": True, "stages": [
+        {"kind": "steady", "qps": 5, "duration_s": 2},
+        {"kind": "steady", "qps": 40, "duration_s": 4},
+        {"kind": "steady", "qps": 5, "duration_s": 2}]}))
+    return stacks, str(spike)
 
 
 class QuietScorecard(QuietRun):
@@ -55,8 +74,9 @@ class QuietScorecard(QuietRun):
 def test_one_start_per_trial_serves_every_row_and_the_dashboard_opens_on_them(
         tmp_path: Path, mlflow_store: str, monkeypatch: pytest.MonkeyPatch) -> None:
     observer = QuietScorecard()
+    stacks, spike = scaling_guarded(plain_and_guarded(tmp_path), tmp_path)
     config = ScorecardConfig(
-        stacks=plain_and_guarded(tmp_path), out=tmp_path / "out", trials=2, kill_trials=1,
+        stacks=stacks, out=tmp_path / "out", trials=2, kill_trials=1, spike_scenario=spike,
         workload=workload(tmp_path, rate_qps=20, duration_s=3, arrival="poisson"),
         slo_p99_s=1.0, duration_s=2, warmup_s=0.5, start_qps=10, max_qps=20,
         tolerance=0.5, load_qps=40, load_duration_s=6, phase_warmup_s=1, kill_qps=20,
@@ -65,16 +85,18 @@ def test_one_start_per_trial_serves_every_row_and_the_dashboard_opens_on_them(
     path = run_scorecard(config, observer)
     out = tmp_path / "out"
     assert path == out / "scorecard.json"
-    # The kill phase only in the first trial, and always after the load phase.
+    # The kill phase only in the first trial, the spike only in the last, each after the load.
     assert [(stack, trial, phase) for stack, trial, phase, _ in observer.phases] == [
         ("plain", 1, "load"), ("plain", 1, "kill"), ("guarded", 1, "load"),
-        ("guarded", 1, "kill"), ("plain", 2, "load"), ("guarded", 2, "load")]
+        ("guarded", 1, "kill"), ("plain", 2, "load"), ("plain", 2, "spike"),
+        ("guarded", 2, "load"), ("guarded", 2, "spike")]
     # One start per stack and trial serves every phase.
     assert observer.starts == [("plain", 1), ("guarded", 1), ("plain", 2), ("guarded", 2)]
     card = read_result(path, Scorecard)
     assert card.pending == []
     rows = {row.dimension: row for row in card.rows}
-    assert list(rows) == ["capacity", "p99_at_load", "success_under_kill", "cold_start"]
+    assert list(rows) == ["capacity", "p99_at_load", "success_under_kill", "cold_start",
+                          "spike_slo", "spike_cost"]
     # Each stack's start in both (cold) trials, timed: here the replicas' own start alone,
     # as these stacks run from this machine, not from an image.
     start = json.loads((out / "plain" / "trial-2" / "start.json").read_text())
@@ -102,6 +124,31 @@ def test_one_start_per_trial_serves_every_row_and_the_dashboard_opens_on_them(
     assert plain.value < guarded.value  # round-robin keeps sending to the dead replica
     faults = (out / "plain" / "trial-1" / "kill" / "faults.jsonl").read_text().splitlines()
     assert json.loads(faults[0])["replica"] == "replica-0"
+    # The spike: the fixed fleet pays its 2 replicas throughout; the scaled one was brought
+    # to its floor before the replay (drained, before the records' clock began) and scaled up
+    # in it, losing nothing to a scaling action.
+    window_s = 8.0
+    cost = rows["spike_cost"]
+    assert cost.setting == "test_spike, 1 × 8 s, short form"
+    assert cost.stacks["plain"].value == pytest.approx(2 * window_s)
+    assert cost.stacks["guarded"].value is not None
+    assert window_s <= cost.stacks["guarded"].value < 2 * window_s
+    log = pd.read_parquet(out / "guarded" / "trial-2" / "spike" / "scaling.parquet")
+    actions = log[log["event"] != "tick"]
+    settled = actions[actions["event"] == "replica_stopped"].iloc[0]
+    assert settled["offset_s"] < 0
+    joined = actions[actions["event"] == "replica_joined"]
+    assert len(joined) == 1
+    assert joined.iloc[0]["offset_s"] > 0
+    assert not (out / "plain" / "trial-2" / "spike" / "logs" / "scaling.jsonl").exists()
+    slo = rows["spike_slo"]
+    assert slo.stacks["guarded"].note.startswith("asymmetric, 1 → 2 replicas; P99 in the spike")
+    assert "1 scale-up(s)" in slo.stacks["guarded"].note
+    assert slo.stacks["guarded"].note.endswith(", 0 failed by scaling")
+    assert slo.stacks["plain"].note.startswith("static, 2 replicas; ")
+    assert slo.winner is None
+    assert slo.verdict.startswith("too close to call: one spike each (short form) gives no "
+                                  "interval: plain ")
     capacity = read_result(out / "summary.json", CapacitySummary)
     assert rows["capacity"].stacks["plain"].value == capacity.stacks["plain"].capacity_qps
     assert capacity.ratio is not None
@@ -134,7 +181,9 @@ def test_one_start_per_trial_serves_every_row_and_the_dashboard_opens_on_them(
     assert app.selectbox[1].value == 0  # the newest scorecard is the first run listed
     table = app.dataframe[0].value
     assert list(table["dimension"]) == ["capacity at the SLO", "P99 at a fixed load",
-                                        "success under a replica kill", "cold start to serving"]
+                                        "success under a replica kill", "cold start to serving",
+                                        "SLO-violating seconds in a spike",
+                                        "replica-seconds in a spike"]
     shown = table.set_index("dimension").loc["success under a replica kill"]
     assert shown["plain [95% CI]"].startswith(f"{plain.value * 100:.1f} [")
     said = [box.value for box in (*app.success, *app.warning)]
