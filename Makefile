@@ -64,7 +64,7 @@ images: setup image-tools
 	$(VENV)/bin/harness image build diy
 	$(VENV)/bin/harness image build optimized
 
-# The scorecard of both stacks (about 17 minutes on 2 cores): 2 interleaved trials, each on one
+# The scorecard of both stacks (about 19 minutes on 2 cores): 2 interleaved trials, each on one
 # start of each stack: P99 at 64 QPS, a capacity search (8 s probes from 64 QPS, bracketed
 # to 5 %), in the first trial a replica killed at 2 QPS, in the second a spike (8 → 40 QPS
 # for 60 s; optimized scales from 1 replica, diy stays at 2), both starts cold (each stack
