@@ -53,7 +53,7 @@ from harness.measure.reliability import (
 from harness.measure.scaling import (
     SCALING_DIR,
     peak_periods,
-    read_trial_scaling,
+    read_replay_scaling,
     scaling_frame,
     scaling_metrics,
 )
@@ -64,7 +64,6 @@ from harness.workload.schedule import build_schedule, load_tokenizer
 from harness.workload.spec import WorkloadSpec, load_workload_spec
 from stacks.launcher import SCALING_EVENTS
 from stacks.spec import StackSpec
-from workloads.records import read_record_lines
 
 
 class RunConfig(ExperimentConfig):
@@ -135,8 +134,8 @@ class RunExperiment(Experiment[RunConfig, RunObserver]):
                 (trial_dir / BALANCER_METRICS).write_text(get(f"{target.endpoint}/metrics").text)
         write_parquet(frame, self.out / spec.name / "records" / f"trial-{trial}.parquet")
         if self.autoscales() and target.stack is not None:
-            anchor = float(read_record_lines(trial_dir / RAW_RECORDS)[0]["anchor_unix_s"])
-            scaled = read_trial_scaling(trial_dir / LOGS / SCALING_EVENTS, trial, anchor)
+            scaled = read_replay_scaling(trial_dir / RAW_RECORDS,
+                                         trial_dir / LOGS / SCALING_EVENTS, trial)
             write_parquet(scaling_frame(scaled),
                           self.out / spec.name / SCALING_DIR / f"trial-{trial}.parquet")
         self.trials[spec.name].append(frame)
@@ -228,8 +227,8 @@ def stack_scaling(folder: Path, name: str, records: pd.DataFrame, window: Window
     logs = []
     for trial in sorted(records["trial"].unique()):
         trial_dir = folder / name / f"trial-{trial}"
-        anchor = float(read_record_lines(trial_dir / RAW_RECORDS)[0]["anchor_unix_s"])
-        logs.append(read_trial_scaling(trial_dir / LOGS / SCALING_EVENTS, int(trial), anchor))
+        logs.append(read_replay_scaling(trial_dir / RAW_RECORDS,
+                                        trial_dir / LOGS / SCALING_EVENTS, int(trial)))
     fixed = spec.replicas if spec is not None else None
     return {"policy": "none" if scaling is None else scaling.policy,
             **scaling_metrics(records, logs, window, workload.slo_s,

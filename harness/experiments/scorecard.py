@@ -56,7 +56,7 @@ from harness.measure.drain import wait_idle
 from harness.measure.metrics import summarize
 from harness.measure.records import write_parquet
 from harness.measure.reliability import FAULTS_FILE, LOGS
-from harness.measure.scaling import peak_periods, read_trial_scaling, scaling_frame
+from harness.measure.scaling import peak_periods, read_replay_scaling, scaling_frame
 from harness.measure.spike_row import SPIKE_SCALING
 from harness.measure.start_row import START_FILE, record_start
 from harness.report.results import StackFigures
@@ -68,7 +68,6 @@ from stacks.autoscaler.config import AutoscalingSpec
 from stacks.images.node import forget_unpacked
 from stacks.launcher import SCALING_EVENTS
 from stacks.spec import EndpointSpec, StackSpec, load_stack_spec
-from workloads.records import read_record_lines
 
 
 class ScorecardConfig(CapacityConfig):
@@ -216,9 +215,8 @@ class ScorecardRun(CapacityRun):
                 scaler.close()
         write_parquet(frame, where / "records.parquet")
         if phase.name == "spike":
-            anchor = float(read_record_lines(where / RAW_RECORDS)[0]["anchor_unix_s"])
-            write_parquet(scaling_frame(read_trial_scaling(
-                where / LOGS / SCALING_EVENTS, trial, anchor)), where / SPIKE_SCALING)
+            write_parquet(scaling_frame(read_replay_scaling(
+                where / RAW_RECORDS, where / LOGS / SCALING_EVENTS, trial)), where / SPIKE_SCALING)
         self.phase_observer.phase_done(spec.name, trial, phase.name, StackFigures.model_validate(
             summarize(frame, phase.window, self.config.slo_p99_s, phase.workload.stream)))
 

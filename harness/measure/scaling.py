@@ -32,6 +32,7 @@ import pandas as pd
 from harness.measure.metrics import Window, in_window, per_second
 from harness.workload.arrivals import Segment
 from stacks.event_log import read_events
+from workloads.records import read_record_lines
 
 SCALING_DIR = "scaling"  # beside a stack's records: its trials' scaling logs, as parquet
 STOP_MARGIN_S = 1.0  # after a replica's stop, failures still counted against it
@@ -57,6 +58,12 @@ def read_trial_scaling(log: Path, trial: int, anchor_unix_s: float) -> TrialScal
                          columns=["offset_s", "ready", "starting", "draining", "desired",
                                   "concurrency", "mean"])
     return TrialScaling(trial, ticks, [row for row in rows if row["event"] != "tick"])
+
+
+def read_replay_scaling(raw_records: Path, log: Path, trial: int) -> TrialScaling:
+    """The scaling log of one replay on the clock of its records (from their anchor)."""
+    anchor = float(read_record_lines(raw_records)[0]["anchor_unix_s"])
+    return read_trial_scaling(log, trial, anchor)
 
 
 def peak_periods(segments: list[Segment]) -> list[tuple[float, float]]:
