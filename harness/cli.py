@@ -20,6 +20,7 @@ from typing import Annotated
 import typer
 from typer.exceptions import TyperException
 
+from harness.cli_deploy import deploy_app
 from harness.cli_images import coldstart, image_app, with_overrides
 from harness.cli_mechanisms import mechanisms
 from harness.cli_output import (
@@ -82,6 +83,7 @@ app = typer.Typer(help="Compare a DIY vLLM deployment with an optimized serving 
 model_app = typer.Typer(help="The embedded model.", no_args_is_help=True)
 app.add_typer(model_app, name="model")
 app.add_typer(image_app, name="image")
+app.add_typer(deploy_app, name="deploy")
 @app.command()
 def up(
     stack: Annotated[str, typer.Argument(help="a name under stacks/ or a path to a stack.yaml")],

@@ -35,7 +35,7 @@ from stacks.images.node import OpenedImage, runtime_env, runtime_model, runtime_
 from stacks.images.serve import StackImages
 from stacks.models.prepare import prepare
 from stacks.process import free_port, signal_group, spawn, stop_trees, tail
-from stacks.spec import StackSpec
+from stacks.spec import EngineSpec, StackSpec
 from stacks.supervisor import Supervisor, describe
 
 HEALTH_POLL_S = 0.5
@@ -114,6 +114,12 @@ def replica_argv(spec: StackSpec, port: int, image: Path | None = None) -> list[
     served_name = engine.served_model_name or (str(engine.model_path()) if image else None)
     if served_name:
         argv += ["--served-model-name", served_name]
+    return argv + engine_options(engine)
+
+
+def engine_options(engine: EngineSpec) -> list[str]:
+    """The spec's vLLM options beyond model, address and name: API servers and `args`."""
+    argv = []
     if engine.api_server_count > 1:
         argv += ["--api-server-count", str(engine.api_server_count)]
     for key, value in engine.args.items():

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from stacks.balancer.defences import Admission, OutlierDetection, RetryBudget
+from stacks.balancer.discovery import parse_target
 from stacks.balancer.limits import Limits
 from stacks.balancer.membership import parse_replica_url
 from stacks.balancer.policies import POLICIES
@@ -23,8 +24,13 @@ from stacks.balancer.server import Balancer, BalancerConfig
 
 def parse_args(argv: list[str]) -> BalancerConfig:
     parser = argparse.ArgumentParser(prog="python -m stacks.balancer", description=__doc__)
-    parser.add_argument("--replica", action="append", required=True, metavar="NAME=URL",
+    parser.add_argument("--replica", action="append", default=[], metavar="NAME=URL",
                         help="a replica, e.g. replica-0=http://127.0.0.1:8001 (repeat)")
+    parser.add_argument("--discover", default=None, metavar="HOST:PORT",
+                        help="every address HOST resolves to is a replica on PORT, followed "
+                             "as it changes (a Kubernetes headless Service)")
+    parser.add_argument("--discover-interval-s", type=float, default=5.0,
+                        help="resolve the --discover name this often")
     parser.add_argument("--policy", default="round_robin", choices=sorted(POLICIES))
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8080)
@@ -60,6 +66,21 @@ def parse_args(argv: list[str]) -> BalancerConfig:
         api_key = os.environ.get(args.api_key_env, "")
         if not api_key:
             parser.error(f"--api-key-env {args.api_key_env}: that variable is unset or empty")
+    replicas = given_replicas(parser, args)
+    return BalancerConfig(
+        replicas=replicas, policy=args.policy, host=args.host, port=args.port,
+        admin_port=args.admin_port, events_path=args.events,
+        seed=args.seed, upstream_timeout_s=args.upstream_timeout_s,
+        health_interval_s=args.health_interval_s, load_interval_s=args.load_interval_s,
+        retry=args.retry, api_key=api_key, **defences(args),
+        discover=args.discover, discover_interval_s=args.discover_interval_s,
+        limits=Limits(args.max_header_bytes, args.max_body_bytes, args.header_timeout_s),
+    )
+
+
+def given_replicas(parser: argparse.ArgumentParser, args: argparse.Namespace) -> dict[str, str]:
+    """The `--replica` options as {name: URL}, once `--discover` is checked too: one of them
+    must say where the replicas are."""
     replicas: dict[str, str] = {}
     for item in args.replica:
         name, sep, url = item.partition("=")
@@ -72,14 +93,16 @@ def parse_args(argv: list[str]) -> BalancerConfig:
         except ValueError as exc:
             parser.error(str(exc))
         replicas[name] = url
-    return BalancerConfig(
-        replicas=replicas, policy=args.policy, host=args.host, port=args.port,
-        admin_port=args.admin_port, events_path=args.events,
-        seed=args.seed, upstream_timeout_s=args.upstream_timeout_s,
-        health_interval_s=args.health_interval_s, load_interval_s=args.load_interval_s,
-        retry=args.retry, api_key=api_key, **defences(args),
-        limits=Limits(args.max_header_bytes, args.max_body_bytes, args.header_timeout_s),
-    )
+    if not replicas and not args.discover:
+        parser.error("give the replicas: --replica NAME=URL (repeat) or --discover HOST:PORT")
+    if args.discover_interval_s <= 0:
+        parser.error("--discover-interval-s must be positive")
+    if args.discover:
+        try:
+            parse_target(args.discover)
+        except ValueError as exc:
+            parser.error(str(exc))
+    return replicas
 
 
 def add_defence_arguments(parser: argparse.ArgumentParser) -> None:

@@ -23,24 +23,30 @@ class Addressed(Protocol):
 
 def balancer_argv(spec: StackSpec, replicas: Sequence[Addressed], port: int, admin_port: int,
                   events: Path | None = None) -> list[str]:
-    argv = [sys.executable, "-m", "stacks.balancer", "--policy", spec.balancer.policy,
-            "--host", spec.balancer.host, "--port", str(port), "--admin-port", str(admin_port),
-            "--seed", str(spec.balancer.seed),
-            "--upstream-timeout-s", str(spec.balancer.upstream_timeout_s),
-            "--health-interval-s", str(spec.balancer.health_interval_s),
-            "--load-interval-s", str(spec.balancer.load_interval_s)]
-    if spec.balancer.retry:
-        argv.append("--retry")
-    argv += defence_args(spec.balancer)
-    argv += ["--max-header-bytes", str(spec.balancer.max_header_bytes),
-             "--max-body-bytes", str(spec.balancer.max_body_bytes),
-             "--header-timeout-s", str(spec.balancer.header_timeout_s)]
-    if spec.balancer.api_key_env:
-        argv += ["--api-key-env", spec.balancer.api_key_env]
+    argv = [sys.executable, "-m", "stacks.balancer", "--host", spec.balancer.host,
+            "--port", str(port), "--admin-port", str(admin_port),
+            *balancer_options(spec.balancer)]
     if events is not None:
         argv += ["--events", str(events)]
     for replica in replicas:
         argv += ["--replica", f"{replica.name}={replica.url}"]
+    return argv
+
+
+def balancer_options(balancer: BalancerSpec) -> list[str]:
+    """What the spec says of its policy, defences and limits, wherever the balancer runs."""
+    argv = ["--policy", balancer.policy, "--seed", str(balancer.seed),
+            "--upstream-timeout-s", str(balancer.upstream_timeout_s),
+            "--health-interval-s", str(balancer.health_interval_s),
+            "--load-interval-s", str(balancer.load_interval_s)]
+    if balancer.retry:
+        argv.append("--retry")
+    argv += defence_args(balancer)
+    argv += ["--max-header-bytes", str(balancer.max_header_bytes),
+             "--max-body-bytes", str(balancer.max_body_bytes),
+             "--header-timeout-s", str(balancer.header_timeout_s)]
+    if balancer.api_key_env:
+        argv += ["--api-key-env", balancer.api_key_env]
     return argv
 
 

@@ -22,6 +22,8 @@ Policies of its own, each off unless configured (the optimized stack turns them 
 
 Its replicas can change while it serves (`membership`), through a loopback admin port
 (`admin_port`, `stacks.balancer.admin`): added, drained or removed without failing a request.
+They can also be found by name (`discover`, `stacks.balancer.discovery`): every address of a
+Kubernetes headless Service, followed as pods come and go.
 
 At its edge, for every stack: the request limits of `proxy.Limits`, and an optional API key
 (`api_key`): a `/v1/...` request without `authorization: Bearer <key>` is a 401 and reaches no
@@ -42,6 +44,7 @@ from pathlib import Path
 
 from stacks.balancer.admin import ADMIN_HOST, AdminRouter
 from stacks.balancer.defences import Admission, OutlierDetection, RetryBudget
+from stacks.balancer.discovery import DnsDiscovery
 from stacks.balancer.errors import (
     NoHealthyReplica,
     Overloaded,
@@ -83,6 +86,13 @@ class BalancerConfig:
     limits: Limits = field(default_factory=Limits)
     api_key: str = ""  # "": no key asked of clients
     events_path: Path | None = None  # membership events, one JSON line each
+    discover: str | None = None  # HOST:PORT: every address HOST resolves to is a replica
+    discover_interval_s: float = 5.0
+
+    def __post_init__(self) -> None:
+        if not self.replicas and not self.discover:
+            raise ValueError("a balancer needs at least one replica, or a name to discover "
+                             "them by")
 
     def __repr__(self) -> str:  # the key stays out of every log line and traceback
         return f"BalancerConfig(replicas={self.replicas!r}, policy={self.policy!r}, ...)"
@@ -90,8 +100,6 @@ class BalancerConfig:
 
 class Balancer:
     def __init__(self, config: BalancerConfig) -> None:
-        if not config.replicas:
-            raise ValueError("a balancer needs at least one replica")
         self.config = config
         self.policy = make_policy(config.policy, random.Random(config.seed))
         self.metrics = BalancerMetrics()
@@ -107,6 +115,8 @@ class Balancer:
         self._connections: set[asyncio.Task[None]] = set()
         self._draining: asyncio.Event | None = None  # set once the last exchange finishes
         self._monitors: list[asyncio.Task[None]] = []
+        self.discovery = DnsDiscovery(self.members, config.discover, config.discover_interval_s,
+                                      self.log) if config.discover else None
 
     # lifecycle ----------------------------------------------------------------------------
     async def serve(self) -> None:
@@ -118,6 +128,9 @@ class Balancer:
 
     async def startup(self) -> None:
         loop = asyncio.get_running_loop()
+        if self.discovery is not None:  # the replicas that resolve now, before serving
+            await self.discovery.refresh()
+            self._monitors.append(loop.create_task(self.discovery.run()))
         self._server = await loop.create_server(
             lambda: ClientConnection(self, self.config.limits), self.config.host,
             self.config.port, backlog=4096

@@ -5,6 +5,7 @@ drain / remove cycles under load that fail no request, for both stacks' balancer
 from __future__ import annotations
 
 import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -168,3 +169,25 @@ def test_membership_changes_under_load_fail_no_request(
     assert sum(statuses.values()) > 100
     assert statuses == {200: sum(statuses.values())}, statuses
     assert set(served) == {f"r{i}" for i in range(6)}
+
+
+def test_replicas_found_by_name(fake_replica: Start, balancer: Start) -> None:
+    """`--discover HOST:PORT`, as a Kubernetes headless Service is used: the balancer finds its
+    replica by resolving a name, and serves through it."""
+    url = fake_replica("found")
+    port = url.rsplit(":", 1)[1]
+    lb = balancer({}, "--discover", f"localhost:{port}", "--discover-interval-s", "0.2",
+                  *OPTIMIZED)
+    with httpx.Client() as client:
+        answer = completion(client, lb)
+        assert answer.status_code == 200
+        assert answer.headers["x-upstream"] == f"127.0.0.1:{port}"
+        health = client.get(f"{lb}/health").json()
+    assert health["healthy_replicas"] == 1  # localhost's other address, if any, has no server
+
+
+def test_without_replicas_or_a_name_the_balancer_says_what_to_give() -> None:
+    done = subprocess.run([sys.executable, "-m", "stacks.balancer"], capture_output=True,
+                          text=True, timeout=30)
+    assert done.returncode == 2
+    assert "--replica NAME=URL (repeat) or --discover HOST:PORT" in done.stderr
