@@ -26,9 +26,13 @@ CHROMIUM := /usr/bin/chromium
 IMAGE_TOOLS := /usr/bin/mksquashfs /usr/bin/squashfuse_ll /usr/bin/nbdkit /usr/bin/nbdfuse \
 	/usr/sbin/nginx /usr/lib/nginx/modules/ngx_http_echo_module.so /bin/fusermount3
 IMAGE_PACKAGES := squashfs-tools squashfuse nbdkit libnbd-bin fuse3 nginx libnginx-mod-http-echo
+# The distributed load test: Locust's processes in network namespaces (iproute2), one of them
+# with its clock set back (faketime).
+TEST_TOOLS := /usr/bin/faketime /usr/bin/ip
+TEST_PACKAGES := faketime iproute2
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: setup browser image-tools images model demo dashboard test test-fast check clean
+.PHONY: setup browser test-tools image-tools images model demo dashboard test test-fast check clean
 
 setup: $(STAMP)
 
@@ -77,16 +81,21 @@ browser:
 	@test -x $(CHROMIUM) || { $(SUDO) apt-get update && \
 		$(SUDO) apt-get install -y --no-install-recommends chromium; }
 
+test-tools:
+	@for tool in $(TEST_TOOLS); do test -e $$tool || missing=1; done; \
+	test -z "$$missing" || { $(SUDO) apt-get update && \
+		$(SUDO) apt-get install -y --no-install-recommends $(TEST_PACKAGES); }
+
 dashboard: setup
 	$(VENV)/bin/harness dashboard
 
-test: setup browser images
+test: setup browser test-tools images
 	$(PY) -m pytest -ra --durations=20  # the slowest tests, to keep CI's time in view
 
-test-fast: setup image-tools
+test-fast: setup test-tools image-tools
 	$(PY) -m pytest -ra -m "not e2e"
 
-check: setup browser images
+check: setup browser test-tools images
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy harness stacks workloads bench dashboard
 	$(PY) -m pytest -ra

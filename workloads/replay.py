@@ -10,6 +10,9 @@ is recorded (each ends within its timeout, so none is dropped).
 Distributed (`--master` / `--worker`): worker k of N replays requests k, k+N, k+2N...; workers
 send their records to the master, which alone writes the records file. The anchor is one
 wall-clock instant (`--start-at`, or set by the master when the test starts) shared by all.
+Each worker measures its clock against the master's before its first send, and its records are
+put on the master's clock, so a skew between hosts is recorded as send lag
+(`workloads.clock_offset`).
 
 Options (also from the environment): `--schedule` (HARNESS_SCHEDULE), `--records`
 (HARNESS_RECORDS), `--model` (HARNESS_MODEL; asked of `/v1/models` when empty), `--start-at`
@@ -25,10 +28,12 @@ from pathlib import Path
 from typing import Any
 
 import gevent
+import gevent.event
 from locust import LoadTestShape, User, constant, events
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
+from workloads.clock_offset import MasterClock, answer_probes
 from workloads.openai_client import PATHS, Connection, first_model, request_body, send_scheduled
 from workloads.records import COLUMNS, FLUSH_INTERVAL_S, RecordFile, read_record_lines
 from workloads.schedule import ScheduleEntry, read_schedule
@@ -38,6 +43,7 @@ DEFAULT_SCHEDULE = WORKLOADS_DIR / "schedules" / "writing_assistant.jsonl"
 START_LEAD_S = 3.0  # test start to offset 0: senders spawn, workers receive the anchor
 DRAIN_GRACE_S = 10.0  # after the last timeout, before unrecorded requests are given up on
 IDLE_S = 0.5
+SENT, FIRST_BYTE, DONE = (COLUMNS.index(name) for name in ("sent_s", "first_byte_s", "done_s"))
 # gevent's loop waits in whole milliseconds with epoll (its Linux default), so a plain sleep
 # wakes up to ~1 ms late; with the select backend (GEVENT_BACKEND=select, which the harness
 # sets) it waits in microseconds. Senders sleep until this close to their send time, then
@@ -86,9 +92,13 @@ class Replay:
         gc.freeze()
         self.anchor_perf_s: float | None = None
         self._queue: list[ScheduleEntry] | None = None
+        self._sharing: gevent.event.Event | None = None  # set once the share is taken
         self._bodies: list[bytes] = []
         self._next = 0
         self._pending: list[list[Any]] = []  # a worker's records not yet sent to the master
+        self.master_clock = (MasterClock(environment.runner)
+                             if isinstance(environment.runner, WorkerRunner) else None)
+        self.clock_offset_s = 0.0  # a worker's: master's clock - its own (`clock_offset`)
         self.file: RecordFile | None = None  # opened at test start, where the anchor is fixed
         gevent.spawn(self._flush_forever)
 
@@ -121,10 +131,17 @@ class Replay:
     def claim(self) -> tuple[ScheduleEntry, bytes] | None:
         """The next request this process sends, with its body, or None when its share is
         done. The first call takes this process's share and encodes every body up front,
-        before the anchor, so encoding never delays a send."""
+        before the anchor, so encoding never delays a send; other senders wait for it."""
         if self._queue is None:
-            self._take_share()
-        assert self._queue is not None
+            if self._sharing is None:
+                self._sharing = sharing = gevent.event.Event()
+                try:
+                    self._take_share()
+                finally:  # taken, or failed: the others must not wait forever
+                    sharing.set()
+            self._sharing.wait()
+        if self._queue is None:
+            raise RuntimeError("this process's share of the schedule could not be taken")
         if self._next >= len(self._queue):
             return None
         self._next += 1
@@ -136,19 +153,26 @@ class Replay:
         if isinstance(runner, WorkerRunner):
             index = runner.worker_index
             count = max(1, int(getattr(self.options, "expect_workers", 1) or 1))
-        self._queue = self.entries[index::count]
+        if self.master_clock is not None:  # waits for the master's answers: other senders
+            self.clock_offset_s = self.master_clock.measure()  # wait on `_sharing`
         header, model = self.header, self.options.model
+        queue = self.entries[index::count]
         self._bodies = [request_body(header["api"], model, entry.prompt, entry.max_tokens,
                                      header["stream"], header["ignore_eos"])
-                        for entry in self._queue]
+                        for entry in queue]
         start_at = self.options.start_at or time.time() + START_LEAD_S
         self.anchor_perf_s = time.perf_counter() + (start_at - time.time())
+        self._queue = queue
 
     def now_s(self) -> float:
         assert self.anchor_perf_s is not None
         return time.perf_counter() - self.anchor_perf_s
 
     def record(self, row: list[Any]) -> None:
+        if self.clock_offset_s:  # a worker's times, put on the master's clock
+            for column in (SENT, FIRST_BYTE, DONE):
+                if row[column] is not None:
+                    row[column] = round(row[column] + self.clock_offset_s, 6)
         if self.file is not None:
             self.file.add(row)
         else:
@@ -180,6 +204,7 @@ def attach_replay(environment: Environment, **_: Any) -> None:
     environment.replay = replay  # type: ignore[attr-defined]
     if isinstance(environment.runner, MasterRunner):
         environment.runner.register_message(RECORDS_MESSAGE, replay.receive)
+        answer_probes(environment.runner)
 
 
 @events.test_start.add_listener

@@ -55,6 +55,7 @@ class LoadJob:
     expected_s: float = 0.0  # last send offset + request timeout: how long it should take
     cores: str | None = None  # where every Locust process runs (`stacks.launcher.helper_cores`)
     stack: str = ""  # whose helper it is, for the error where taskset is missing
+    master_host: str = "127.0.0.1"  # where the master listens and its workers reach it
 
 
 def locust_argv(job: LoadJob, role: str, master_port: int = 0) -> list[str]:
@@ -62,7 +63,7 @@ def locust_argv(job: LoadJob, role: str, master_port: int = 0) -> list[str]:
     argv = [sys.executable, "-m", "locust", "-f", str(job.locustfile),
             "--schedule", str(job.schedule), "--loglevel", "WARNING"]
     if role == "worker":
-        return [*argv, "--worker", "--master-host", "127.0.0.1",
+        return [*argv, "--worker", "--master-host", job.master_host,
                 "--master-port", str(master_port)]
     argv += ["--host", job.host, "--headless", "--records", str(job.records),
              "--exit-code-on-error", "0", "--only-summary"]
@@ -71,7 +72,7 @@ def locust_argv(job: LoadJob, role: str, master_port: int = 0) -> list[str]:
     if job.api_key_env:
         argv += ["--api-key-env", job.api_key_env]
     if role == "master":
-        argv += ["--master", "--master-bind-host", "127.0.0.1",
+        argv += ["--master", "--master-bind-host", job.master_host,
                  "--master-bind-port", str(master_port), "--expect-workers", str(job.workers)]
     return argv
 

@@ -124,7 +124,7 @@ class FakeServer(ThreadingHTTPServer):
     daemon_threads = True
 
     def __init__(self, port: int, name: str, options: argparse.Namespace) -> None:
-        super().__init__(("127.0.0.1", port), FakeHandler)
+        super().__init__((options.host, port), FakeHandler)
         self.name = name
         self.options = options
         self.posts = itertools.count()  # next() is atomic under the GIL: threads share it
@@ -160,6 +160,7 @@ class _Running:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--name", default="fake")
     parser.add_argument("--latency-ms", type=float, default=0.0)
     parser.add_argument("--chunk-delay-ms", type=float, default=0.0)
