@@ -36,6 +36,7 @@ from harness.cli_output import (
     track,
     warn,
 )
+from harness.cli_project import project
 from harness.cli_run import run
 from harness.errors import HarnessError, UsageError
 from harness.experiments.capacity.experiment import CapacityConfig, run_capacity
@@ -123,6 +124,7 @@ def up(
 
 
 app.command()(run)
+app.command()(project)
 
 
 @app.command()

@@ -1,0 +1,84 @@
+"""A fleet in the simulation: Poisson arrivals at a steady rate, a balancer choosing with the
+balancer's own policy code (`stacks.balancer.policies`), and the replicas of `replica_model`.
+What comes out is each request's end-to-end latency, as the records give it here."""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+
+import numpy as np
+import simpy
+
+from harness.projection.replica_model import ReplicaModel, SimReplica
+from stacks.balancer.policies import make_policy
+
+WARMUP_S = 10.0
+DRAIN_S = 30.0  # after the last arrival: a request unfinished by then counts as never served
+
+
+@dataclass(frozen=True)
+class SteadyRun:
+    latencies_s: np.ndarray  # one per request arriving in the measured window; inf: unserved
+    rate_qps: float
+    replicas: int
+    policy: str
+
+    def percentile(self, q: float) -> float:
+        """Linear between the nearest ranks, as pandas' quantile (the measured side) is;
+        infinite where that reaches an unserved request."""
+        if not len(self.latencies_s):
+            return math.nan
+        ordered = np.sort(self.latencies_s)
+        rank = (len(ordered) - 1) * q / 100
+        low, high = ordered[math.floor(rank)], ordered[math.ceil(rank)]
+        if math.isinf(high):
+            return math.inf
+        return float(low + (high - low) * (rank - math.floor(rank)))
+
+
+def simulate_steady(model: ReplicaModel, replicas: int, policy: str, rate_qps: float,
+                    duration_s: float = 60.0, seed: int = 0,
+                    warmup_s: float = WARMUP_S) -> SteadyRun:
+    """`replicas` replicas behind `policy` at `rate_qps` for `warmup_s` + `duration_s`; the
+    latencies of the requests that arrived after the warm-up."""
+    env = simpy.Environment()
+    rng = np.random.default_rng(seed)
+    finished: list[tuple[float, float]] = []
+    fleet = [SimReplica(env, model, f"replica-{i}", finished) for i in range(replicas)]
+    by_name = {replica.view.name: replica for replica in fleet}
+    views = [replica.view for replica in fleet]
+    chooser = make_policy(policy, random.Random(seed))
+    end = warmup_s + duration_s
+    arrived = [0]  # in the measured window
+
+    def arrivals():  # type: ignore[no-untyped-def]  # a SimPy process
+        while True:
+            yield env.timeout(rng.exponential(1.0 / rate_qps))
+            if env.now >= end:
+                return
+            arrived[0] += env.now >= warmup_s
+            by_name[chooser.choose(views).name].submit(float(rng.choice(model.work_s)))
+
+    env.process(arrivals())
+    env.run(until=end + DRAIN_S)
+    served = [latency for at, latency in finished if warmup_s <= at < end]
+    unserved = arrived[0] - len(served)
+    latencies = np.array(served + [math.inf] * unserved)
+    return SteadyRun(latencies, rate_qps, replicas, policy)
+
+
+def rate_at_slo(model: ReplicaModel, replicas: int, policy: str, slo_p99_s: float,
+                duration_s: float = 60.0, seed: int = 0, rel_tol: float = 0.01) -> float:
+    """The highest steady rate (whole fleet) whose simulated P99 is within the SLO, found by
+    bisection between 0 and the fleet's saturation rate."""
+    low, high = 0.0, replicas * model.saturation_qps()
+    while high - low > rel_tol * max(high, 1e-9):
+        middle = (low + high) / 2
+        run = simulate_steady(model, replicas, policy, middle, duration_s, seed)
+        if run.percentile(99) <= slo_p99_s:
+            low = middle
+        else:
+            high = middle
+    return low

@@ -1,0 +1,121 @@
+"""`harness project`: calibrate on a capacity run, then carry each stack to a target rate.
+
+Everything it says is labelled: `measured` (a capacity probe), `simulated (calibrated, error
+X%)` (the request-level simulation of a calibrated replica), or `projected` (a fleet size or a
+day, from simulated figures and, where the user gives them, per-replica capacities). A stack
+whose calibration misses the bound is reported with its error and not projected.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+from harness.projection.calibrate import MAX_ERROR, Calibration, calibrate, read_measured
+from harness.projection.diurnal import simulate_day
+from harness.projection.fleet_sim import simulate_steady
+from harness.projection.fleet_size import policy_efficiency, replicas_needed
+from stacks.autoscaler.config import AutoscalingSpec
+
+POLICIES = ("round_robin", "p2c")
+DEFAULT_SCALING = AutoscalingSpec(policy="asymmetric", reference="hpa")
+
+
+class LevelRow(BaseModel):
+    rate_qps: float
+    measured_p50_s: float
+    measured_p99_s: float
+    simulated_p50_s: float
+    simulated_p99_s: float
+    p50_error: float
+    p99_error: float
+
+
+class FleetRow(BaseModel):
+    policy: str
+    efficiency: float = Field(description="simulated: a fleet's rate at the SLO ÷ (replicas × "
+                              "one replica's)")
+    per_replica_qps: float = Field(description="the per-replica capacity used")
+    source: str = Field(description="where per_replica_qps comes from")
+    replicas: int = Field(description="projected: replicas for the target rate at the SLO")
+
+
+class DayRow(BaseModel):
+    policy: str
+    per_replica_qps: float
+    replica_hours: float
+    violating_minutes: int
+    peak_replicas: int
+    static_replicas: int
+    static_replica_hours: float
+
+
+class StackProjection(BaseModel):
+    stack: str
+    replicas_measured: int
+    policy_measured: str
+    slowdown: float = Field(description="the fitted batching cost (`ReplicaModel.slowdown`)")
+    calibration_error: float = Field(description="worst relative error, P50 or P99, any level")
+    trusted: bool
+    note: str | None = Field(default=None, description="why it was not projected")
+    levels: list[LevelRow]
+    one_replica_qps: float | None = Field(default=None, description="simulated (calibrated)")
+    fleets: list[FleetRow] = Field(default_factory=list)
+    day: list[DayRow] = Field(default_factory=list)
+
+
+class Projection(BaseModel):
+    target_qps: float
+    slo_p99_s: float
+    calibrated_from: str
+    max_error: float = MAX_ERROR
+    cold_start_s: float
+    stacks: list[StackProjection]
+
+
+def level_rows(calibration: Calibration) -> list[LevelRow]:
+    return [LevelRow(rate_qps=f.level.rate_qps, measured_p50_s=f.level.p50_s,
+                     measured_p99_s=f.level.p99_s, simulated_p50_s=f.sim_p50_s,
+                     simulated_p99_s=f.sim_p99_s, p50_error=f.p50_error, p99_error=f.p99_error)
+            for f in calibration.fits]
+
+
+def project_stack(run: Path, stack: str, target_qps: float, slo_p99_s: float,
+                  replica_qps: float | None, scaling: AutoscalingSpec | None,
+                  cold_start_s: float, seed: int) -> StackProjection:
+    calibration = calibrate(read_measured(run, stack), seed)
+    result = StackProjection(
+        stack=stack, replicas_measured=calibration.replicas,
+        policy_measured=calibration.policy, slowdown=calibration.model.slowdown,
+        calibration_error=calibration.max_error, trusted=calibration.trusted,
+        levels=level_rows(calibration))
+    if not calibration.trusted:
+        return result
+    model = calibration.model
+    for policy in POLICIES:
+        found = policy_efficiency(model, policy, slo_p99_s, seed)
+        if found.one_replica_qps <= 0 or found.fleet_qps <= 0:
+            result.note = (f"not projected: even at the lowest load a simulated replica's P99 "
+                           f"is over {slo_p99_s:g} s")
+            result.fleets, result.day = [], []
+            return result
+        result.one_replica_qps = found.one_replica_qps
+        per_replica = replica_qps or found.one_replica_qps
+        source = "given" if replica_qps else "simulated (calibrated)"
+        result.fleets.append(FleetRow(
+            policy=policy, efficiency=found.efficiency, per_replica_qps=per_replica,
+            source=source, replicas=replicas_needed(target_qps, per_replica, found.efficiency)))
+        fleet_qps = per_replica * found.efficiency
+        near = simulate_steady(model, 1, policy, 0.9 * found.one_replica_qps, seed=seed)
+        latency = float(near.latencies_s[near.latencies_s < float("inf")].mean())
+        spec = scaling if scaling is not None and scaling.scales else DEFAULT_SCALING
+        day = simulate_day(target_qps, fleet_qps, latency, spec, cold_start_s,
+                           spec.target_utilization)
+        result.day.append(DayRow(policy=policy, per_replica_qps=fleet_qps,
+                                 replica_hours=day.replica_hours,
+                                 violating_minutes=day.violating_minutes,
+                                 peak_replicas=day.peak_replicas,
+                                 static_replicas=day.static_replicas,
+                                 static_replica_hours=day.static_replica_hours))
+    return result

@@ -1,0 +1,163 @@
+"""The fleet projection: the simulated replica and fleet, calibration that recovers a planted
+replica and refuses an inconsistent one, fleet sizes, a day of autoscaling, and the command
+on a capacity folder built here."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from harness.cli import main
+from harness.projection import calibrate as calibration_module
+from harness.projection import fleet_size
+from harness.projection.calibrate import Level, Measured, calibrate, read_measured
+from harness.projection.diurnal import DAY_S, diurnal_rate, simulate_day
+from harness.projection.fleet_sim import rate_at_slo, simulate_steady
+from harness.projection.fleet_size import replicas_needed
+from harness.projection.replica_model import ReplicaModel
+from stacks.autoscaler.config import AutoscalingSpec
+
+WORK = np.random.default_rng(7).lognormal(math.log(0.25), 0.3, 2000)  # solo latencies, s
+PLANTED = ReplicaModel(WORK, slowdown=0.1)
+
+
+@pytest.fixture(autouse=True)
+def short_simulations(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(calibration_module, "REPEATS", 2)
+    monkeypatch.setattr(calibration_module, "SLOWDOWNS", np.geomspace(0.01, 1.0, 11))
+    monkeypatch.setattr(fleet_size, "SIM_REPLICAS", 4)
+    monkeypatch.setattr(fleet_size, "SIM_S", 30.0)
+
+
+def test_a_replica_alone_takes_its_work_and_saturates_where_its_model_says() -> None:
+    light = simulate_steady(PLANTED, 1, "round_robin", 0.5, duration_s=200)
+    assert light.percentile(50) == pytest.approx(float(np.median(WORK)), rel=0.15)
+    saturation = PLANTED.saturation_qps()
+    assert saturation == pytest.approx(256 / (WORK.mean() * (1 + 0.1 * 255)))
+    over = simulate_steady(PLANTED, 1, "round_robin", 1.5 * saturation, duration_s=60)
+    assert math.isinf(over.percentile(99))  # more arrive than it can ever finish
+
+
+def test_the_balancers_policies_differ_as_they_should() -> None:
+    """The same code the balancer runs: random placement piles up where P2C does not."""
+    rate = 0.8 * 4 * rate_at_slo(PLANTED, 1, "round_robin", 1.0, 30.0)
+    p2c = simulate_steady(PLANTED, 4, "p2c", rate, duration_s=60)
+    random_ = simulate_steady(PLANTED, 4, "random", rate, duration_s=60)
+    assert p2c.percentile(99) < random_.percentile(99)
+
+
+def planted_levels(rates: list[float], p99_factor: float = 1.0) -> Measured:
+    """Levels "measured" on the planted replica: 2 of them behind P2C, 60 s probes."""
+    levels = []
+    for rate in rates:
+        run = simulate_steady(PLANTED, 2, "p2c", rate, duration_s=60, seed=11, warmup_s=10)
+        levels.append(Level(rate, run.percentile(50), p99_factor * run.percentile(99),
+                            len(run.latencies_s), 60.0, 10.0))
+    low = simulate_steady(PLANTED, 2, "p2c", rates[0], duration_s=60, seed=11)
+    held = max(1.0, rates[0] * float(low.latencies_s.mean()) / 2)
+    return Measured("optimized", 2, "p2c", levels, np.array(WORK) * (1 + 0.1 * (held - 1)), held)
+
+
+def test_calibration_recovers_a_planted_replica() -> None:
+    fitted = calibrate(planted_levels([4.0, 30.0, 50.0]))
+    assert fitted.trusted, [(f.p50_error, f.p99_error) for f in fitted.fits]
+    assert fitted.model.slowdown == pytest.approx(0.1, rel=0.6)  # on the test's coarse grid
+
+
+def test_a_measurement_the_model_cannot_reproduce_is_not_trusted() -> None:
+    fitted = calibrate(planted_levels([4.0, 30.0, 50.0], p99_factor=3.0))
+    assert not fitted.trusted
+    assert fitted.max_error > 0.15
+
+
+def test_fleet_sizes_and_a_day_of_autoscaling() -> None:
+    assert replicas_needed(200_000, 1200, 0.9) == math.ceil(200_000 / 1080)
+    assert diurnal_rate(1000, 16 * 3600) == pytest.approx(1000)
+    assert diurnal_rate(1000, 4 * 3600) == pytest.approx(300)
+    spec = AutoscalingSpec(policy="asymmetric", reference="hpa")
+    fast = simulate_day(200_000, 1000, 0.5, spec, cold_start_s=0, target_utilization=0.7)
+    assert fast.violating_minutes == 0
+    assert fast.replica_hours < fast.static_replica_hours
+    assert fast.static_replicas == 200
+    assert fast.static_replica_hours == pytest.approx(200 * DAY_S / 3600)
+    slow = simulate_day(200_000, 1000, 0.5, spec, cold_start_s=3600, target_utilization=0.95)
+    assert slow.violating_minutes > 0  # an hour-long start falls behind the morning ramp
+
+
+def capacity_folder(tmp_path: Path, measured: Measured) -> Path:
+    run = tmp_path / "capacity"
+    (run / "specs").mkdir(parents=True)
+    (run / "specs" / "optimized.yaml").write_text(yaml.safe_dump(
+        {"name": "optimized", "replicas": 2, "balancer": {"policy": "p2c"}}))
+    records = pd.DataFrame({"sent_s": np.zeros(len(measured.work_s)),
+                            "done_s": measured.work_s, "ok": True})
+    records.to_parquet(run / "probe-1.parquet")
+    probes = [{"trial": 1, "probe": k + 1, "rate_qps": level.rate_qps, "passed": True,
+               "requests": level.requests, "ok_requests": level.requests,
+               "failed_requests": 0, "offered_qps": level.rate_qps,
+               "throughput_qps": level.rate_qps, "goodput_qps": level.rate_qps,
+               "success_rate": 1.0, "latency_p50_s": level.p50_s, "latency_p90_s": None,
+               "latency_p99_s": level.p99_s, "service_p99_s": None, "send_lag_p99_s": None,
+               "concurrency": measured.held * 2 if k == 0 else None, "errors": {},
+               "drained_s": 0.0, "stopped_early": None, "schedule_sha256": "0",
+               "schedule": "s", "records": "probe-1.parquet"}
+              for k, level in enumerate(measured.levels)]
+    stacks = {"optimized": {"replicas": 2, "trials": [], "status": "measured", "note": "",
+                            "probes": probes, "capacity_qps": 50.0,
+                            "per_replica_capacity_qps": 25.0, "ci_low": None,
+                            "ci_high": None, "interval_method": None}}
+    (run / "summary.json").write_text(json.dumps({
+        "kind": "capacity", "run": "r", "workload": "w",
+        "slo": {"p99_s": 1.0, "min_success": 0.9999},
+        "search": {"start_qps": 4, "growth": 2, "tolerance": 0.05, "max_qps": 100,
+                   "max_probes": 20, "duration_s": 60, "warmup_s": 10},
+        "window": {"start_s": 10, "length_s": 60}, "trials": 1, "baseline": "optimized",
+        "stacks": stacks, "ratio": None, "ratios": {}}))
+    return run
+
+
+def test_read_measured_takes_levels_work_and_setup_from_a_capacity_folder(
+        tmp_path: Path) -> None:
+    measured = planted_levels([4.0, 30.0, 50.0])
+    read = read_measured(capacity_folder(tmp_path, measured), "optimized")
+    assert [level.rate_qps for level in read.levels] == [4.0, 30.0, 50.0]
+    assert (read.levels[0].duration_s, read.levels[0].warmup_s) == (60.0, 10.0)
+    assert (read.replicas, read.policy) == (2, "p2c")
+    assert read.held == pytest.approx(measured.held)
+    np.testing.assert_allclose(read.work_s, measured.work_s)
+
+
+def test_the_command_projects_a_calibrated_stack_and_keeps_its_result(tmp_path: Path) -> None:
+    run = capacity_folder(tmp_path, planted_levels([4.0, 30.0, 50.0]))
+    out = tmp_path / "projection"
+    assert main(["project", "--calibrate-from", str(run), "--stacks", "optimized",
+                 "--replica-qps", "optimized=1200", "--out", str(out)]) == 0
+    saved = json.loads((out / "projection.json").read_text())
+    stack = saved["stacks"][0]
+    assert stack["trusted"]
+    assert stack["calibration_error"] <= 0.15
+    assert {row["policy"] for row in stack["fleets"]} == {"round_robin", "p2c"}
+    for row in stack["fleets"]:
+        assert row["per_replica_qps"] == 1200
+        assert row["source"] == "given"
+        assert row["replicas"] == math.ceil(200_000 / (1200 * row["efficiency"]))
+    assert len(stack["day"]) == 2
+    assert main(["project", "--calibrate-from", str(run), "--stacks", "optimized",
+                 "--replica-qps", "diy=750", "--out", str(out)]) == 2
+
+
+def test_an_slo_no_replica_can_meet_is_said_not_projected(tmp_path: Path) -> None:
+    run = capacity_folder(tmp_path, planted_levels([4.0, 30.0, 50.0]))
+    out = tmp_path / "projection"
+    assert main(["project", "--calibrate-from", str(run), "--stacks", "optimized",
+                 "--slo-p99", "0.01", "--out", str(out)]) == 0
+    stack = json.loads((out / "projection.json").read_text())["stacks"][0]
+    assert stack["trusted"]
+    assert not stack["fleets"]
+    assert "not projected" in stack["note"]
