@@ -34,8 +34,10 @@ def parse_replica_qps(text: str, stacks: list[str]) -> dict[str, float]:
 
 
 def project(
-    calibrate_from: Annotated[Path, typer.Option(help="a `harness capacity` results folder: "
-                                                 "its probes calibrate the simulation")],
+    calibrate_from: Annotated[Path, typer.Option(help="a `harness capacity` folder, or a "
+                                                 "`harness run --workload calibration_levels` "
+                                                 "folder: its load levels calibrate the "
+                                                 "simulation")],
     target_qps: Annotated[float, typer.Option(help="the rate to size fleets for")] = 200_000,
     slo_p99: Annotated[float, typer.Option(help="P99 end-to-end latency bound, seconds")] = 1.0,
     stacks: Annotated[str, typer.Option(help="stacks measured in that run")] = "diy,optimized",

@@ -1,8 +1,8 @@
-"""Calibrating the simulation on measurements: a `harness capacity` run's probes.
+"""Calibrating the simulation on measured load levels (`harness.projection.measured`: a
+capacity search's probes, or the steady stages of `workloads/calibration_levels.yaml`).
 
-Each probe that ran whole is one measured load level: its offered rate, P50 and P99. The work
-of a request alone on a replica is taken from the probe at the lowest rate (each request's
-service time: answer done − sent). One parameter is then fitted, the batching cost
+Each level is an offered rate with its measured P50 and P99; the work of a request alone on a
+replica comes from the lowest level. One parameter is then fitted, the batching cost
 (`ReplicaModel.slowdown`), as the value whose simulation of the measured setup (its replicas,
 its balancer policy, each level's rate) strays least from the measured P50 and P99, the worst
 level counted. The fit is only trusted, and a projection only made, when that worst error is
@@ -11,33 +11,17 @@ within the bound (15 %) at 3 levels or more.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
-import pandas as pd
-import yaml
 
-from harness.errors import UsageError
 from harness.projection.fleet_sim import SteadyRun, simulate_steady
+from harness.projection.measured import MIN_LEVELS, Level, Measured
 from harness.projection.replica_model import ReplicaModel
-from harness.report.results import CapacitySummary, ProbeRow, read_result
 
 MAX_ERROR = 0.15
-MIN_LEVELS = 3
 SLOWDOWNS = np.geomspace(1e-3, 1.0, 31)  # the fit's search grid
 REPEATS = 6  # simulated probes per level, pooled: one probe's window is short and noisy
-
-
-@dataclass(frozen=True)
-class Level:
-    rate_qps: float
-    p50_s: float
-    p99_s: float
-    requests: int
-    duration_s: float  # the probe's measured window
-    warmup_s: float
 
 
 @dataclass(frozen=True)
@@ -70,51 +54,6 @@ class Calibration:
     @property
     def trusted(self) -> bool:
         return len(self.fits) >= MIN_LEVELS and self.max_error <= MAX_ERROR
-
-
-@dataclass(frozen=True)
-class Measured:
-    stack: str
-    replicas: int
-    policy: str
-    levels: list[Level]
-    work_s: np.ndarray  # service times at the lowest level
-    held: float  # requests in flight per replica there (Little's law), at least 1
-
-    def solo_work(self, slowdown: float) -> np.ndarray:
-        """The lowest level's service times as a request alone would take them: each was
-        slowed by the others it shared the replica with, about `held` - 1 of them."""
-        return self.work_s / (1.0 + slowdown * (self.held - 1.0))
-
-
-def whole_probes(probes: list[ProbeRow]) -> list[ProbeRow]:
-    return sorted((p for p in probes if p.stopped_early is None and p.latency_p50_s
-                   and p.latency_p99_s and math.isfinite(p.latency_p99_s)),
-                  key=lambda p: p.offered_qps)
-
-
-def read_measured(run: Path, stack: str) -> Measured:
-    """The load levels and solo work of `stack` in the capacity run at `run`."""
-    summary = read_result(run / "summary.json", CapacitySummary)
-    if stack not in summary.stacks:
-        raise UsageError(f"--calibrate-from {run}: no stack {stack!r} there (it has "
-                         f"{', '.join(summary.stacks)})")
-    measured = summary.stacks[stack]
-    probes = whole_probes(measured.probes)
-    if len(probes) < MIN_LEVELS:
-        raise UsageError(f"--calibrate-from {run}: {stack} has {len(probes)} probe(s) that ran "
-                         f"whole; calibration needs {MIN_LEVELS} load levels")
-    records = pd.read_parquet(run / probes[0].records)
-    done = records[records["ok"]]
-    work = (done["done_s"] - done["sent_s"]).to_numpy(dtype=float)
-    spec = yaml.safe_load((run / "specs" / f"{stack}.yaml").read_text())
-    levels = [Level(p.offered_qps, float(p.latency_p50_s or 0), float(p.latency_p99_s or 0),
-                    p.requests, summary.search.duration_s, summary.search.warmup_s)
-              for p in probes]
-    replicas = int(measured.replicas or spec.get("replicas", 1))
-    held = max(1.0, (probes[0].concurrency or 0.0) / replicas)
-    return Measured(stack, replicas, str(spec.get("balancer", {}).get("policy", "round_robin")),
-                    levels, work, held)
 
 
 def simulate_levels(model: ReplicaModel, measured: Measured, seed: int) -> list[LevelFit]:

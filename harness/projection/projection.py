@@ -1,9 +1,10 @@
-"""`harness project`: calibrate on a capacity run, then carry each stack to a target rate.
+"""`harness project`: calibrate on measured load levels, then carry each stack to a target rate.
 
-Everything it says is labelled: `measured` (a capacity probe), `simulated (calibrated, error
-X%)` (the request-level simulation of a calibrated replica), or `projected` (a fleet size or a
-day, from simulated figures and, where the user gives them, per-replica capacities). A stack
-whose calibration misses the bound is reported with its error and not projected.
+Everything it says is labelled: `measured` (a load level: a capacity probe or a steady stage),
+`simulated (calibrated, error X%)` (the request-level simulation of a calibrated replica), or
+`projected` (a fleet size or a day, from simulated figures and, where the user gives them,
+per-replica capacities). A stack whose calibration misses the bound is reported with its error
+and not projected.
 """
 
 from __future__ import annotations
@@ -12,10 +13,11 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from harness.projection.calibrate import MAX_ERROR, Calibration, calibrate, read_measured
+from harness.projection.calibrate import MAX_ERROR, Calibration, calibrate
 from harness.projection.diurnal import simulate_day
 from harness.projection.fleet_sim import simulate_steady
 from harness.projection.fleet_size import policy_efficiency, replicas_needed
+from harness.projection.measured import read_measured
 from stacks.autoscaler.config import AutoscalingSpec
 
 POLICIES = ("round_robin", "p2c")

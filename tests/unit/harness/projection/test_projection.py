@@ -14,12 +14,14 @@ import pytest
 import yaml
 
 from harness.cli import main
+from harness.errors import UsageError
 from harness.projection import calibrate as calibration_module
 from harness.projection import fleet_size
-from harness.projection.calibrate import Level, Measured, calibrate, read_measured
+from harness.projection.calibrate import calibrate
 from harness.projection.diurnal import DAY_S, diurnal_rate, simulate_day
 from harness.projection.fleet_sim import rate_at_slo, simulate_steady
 from harness.projection.fleet_size import replicas_needed
+from harness.projection.measured import Level, Measured, read_measured
 from harness.projection.replica_model import ReplicaModel
 from stacks.autoscaler.config import AutoscalingSpec
 
@@ -90,9 +92,16 @@ def test_fleet_sizes_and_a_day_of_autoscaling() -> None:
     assert slow.violating_minutes > 0  # an hour-long start falls behind the morning ramp
 
 
+def run_json(run: Path, kind: str) -> None:
+    (run / "run.json").write_text(json.dumps({"kind": kind, "out": str(run),
+                                              "started": "2026-12-04T00:00:00+00:00",
+                                              "environment": {}}))
+
+
 def capacity_folder(tmp_path: Path, measured: Measured) -> Path:
     run = tmp_path / "capacity"
     (run / "specs").mkdir(parents=True)
+    run_json(run, "capacity")
     (run / "specs" / "optimized.yaml").write_text(yaml.safe_dump(
         {"name": "optimized", "replicas": 2, "balancer": {"policy": "p2c"}}))
     records = pd.DataFrame({"sent_s": np.zeros(len(measured.work_s)),
@@ -131,6 +140,79 @@ def test_read_measured_takes_levels_work_and_setup_from_a_capacity_folder(
     assert (read.replicas, read.policy) == (2, "p2c")
     assert read.held == pytest.approx(measured.held)
     np.testing.assert_allclose(read.work_s, measured.work_s)
+
+
+STAGE_S, WARMUP_S = 70.0, 10.0
+
+
+def stage_records(rates: list[float], trial: int, fail_in: float | None = None) -> pd.DataFrame:
+    """One trial of steady stages served by the planted replica: each request's latency as a
+    simulated run at its stage's rate gave it; every request failed in the stage `fail_in`."""
+    rng = np.random.default_rng(trial)
+    frames, start = [], WARMUP_S
+    for k, rate in enumerate(rates):
+        run = simulate_steady(PLANTED, 2, "p2c", rate, duration_s=STAGE_S, seed=trial * 10 + k)
+        sent = start + np.sort(rng.uniform(0, STAGE_S, len(run.latencies_s)))
+        ok = rate != fail_in
+        frames.append(pd.DataFrame({
+            "scheduled_s": sent, "sent_s": sent, "first_byte_s": sent + run.latencies_s,
+            "done_s": sent + run.latencies_s, "status": 200 if ok else 503, "ok": ok,
+            "error": None if ok else "http_503", "prompt_tokens": 50, "output_tokens": 50,
+            "replica": "replica-1", "trial": trial}))
+        start += STAGE_S
+    frame = pd.concat(frames, ignore_index=True)
+    frame.insert(0, "index", range(len(frame)))
+    return frame
+
+
+def levels_folder(tmp_path: Path, rates: list[float], kind: str = "steady",
+                  fail_in: float | None = None) -> Path:
+    """A `harness run` folder of steady stages (or, with `kind`, another stage kind)."""
+    run = tmp_path / "levels"
+    (run / "specs").mkdir(parents=True)
+    (run / "optimized" / "records").mkdir(parents=True)
+    run_json(run, "comparison")
+    (run / "specs" / "optimized.yaml").write_text(yaml.safe_dump(
+        {"name": "optimized", "replicas": 2, "balancer": {"policy": "p2c"}}))
+    stages = [{"kind": kind, "qps": rate, "duration_s": STAGE_S} if kind == "steady" else
+              {"kind": kind, "from_qps": rate, "to_qps": rate + 1, "duration_s": STAGE_S}
+              for rate in rates]
+    (run / "specs" / "workload.yaml").write_text(yaml.safe_dump(
+        {"name": "calibration_levels", "stages": stages, "warmup_s": WARMUP_S}))
+    for trial in (1, 2):
+        stage_records(rates, trial, fail_in).to_parquet(
+            run / "optimized" / "records" / f"trial-{trial}.parquet")
+    return run
+
+
+def test_steady_stages_of_a_run_are_levels_pooled_over_its_trials(tmp_path: Path) -> None:
+    read = read_measured(levels_folder(tmp_path, [30.0, 4.0, 50.0]), "optimized")
+    assert [level.rate_qps for level in read.levels] == [4.0, 30.0, 50.0]
+    assert (read.levels[0].duration_s, read.levels[0].warmup_s) == (60.0, 10.0)
+    assert read.levels[0].requests == pytest.approx(2 * 4.0 * 60, rel=0.2)  # both trials
+    assert (read.replicas, read.policy) == (2, "p2c")
+    light = simulate_steady(PLANTED, 2, "p2c", 4.0, duration_s=600, seed=3)
+    assert read.levels[0].p50_s == pytest.approx(light.percentile(50), rel=0.15)
+    assert read.held == pytest.approx(1.0)  # 4 QPS over 2 replicas: about one at a time
+    fitted = calibrate(read)
+    assert fitted.trusted, [(f.p50_error, f.p99_error) for f in fitted.fits]
+
+
+def test_a_stage_with_failures_is_no_level_and_other_shapes_are_refused(
+        tmp_path: Path) -> None:
+    read = read_measured(levels_folder(tmp_path / "a", [4.0, 20.0, 30.0, 50.0], fail_in=50.0),
+                         "optimized")
+    assert [level.rate_qps for level in read.levels] == [4.0, 20.0, 30.0]
+    with pytest.raises(UsageError, match="needs 3 load levels"):
+        read_measured(levels_folder(tmp_path / "b", [4.0, 20.0, 50.0], fail_in=50.0),
+                      "optimized")
+    with pytest.raises(UsageError, match="not made of steady stages"):
+        read_measured(levels_folder(tmp_path / "c", [4.0, 20.0, 50.0], kind="ramp"),
+                      "optimized")
+    with pytest.raises(UsageError, match="no records of stack 'diy'"):
+        read_measured(levels_folder(tmp_path / "d", [4.0, 20.0, 50.0]), "diy")
+    with pytest.raises(UsageError, match="no run.json"):
+        read_measured(tmp_path, "optimized")
 
 
 def test_the_command_projects_a_calibrated_stack_and_keeps_its_result(tmp_path: Path) -> None:

@@ -1,0 +1,150 @@
+"""What the simulation is calibrated on: measured load levels, read from a results folder.
+
+Two kinds of folder give levels:
+
+- a `harness capacity` run: each probe that ran whole is one level, one probe window long;
+- a `harness run` of a workload made only of steady stages (`workloads/calibration_levels.yaml`):
+  each stage is one level, its first `SETTLE_S` left out, pooled over the run's trials. A
+  search's probes are short and sit where the search happened to go; these levels are chosen
+  beforehand, run longer, and repeat, so one slow request weighs less in them.
+
+Either way the work of a request alone is taken from the lowest level's service times
+(answer done − sent), with how many requests shared a replica there (Little's law).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from harness.errors import UsageError
+from harness.measure.metrics import Window, in_window, summarize
+from harness.report.results import CapacitySummary, ProbeRow, RunInfo, read_result
+from harness.workload.spec import Steady, WorkloadSpec
+
+MIN_LEVELS = 3
+SETTLE_S = 10.0  # of each stage: the queue left by the stage before drains or builds
+
+
+@dataclass(frozen=True)
+class Level:
+    rate_qps: float
+    p50_s: float
+    p99_s: float
+    requests: int
+    duration_s: float  # the measured window at this rate, per trial
+    warmup_s: float  # at this rate before it
+
+
+@dataclass(frozen=True)
+class Measured:
+    stack: str
+    replicas: int
+    policy: str
+    levels: list[Level]
+    work_s: np.ndarray  # service times at the lowest level
+    held: float  # requests in flight per replica there (Little's law), at least 1
+
+    def solo_work(self, slowdown: float) -> np.ndarray:
+        """The lowest level's service times as a request alone would take them: each was
+        slowed by the others it shared the replica with, about `held` - 1 of them."""
+        return self.work_s / (1.0 + slowdown * (self.held - 1.0))
+
+
+def read_measured(run: Path, stack: str) -> Measured:
+    """The load levels and solo work of `stack` in the results folder at `run`."""
+    if not (run / "run.json").is_file():
+        raise UsageError(f"--calibrate-from {run}: no run.json there; give a `harness capacity` "
+                         "folder or a `harness run --workload calibration_levels` folder")
+    kind = read_result(run / "run.json", RunInfo).kind
+    if kind == "capacity":
+        return from_capacity(run, stack)
+    if kind == "comparison":
+        return from_steady_stages(run, stack)
+    raise UsageError(f"--calibrate-from {run}: a {kind} run has no load levels; give a "
+                     "`harness capacity` folder or a `harness run --workload calibration_levels` "
+                     "folder")
+
+
+def stack_setup(run: Path, stack: str) -> tuple[int, str]:
+    """Replicas and balancer policy of `stack` as the run wrote its spec."""
+    spec = yaml.safe_load((run / "specs" / f"{stack}.yaml").read_text())
+    return int(spec.get("replicas", 1)), str(spec.get("balancer", {}).get("policy",
+                                                                            "round_robin"))
+
+
+def too_few(run: Path, stack: str, found: int, what: str) -> UsageError:
+    return UsageError(f"--calibrate-from {run}: {stack} has {found} {what}; calibration needs "
+                      f"{MIN_LEVELS} load levels")
+
+
+def whole_probes(probes: list[ProbeRow]) -> list[ProbeRow]:
+    return sorted((p for p in probes if p.stopped_early is None and p.latency_p50_s
+                   and p.latency_p99_s and math.isfinite(p.latency_p99_s)),
+                  key=lambda p: p.offered_qps)
+
+
+def from_capacity(run: Path, stack: str) -> Measured:
+    summary = read_result(run / "summary.json", CapacitySummary)
+    if stack not in summary.stacks:
+        raise UsageError(f"--calibrate-from {run}: no stack {stack!r} there (it has "
+                         f"{', '.join(summary.stacks)})")
+    measured = summary.stacks[stack]
+    probes = whole_probes(measured.probes)
+    if len(probes) < MIN_LEVELS:
+        raise too_few(run, stack, len(probes), "probe(s) that ran whole")
+    records = pd.read_parquet(run / probes[0].records)
+    done = records[records["ok"]]
+    work = (done["done_s"] - done["sent_s"]).to_numpy(dtype=float)
+    levels = [Level(p.offered_qps, float(p.latency_p50_s or 0), float(p.latency_p99_s or 0),
+                    p.requests, summary.search.duration_s, summary.search.warmup_s)
+              for p in probes]
+    replicas, policy = stack_setup(run, stack)
+    replicas = int(measured.replicas or replicas)
+    held = max(1.0, (probes[0].concurrency or 0.0) / replicas)
+    return Measured(stack, replicas, policy, levels, work, held)
+
+
+def steady_windows(workload: WorkloadSpec) -> list[tuple[float, Window]]:
+    """Each steady stage's rate and its window after settling, on the records' clock."""
+    if workload.stages is None or not all(isinstance(s, Steady) for s in workload.stages):
+        raise UsageError(f"workload {workload.name} is not made of steady stages; calibrate on "
+                         "`harness run --workload calibration_levels`")
+    windows, start = [], workload.warmup_s
+    for stage in workload.stages:
+        assert isinstance(stage, Steady)
+        if stage.duration_s <= SETTLE_S:
+            raise UsageError(f"workload {workload.name}: a calibration stage must last more "
+                             f"than {SETTLE_S:g} s (its settling), not {stage.duration_s:g}")
+        windows.append((stage.qps, Window(start + SETTLE_S, stage.duration_s - SETTLE_S)))
+        start += stage.duration_s
+    return windows
+
+
+def from_steady_stages(run: Path, stack: str) -> Measured:
+    workload = WorkloadSpec.model_validate(yaml.safe_load(
+        (run / "specs" / "workload.yaml").read_text()))
+    paths = sorted((run / stack / "records").glob("trial-*.parquet"))
+    if not paths:
+        raise UsageError(f"--calibrate-from {run}: no records of stack {stack!r} there")
+    records = pd.concat([pd.read_parquet(path) for path in paths], ignore_index=True)
+    levels, lowest = [], None
+    for rate, window in sorted(steady_windows(workload), key=lambda item: item[0]):
+        figures = summarize(records, window, workload.slo_s, stream=False)
+        if rate <= 0 or figures["ok_requests"] < figures["requests"] or not figures["requests"]:
+            continue  # a level with failures has no latency to match: it is past capacity
+        levels.append(Level(rate, figures["latency_p50_s"], figures["latency_p99_s"],
+                            figures["requests"], window.length_s, SETTLE_S))
+        lowest = lowest or window
+    if len(levels) < MIN_LEVELS or lowest is None:
+        raise too_few(run, stack, len(levels), "steady stage(s) served without failures")
+    done = in_window(records, lowest)
+    service = (done["done_s"] - done["sent_s"]).to_numpy(dtype=float)
+    replicas, policy = stack_setup(run, stack)
+    held = max(1.0, levels[0].rate_qps * float(service.mean()) / replicas)
+    return Measured(stack, replicas, policy, levels, service, held)
