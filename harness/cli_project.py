@@ -12,6 +12,7 @@ from rich.table import Table
 
 from harness.cli_output import err, stack_list
 from harness.errors import UsageError
+from harness.projection.cold_starts import measured_cold_starts
 from harness.projection.projection import Projection, StackProjection, project_stack
 from stacks.spec import PROJECT_ROOT, load_local_stack_spec
 
@@ -46,6 +47,9 @@ def project(
                                              "diy=750,optimized=1200")] = "",
     cold_start_s: Annotated[float, typer.Option(help="a replica's cold start in the day's "
                                                 "autoscaling")] = MEASURED_COLD_START_S,
+    coldstart_from: Annotated[Path | None, typer.Option(help="a `harness coldstart` folder: "
+                                                        "each stack's cold start from it, "
+                                                        "in place of --cold-start-s")] = None,
     seed: Annotated[int, typer.Option(help="the simulation's random seed")] = 0,
     out: Annotated[Path | None, typer.Option(help="where projection.json goes")] = None,
 ) -> None:
@@ -56,16 +60,20 @@ def project(
                          "negative")
     names = stack_list(stacks)
     given = parse_replica_qps(replica_qps, names)
+    starts = measured_cold_starts(coldstart_from, names) if coldstart_from else {}
     folder = out or PROJECT_ROOT / "results" / f"project-{datetime.now():%Y%m%d-%H%M%S}"
     folder.mkdir(parents=True, exist_ok=True)
     result = Projection(target_qps=target_qps, slo_p99_s=slo_p99,
                         calibrated_from=str(calibrate_from), cold_start_s=cold_start_s,
+                        coldstart_from=str(coldstart_from) if coldstart_from else None,
                         stacks=[])
     for name in names:
         scaling = load_local_stack_spec(name).autoscaling
         err.print(f"calibrating {name} on {calibrate_from} ...", highlight=False)
         result.stacks.append(project_stack(calibrate_from, name, target_qps, slo_p99,
-                                           given.get(name), scaling, cold_start_s, seed))
+                                           given.get(name), scaling,
+                                           starts.get(name, cold_start_s),
+                                           "measured" if starts else "given", seed))
         (folder / "projection.json").write_text(result.model_dump_json(indent=2))
     for stack in result.stacks:
         for table in projection_tables(stack, result):
@@ -102,7 +110,8 @@ def projection_tables(stack: StackProjection, result: Projection) -> list[Table]
         fleet.add_row(row.policy, f"{row.efficiency:.3f}", f"{row.per_replica_qps:,.1f}",
                       row.source, f"{row.replicas:,}")
     day = Table(title=f"{stack.stack}: a diurnal day (trough 30 % of peak) with autoscaling, "
-                      f"{result.cold_start_s:g} s cold starts — projected")
+                      f"{stack.cold_start_s:.0f} s cold starts ({stack.cold_start_source}) — "
+                      "projected")
     for column in ("policy", "replica-hours", "SLO-violating minutes", "peak replicas",
                    "static fleet", "static replica-hours"):
         day.add_column(column, justify="left" if column == "policy" else "right")

@@ -63,6 +63,9 @@ class StackProjection(BaseModel):
     note: str | None = Field(default=None, description="why it was not projected")
     levels: list[LevelRow]
     one_replica_qps: float | None = Field(default=None, description="simulated (calibrated)")
+    cold_start_s: float = Field(description="a replica's start in the day: scheduled → serving")
+    cold_start_source: str = Field(description="measured (a `harness coldstart` run, cold) or "
+                                   "given (--cold-start-s)")
     fleets: list[FleetRow] = Field(default_factory=list)
     day: list[DayRow] = Field(default_factory=list)
 
@@ -72,7 +75,9 @@ class Projection(BaseModel):
     slo_p99_s: float
     calibrated_from: str
     max_error: float = MAX_ERROR
-    cold_start_s: float
+    cold_start_s: float = Field(description="--cold-start-s: for stacks without a measured one")
+    coldstart_from: str | None = Field(default=None, description="the `harness coldstart` run "
+                                       "the stacks' cold starts were read from")
     stacks: list[StackProjection]
 
 
@@ -85,13 +90,14 @@ def level_rows(calibration: Calibration) -> list[LevelRow]:
 
 def project_stack(run: Path, stack: str, target_qps: float, slo_p99_s: float,
                   replica_qps: float | None, scaling: AutoscalingSpec | None,
-                  cold_start_s: float, seed: int) -> StackProjection:
+                  cold_start_s: float, cold_start_source: str, seed: int) -> StackProjection:
     calibration = calibrate(read_measured(run, stack), seed)
     result = StackProjection(
         stack=stack, replicas_measured=calibration.replicas,
         policy_measured=calibration.policy, slowdown=calibration.model.slowdown,
         calibration_error=calibration.max_error, trusted=calibration.trusted,
-        levels=level_rows(calibration))
+        levels=level_rows(calibration), cold_start_s=cold_start_s,
+        cold_start_source=cold_start_source)
     if not calibration.trusted:
         return result
     model = calibration.model

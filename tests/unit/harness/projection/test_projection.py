@@ -18,11 +18,18 @@ from harness.errors import UsageError
 from harness.projection import calibrate as calibration_module
 from harness.projection import fleet_size
 from harness.projection.calibrate import calibrate
+from harness.projection.cold_starts import measured_cold_starts
 from harness.projection.diurnal import DAY_S, diurnal_rate, simulate_day
 from harness.projection.fleet_sim import rate_at_slo, simulate_steady
 from harness.projection.fleet_size import replicas_needed
 from harness.projection.measured import Level, Measured, read_measured
 from harness.projection.replica_model import ReplicaModel
+from harness.report.coldstart_results import (
+    ColdStartResult,
+    PhaseFigure,
+    RegistrySettings,
+    StartSummary,
+)
 from stacks.autoscaler.config import AutoscalingSpec
 
 WORK = np.random.default_rng(7).lognormal(math.log(0.25), 0.3, 2000)  # solo latencies, s
@@ -232,6 +239,37 @@ def test_the_command_projects_a_calibrated_stack_and_keeps_its_result(tmp_path: 
     assert len(stack["day"]) == 2
     assert main(["project", "--calibrate-from", str(run), "--stacks", "optimized",
                  "--replica-qps", "diy=750", "--out", str(out)]) == 2
+
+
+def coldstart_folder(tmp_path: Path, totals: dict[str, float]) -> Path:
+    run = tmp_path / "coldstart"
+    run.mkdir()
+
+    def figure(value: float) -> PhaseFigure:
+        return PhaseFigure(value=value, ci_low=None, ci_high=None, trials=[value])
+
+    summaries = [StartSummary(stack=name, mode="lazy", cache=cache, fetched_fraction=figure(0.5),
+                              phases={"total_s": figure(total if cache == "cold" else 1.0)})
+                 for name, total in totals.items() for cache in ("cold", "warm")]
+    ColdStartResult(run_id="r", stacks=list(totals), trials=1,
+                    registry=RegistrySettings(bandwidth_mbps=400, latency_ms=10), images={},
+                    starts=[], summaries=summaries, ratios=[]).write(run / "coldstart.json")
+    return run
+
+
+def test_the_day_takes_each_stacks_cold_start_from_a_coldstart_run(tmp_path: Path) -> None:
+    run = capacity_folder(tmp_path, planted_levels([4.0, 30.0, 50.0]))
+    starts = coldstart_folder(tmp_path, {"optimized": 77.5})
+    out = tmp_path / "projection"
+    assert main(["project", "--calibrate-from", str(run), "--stacks", "optimized",
+                 "--coldstart-from", str(starts), "--out", str(out)]) == 0
+    stack = json.loads((out / "projection.json").read_text())["stacks"][0]
+    assert (stack["cold_start_s"], stack["cold_start_source"]) == (77.5, "measured")
+    assert measured_cold_starts(starts, ["optimized"]) == {"optimized": 77.5}
+    with pytest.raises(UsageError, match="want one cold start of diy"):
+        measured_cold_starts(starts, ["diy"])
+    with pytest.raises(UsageError, match="no coldstart.json"):
+        measured_cold_starts(run, ["optimized"])
 
 
 def test_an_slo_no_replica_can_meet_is_said_not_projected(tmp_path: Path) -> None:
