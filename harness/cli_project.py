@@ -86,11 +86,12 @@ def projection_tables(stack: StackProjection, result: Projection) -> list[Table]
     calibration = Table(title=f"{stack.stack}: calibration on {stack.replicas_measured} "
                               f"replicas behind {stack.policy_measured} — measured against "
                               f"simulated, worst error {stack.calibration_error:.1%}")
-    for column in ("rate QPS", "P50 measured", "P50 simulated", "error", "P99 measured",
-                   "P99 simulated", "error"):
+    for column in ("rate QPS", "machine ×", "P50 measured", "P50 simulated", "error",
+                   "P99 measured", "P99 simulated", "error"):
         calibration.add_column(column, justify="right")
     for level in stack.levels:
-        calibration.add_row(f"{level.rate_qps:.1f}", f"{level.measured_p50_s:.3f}",
+        calibration.add_row(f"{level.rate_qps:.1f}", f"{level.speed:.2f}",
+                            f"{level.measured_p50_s:.3f}",
                             f"{level.simulated_p50_s:.3f}", f"{level.p50_error:.1%}",
                             f"{level.measured_p99_s:.3f}", f"{level.simulated_p99_s:.3f}",
                             f"{level.p99_error:.1%}")

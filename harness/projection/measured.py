@@ -6,7 +6,8 @@ Two kinds of folder give levels:
 - a `harness run` of a workload made only of steady stages (`workloads/calibration_levels.yaml`):
   each stage is one level, its first `SETTLE_S` left out, pooled over the run's trials. A
   search's probes are short and sit where the search happened to go; these levels are chosen
-  beforehand, run longer, and repeat, so one slow request weighs less in them.
+  beforehand, run longer, and repeat, so one slow request weighs less in them. The stages at
+  the lowest rate, between the others, measure how fast the machine was around each level.
 
 Either way the work of a request alone is taken from the lowest level's service times
 (answer done − sent), with how many requests shared a replica there (Little's law).
@@ -23,12 +24,13 @@ import pandas as pd
 import yaml
 
 from harness.errors import UsageError
-from harness.measure.metrics import Window, in_window, summarize
+from harness.measure.metrics import Window, in_window, percentiles, summarize
 from harness.report.results import CapacitySummary, ProbeRow, RunInfo, read_result
 from harness.workload.spec import Steady, WorkloadSpec
 
 MIN_LEVELS = 3
 SETTLE_S = 10.0  # of each stage: the queue left by the stage before drains or builds
+GROWTH = 1.5  # a stage whose P50 grows by more than this from its first half to its second
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,9 @@ class Level:
     requests: int
     duration_s: float  # the measured window at this rate, per trial
     warmup_s: float  # at this rate before it
+    # How slow the machine was at this level, against when the work was measured (1: as
+    # then). A machine k times slower at rate r is the same machine at rate k·r, k times slower.
+    speed: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -118,6 +123,8 @@ def steady_windows(workload: WorkloadSpec) -> list[tuple[float, Window]]:
     windows, start = [], workload.warmup_s
     for stage in workload.stages:
         assert isinstance(stage, Steady)
+        if stage.qps <= 0:
+            raise UsageError(f"workload {workload.name}: a calibration stage needs a rate above 0")
         if stage.duration_s <= SETTLE_S:
             raise UsageError(f"workload {workload.name}: a calibration stage must last more "
                              f"than {SETTLE_S:g} s (its settling), not {stage.duration_s:g}")
@@ -126,25 +133,66 @@ def steady_windows(workload: WorkloadSpec) -> list[tuple[float, Window]]:
     return windows
 
 
+def grew(records: pd.DataFrame, window: Window) -> bool:
+    """Whether the queue grew through the window: its second half's P50 over 1.5× its first's.
+    Such a stage is past what the replicas serve, and its P99 depends on how long it ran."""
+    half = window.length_s / 2
+    first = in_window(records, Window(window.start_s, half))
+    second = in_window(records, Window(window.start_s + half, half))
+    p50 = [float((part["done_s"] - part["scheduled_s"]).median()) for part in (first, second)]
+    return p50[1] > GROWTH * p50[0]
+
+
 def from_steady_stages(run: Path, stack: str) -> Measured:
+    """Each stage a level, pooled over trials. The stages at the lowest rate measure the
+    machine's speed again and again: each one's `speed` is its mean service time ÷ that over
+    all of them. They are pooled, each taken back to speed 1, into the lowest level and the
+    work; every other level gets the mean speed of the lowest stages just before and after it."""
     workload = WorkloadSpec.model_validate(yaml.safe_load(
         (run / "specs" / "workload.yaml").read_text()))
     paths = sorted((run / stack / "records").glob("trial-*.parquet"))
     if not paths:
         raise UsageError(f"--calibrate-from {run}: no records of stack {stack!r} there")
     records = pd.concat([pd.read_parquet(path) for path in paths], ignore_index=True)
-    levels, lowest = [], None
-    for rate, window in sorted(steady_windows(workload), key=lambda item: item[0]):
-        figures = summarize(records, window, workload.slo_s, stream=False)
-        if rate <= 0 or figures["ok_requests"] < figures["requests"] or not figures["requests"]:
-            continue  # a level with failures has no latency to match: it is past capacity
-        levels.append(Level(rate, figures["latency_p50_s"], figures["latency_p99_s"],
-                            figures["requests"], window.length_s, SETTLE_S))
-        lowest = lowest or window
-    if len(levels) < MIN_LEVELS or lowest is None:
-        raise too_few(run, stack, len(levels), "steady stage(s) served without failures")
-    done = in_window(records, lowest)
-    service = (done["done_s"] - done["sent_s"]).to_numpy(dtype=float)
+    stages = steady_windows(workload)
+    lowest = min(rate for rate, _ in stages)
+    references = {k: in_window(records, window) for k, (rate, window) in enumerate(stages)
+                  if rate == lowest}
+    if any(not part["ok"].all() for part in references.values()):
+        raise UsageError(f"--calibrate-from {run}: {stack} failed requests at {lowest:g} QPS, "
+                         "the lowest level; it cannot be calibrated on this run")
+    means = {k: float((part["done_s"] - part["sent_s"]).mean()) for k, part in
+             references.items()}
+    overall = float(np.mean([means[k] for k in references]))
+    speeds = {k: mean / overall for k, mean in means.items()}
+    latency = pd.concat([(part["done_s"] - part["scheduled_s"]) / speeds[k]
+                         for k, part in references.items()])
+    figures = percentiles(latency, "latency")
+    levels = [Level(lowest, figures["latency_p50_s"], figures["latency_p99_s"], len(latency),
+                    stages[min(references)][1].length_s, SETTLE_S)]
+    for k, (rate, window) in enumerate(stages):
+        if k in references or grew(records, window):
+            continue
+        near = [j for j in references if j < k][-1:] + [j for j in references if j > k][:1]
+        level = level_of(records, window, rate, float(np.mean([speeds[j] for j in near])),
+                         workload)
+        levels.extend([level] if level is not None else [])
+    if len(levels) < MIN_LEVELS:
+        raise too_few(run, stack, len(levels), "steady stage(s) served whole")
+    service = pd.concat([(part["done_s"] - part["sent_s"]) / speeds[k]
+                         for k, part in references.items()]).to_numpy(dtype=float)
     replicas, policy = stack_setup(run, stack)
-    held = max(1.0, levels[0].rate_qps * float(service.mean()) / replicas)
-    return Measured(stack, replicas, policy, levels, service, held)
+    held = max(1.0, lowest * float(service.mean()) / replicas)
+    return Measured(stack, replicas, policy, sorted(levels, key=lambda level: level.rate_qps),
+                    service, held)
+
+
+def level_of(records: pd.DataFrame, window: Window, rate: float, speed: float,
+             workload: WorkloadSpec) -> Level | None:
+    """A stage as a level; none where a request failed: past what the replicas serve, it has
+    no latency to match."""
+    figures = summarize(records, window, workload.slo_s, stream=False)
+    if not figures["requests"] or figures["ok_requests"] < figures["requests"]:
+        return None
+    return Level(rate, figures["latency_p50_s"], figures["latency_p99_s"], figures["requests"],
+                 window.length_s, SETTLE_S, speed)

@@ -26,6 +26,8 @@ DEFAULT_SCALING = AutoscalingSpec(policy="asymmetric", reference="hpa")
 
 class LevelRow(BaseModel):
     rate_qps: float
+    speed: float = Field(default=1.0, description="how much slower the machine was at this "
+                         "level than where the work was measured (the lowest level)")
     measured_p50_s: float
     measured_p99_s: float
     simulated_p50_s: float
@@ -82,7 +84,7 @@ class Projection(BaseModel):
 
 
 def level_rows(calibration: Calibration) -> list[LevelRow]:
-    return [LevelRow(rate_qps=f.level.rate_qps, measured_p50_s=f.level.p50_s,
+    return [LevelRow(rate_qps=f.level.rate_qps, speed=f.level.speed, measured_p50_s=f.level.p50_s,
                      measured_p99_s=f.level.p99_s, simulated_p50_s=f.sim_p50_s,
                      simulated_p99_s=f.sim_p99_s, p50_error=f.p50_error, p99_error=f.p99_error)
             for f in calibration.fits]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -152,18 +153,22 @@ def test_read_measured_takes_levels_work_and_setup_from_a_capacity_folder(
 STAGE_S, WARMUP_S = 70.0, 10.0
 
 
-def stage_records(rates: list[float], trial: int, fail_in: float | None = None) -> pd.DataFrame:
-    """One trial of steady stages served by the planted replica: each request's latency as a
-    simulated run at its stage's rate gave it; every request failed in the stage `fail_in`."""
+def stage_records(stages: list[tuple[float, float]], trial: int,
+                  fail_in: float | None = None) -> pd.DataFrame:
+    """One trial of steady stages, each (rate, how many times slower the machine is), served
+    by the planted replica: a machine k times slower at rate r is the planted one at k·r, k
+    times slower. Every request fails in the stage at rate `fail_in`."""
     rng = np.random.default_rng(trial)
     frames, start = [], WARMUP_S
-    for k, rate in enumerate(rates):
-        run = simulate_steady(PLANTED, 2, "p2c", rate, duration_s=STAGE_S, seed=trial * 10 + k)
-        sent = start + np.sort(rng.uniform(0, STAGE_S, len(run.latencies_s)))
+    for k, (rate, slower) in enumerate(stages):
+        run = simulate_steady(PLANTED, 2, "p2c", rate * slower, duration_s=STAGE_S / slower,
+                              seed=trial * 10 + k)
+        latencies = run.latencies_s * slower
+        sent = start + np.sort(rng.uniform(0, STAGE_S, len(latencies)))
         ok = rate != fail_in
         frames.append(pd.DataFrame({
-            "scheduled_s": sent, "sent_s": sent, "first_byte_s": sent + run.latencies_s,
-            "done_s": sent + run.latencies_s, "status": 200 if ok else 503, "ok": ok,
+            "scheduled_s": sent, "sent_s": sent, "first_byte_s": sent + latencies,
+            "done_s": sent + latencies, "status": 200 if ok else 503, "ok": ok,
             "error": None if ok else "http_503", "prompt_tokens": 50, "output_tokens": 50,
             "replica": "replica-1", "trial": trial}))
         start += STAGE_S
@@ -173,8 +178,9 @@ def stage_records(rates: list[float], trial: int, fail_in: float | None = None) 
 
 
 def levels_folder(tmp_path: Path, rates: list[float], kind: str = "steady",
-                  fail_in: float | None = None) -> Path:
-    """A `harness run` folder of steady stages (or, with `kind`, another stage kind)."""
+                  fail_in: float | None = None, slower: list[float] | None = None) -> Path:
+    """A `harness run` folder of steady stages (or, with `kind`, another stage kind), each
+    on a machine `slower` times slower (1 throughout by default)."""
     run = tmp_path / "levels"
     (run / "specs").mkdir(parents=True)
     (run / "optimized" / "records").mkdir(parents=True)
@@ -187,8 +193,8 @@ def levels_folder(tmp_path: Path, rates: list[float], kind: str = "steady",
     (run / "specs" / "workload.yaml").write_text(yaml.safe_dump(
         {"name": "calibration_levels", "stages": stages, "warmup_s": WARMUP_S}))
     for trial in (1, 2):
-        stage_records(rates, trial, fail_in).to_parquet(
-            run / "optimized" / "records" / f"trial-{trial}.parquet")
+        stage_records(list(zip(rates, slower or [1.0] * len(rates), strict=True)), trial,
+                      fail_in).to_parquet(run / "optimized" / "records" / f"trial-{trial}.parquet")
     return run
 
 
@@ -205,11 +211,27 @@ def test_steady_stages_of_a_run_are_levels_pooled_over_its_trials(tmp_path: Path
     assert fitted.trusted, [(f.p50_error, f.p99_error) for f in fitted.fits]
 
 
-def test_a_stage_with_failures_is_no_level_and_other_shapes_are_refused(
+def test_the_lowest_stages_measure_the_machines_drift_and_each_level_is_scaled_by_it(
         tmp_path: Path) -> None:
-    read = read_measured(levels_folder(tmp_path / "a", [4.0, 20.0, 30.0, 50.0], fail_in=50.0),
-                         "optimized")
-    assert [level.rate_qps for level in read.levels] == [4.0, 20.0, 30.0]
+    """The machine slows steadily through the run, 1.6× by its end: the stages at 4 QPS
+    around each level say how slow it was there, and only with that does the fit hold."""
+    rates = [4.0, 30.0, 4.0, 20.0, 4.0, 35.0, 4.0]
+    slower = [1.0, 1.1, 1.2, 1.3, 1.4, 1.5, 1.6]
+    read = read_measured(levels_folder(tmp_path, rates, slower=slower), "optimized")
+    by_rate = {level.rate_qps: level.speed for level in read.levels}
+    assert by_rate == pytest.approx({4.0: 1.0, 20.0: 1.0, 30.0: 1.1 / 1.3, 35.0: 1.5 / 1.3},
+                                    rel=0.06)  # against the 4 QPS stages pooled: 1.3 on average
+    fitted = calibrate(read)
+    assert fitted.trusted, [(f.p50_error, f.p99_error) for f in fitted.fits]
+    unscaled = replace(read, levels=[replace(level, speed=1.0) for level in read.levels])
+    assert calibrate(unscaled).max_error > max(0.15, fitted.max_error)
+
+
+def test_a_stage_with_failures_or_a_growing_queue_is_no_level_and_other_shapes_are_refused(
+        tmp_path: Path) -> None:
+    read = read_measured(levels_folder(tmp_path / "a", [4.0, 20.0, 30.0, 50.0, 90.0],
+                                       fail_in=50.0), "optimized")
+    assert [level.rate_qps for level in read.levels] == [4.0, 20.0, 30.0]  # 90: past capacity
     with pytest.raises(UsageError, match="needs 3 load levels"):
         read_measured(levels_folder(tmp_path / "b", [4.0, 20.0, 50.0], fail_in=50.0),
                       "optimized")
