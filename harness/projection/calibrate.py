@@ -58,17 +58,14 @@ class Calibration:
 
 def simulate_levels(model: ReplicaModel, measured: Measured, seed: int) -> list[LevelFit]:
     """Each level as it was measured: probes of its window after its warm-up, at its rate,
-    REPEATS of them pooled (an overloaded probe's P99 depends on how long it ran). A level
-    measured on a machine `speed` times slower is the model at `speed` times the rate, on a
-    clock `speed` times slower."""
+    REPEATS of them pooled (an overloaded probe's P99 depends on how long it ran)."""
     fits = []
     for level in measured.levels:
-        runs = [simulate_steady(model, measured.replicas, measured.policy,
-                                level.rate_qps * level.speed, level.duration_s / level.speed,
-                                seed + k, level.warmup_s / level.speed)
+        runs = [simulate_steady(model, measured.replicas, measured.policy, level.rate_qps,
+                                level.duration_s, seed + k, level.warmup_s)
                 for k in range(REPEATS)]
-        pooled = SteadyRun(np.concatenate([run.latencies_s for run in runs]) * level.speed,
-                           level.rate_qps, measured.replicas, measured.policy)
+        pooled = SteadyRun(np.concatenate([run.latencies_s for run in runs]), level.rate_qps,
+                           measured.replicas, measured.policy)
         fits.append(LevelFit(level, pooled.percentile(50), pooled.percentile(99)))
     return fits
 

@@ -7,7 +7,7 @@ Two kinds of folder give levels:
   each stage is one level, its first `SETTLE_S` left out, pooled over the run's trials. A
   search's probes are short and sit where the search happened to go; these levels are chosen
   beforehand, run longer, and repeat, so one slow request weighs less in them. The stages at
-  the lowest rate, between the others, measure how fast the machine was around each level.
+  the lowest rate, between the others, say how fast the machine was around each level.
 
 Either way the work of a request alone is taken from the lowest level's service times
 (answer done − sent), with how many requests shared a replica there (Little's law).
@@ -41,8 +41,8 @@ class Level:
     requests: int
     duration_s: float  # the measured window at this rate, per trial
     warmup_s: float  # at this rate before it
-    # How slow the machine was at this level, against when the work was measured (1: as
-    # then). A machine k times slower at rate r is the same machine at rate k·r, k times slower.
+    # How slow the machine was around this level against the lowest level's stages (1: as
+    # then), measured by the stages at the lowest rate around it. Reported, not applied.
     speed: float = 1.0
 
 
@@ -144,10 +144,11 @@ def grew(records: pd.DataFrame, window: Window) -> bool:
 
 
 def from_steady_stages(run: Path, stack: str) -> Measured:
-    """Each stage a level, pooled over trials. The stages at the lowest rate measure the
-    machine's speed again and again: each one's `speed` is its mean service time ÷ that over
-    all of them. They are pooled, each taken back to speed 1, into the lowest level and the
-    work; every other level gets the mean speed of the lowest stages just before and after it."""
+    """Each stage a level, pooled over trials; the stages at the lowest rate pooled into the
+    lowest level and the work. They also measure the machine's speed again and again: each
+    one's is its mean service time ÷ that over all of them, and every other level's `speed` is
+    the mean of the lowest stages' just before and after it. It is reported, not applied
+    (docs/projection.md says why)."""
     workload = WorkloadSpec.model_validate(yaml.safe_load(
         (run / "specs" / "workload.yaml").read_text()))
     paths = sorted((run / stack / "records").glob("trial-*.parquet"))
@@ -165,8 +166,7 @@ def from_steady_stages(run: Path, stack: str) -> Measured:
              references.items()}
     overall = float(np.mean([means[k] for k in references]))
     speeds = {k: mean / overall for k, mean in means.items()}
-    latency = pd.concat([(part["done_s"] - part["scheduled_s"]) / speeds[k]
-                         for k, part in references.items()])
+    latency = pd.concat([part["done_s"] - part["scheduled_s"] for part in references.values()])
     figures = percentiles(latency, "latency")
     levels = [Level(lowest, figures["latency_p50_s"], figures["latency_p99_s"], len(latency),
                     stages[min(references)][1].length_s, SETTLE_S)]
@@ -179,8 +179,8 @@ def from_steady_stages(run: Path, stack: str) -> Measured:
         levels.extend([level] if level is not None else [])
     if len(levels) < MIN_LEVELS:
         raise too_few(run, stack, len(levels), "steady stage(s) served whole")
-    service = pd.concat([(part["done_s"] - part["sent_s"]) / speeds[k]
-                         for k, part in references.items()]).to_numpy(dtype=float)
+    service = pd.concat([part["done_s"] - part["sent_s"]
+                         for part in references.values()]).to_numpy(dtype=float)
     replicas, policy = stack_setup(run, stack)
     held = max(1.0, lowest * float(service.mean()) / replicas)
     return Measured(stack, replicas, policy, sorted(levels, key=lambda level: level.rate_qps),

@@ -83,7 +83,8 @@ def test_dashboard_port_in_range(capsys: pytest.CaptureFixture[str]) -> None:
 def test_schedule_lists_the_known_workloads(tmp_path: Path,
                                             capsys: pytest.CaptureFixture[str]) -> None:
     line = fails_in_one_line(["schedule", "nope", "--out", str(tmp_path / "s.jsonl")], capsys)
-    assert "known: saturated_decode, short_requests, writing_assistant," in line
+    assert ("known: calibration_levels, saturated_decode, short_requests, writing_assistant,"
+            in line)
 
 
 def test_model_build_wants_an_integer_seed(capsys: pytest.CaptureFixture[str]) -> None:

@@ -61,7 +61,7 @@ def test_bad_specs_name_the_field(tmp_path: Path, change: dict[str, object],
 
 def test_unknown_workload_lists_the_known_ones() -> None:
     with pytest.raises(SpecError,
-                       match="known: saturated_decode, short_requests, writing_assistant, "):
+                       match="known: calibration_levels, saturated_decode, short_requests, "):
         load_workload_spec("nope")
 
 
