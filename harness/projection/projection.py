@@ -26,8 +26,8 @@ DEFAULT_SCALING = AutoscalingSpec(policy="asymmetric", reference="hpa")
 
 class LevelRow(BaseModel):
     rate_qps: float
-    speed: float = Field(default=1.0, description="how much slower the machine was at this "
-                         "level than where the work was measured (the lowest level)")
+    speed: float = Field(default=1.0, description="how much slower the machine was around this "
+                         "level than in the lowest level's stages; reported, not applied")
     measured_p50_s: float
     measured_p99_s: float
     simulated_p50_s: float
