@@ -62,7 +62,6 @@ def project(
     given = parse_replica_qps(replica_qps, names)
     starts = measured_cold_starts(coldstart_from, names) if coldstart_from else {}
     folder = out or PROJECT_ROOT / "results" / f"project-{datetime.now():%Y%m%d-%H%M%S}"
-    folder.mkdir(parents=True, exist_ok=True)
     result = Projection(target_qps=target_qps, slo_p99_s=slo_p99,
                         calibrated_from=str(calibrate_from), cold_start_s=cold_start_s,
                         coldstart_from=str(coldstart_from) if coldstart_from else None,
@@ -74,6 +73,7 @@ def project(
                                            given.get(name), scaling,
                                            starts.get(name, cold_start_s),
                                            "measured" if starts else "given", seed))
+        folder.mkdir(parents=True, exist_ok=True)  # only once there is something to keep
         (folder / "projection.json").write_text(result.model_dump_json(indent=2))
     for stack in result.stacks:
         for table in projection_tables(stack, result):
