@@ -21,11 +21,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from harness.errors import UsageError
 from harness.measure.metrics import Window, in_window, percentiles, summarize
 from harness.report.results import CapacitySummary, ProbeRow, RunInfo, read_result
+from harness.report.saved import read_specs
 from harness.workload.spec import Steady, WorkloadSpec
 
 MIN_LEVELS = 3
@@ -78,7 +78,7 @@ def read_measured(run: Path, stack: str) -> Measured:
 
 def stack_setup(run: Path, stack: str) -> tuple[int, str]:
     """Replicas and balancer policy of `stack` as the run wrote its spec."""
-    spec = yaml.safe_load((run / "specs" / f"{stack}.yaml").read_text())
+    spec = read_specs(run, [stack])[0].get(stack, {})
     return int(spec.get("replicas", 1)), str(spec.get("balancer", {}).get("policy",
                                                                             "round_robin"))
 
@@ -149,8 +149,7 @@ def from_steady_stages(run: Path, stack: str) -> Measured:
     one's is its mean service time ÷ that over all of them, and every other level's `speed` is
     the mean of the lowest stages' just before and after it. It is reported, not applied
     (docs/projection.md says why)."""
-    workload = WorkloadSpec.model_validate(yaml.safe_load(
-        (run / "specs" / "workload.yaml").read_text()))
+    workload = WorkloadSpec.model_validate(read_specs(run, [])[1])
     paths = sorted((run / stack / "records").glob("trial-*.parquet"))
     if not paths:
         raise UsageError(f"--calibrate-from {run}: no records of stack {stack!r} there")
@@ -162,8 +161,8 @@ def from_steady_stages(run: Path, stack: str) -> Measured:
     if any(not part["ok"].all() for part in references.values()):
         raise UsageError(f"--calibrate-from {run}: {stack} failed requests at {lowest:g} QPS, "
                          "the lowest level; it cannot be calibrated on this run")
-    means = {k: float((part["done_s"] - part["sent_s"]).mean()) for k, part in
-             references.items()}
+    means = {k: summarize(records, stages[k][1], workload.slo_s, stream=False)["service_mean_s"]
+             for k in references}
     overall = float(np.mean([means[k] for k in references]))
     speeds = {k: mean / overall for k, mean in means.items()}
     latency = pd.concat([part["done_s"] - part["scheduled_s"] for part in references.values()])
