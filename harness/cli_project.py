@@ -85,16 +85,19 @@ def project(
 def projection_tables(stack: StackProjection, result: Projection) -> list[Table]:
     calibration = Table(title=f"{stack.stack}: calibration on {stack.replicas_measured} "
                               f"replicas behind {stack.policy_measured} — measured against "
-                              f"simulated, worst error {stack.calibration_error:.1%}")
+                              f"simulated, worst error {stack.calibration_error:.1%}; fitted "
+                              f"{stack.front_s * 1000:.1f} ms a request in each of "
+                              f"{stack.front_servers} API server(s), batching cost "
+                              f"{stack.slowdown:.3g}")
     for column in ("rate QPS", "machine ×", "P50 measured", "P50 simulated", "error",
-                   "P99 measured", "P99 simulated", "error"):
+                   "P99 measured", "P99 simulated", "error", "held out"):
         calibration.add_column(column, justify="right")
     for level in stack.levels:
         calibration.add_row(f"{level.rate_qps:.1f}", f"{level.speed:.2f}",
                             f"{level.measured_p50_s:.3f}",
                             f"{level.simulated_p50_s:.3f}", f"{level.p50_error:.1%}",
                             f"{level.measured_p99_s:.3f}", f"{level.simulated_p99_s:.3f}",
-                            f"{level.p99_error:.1%}")
+                            f"{level.p99_error:.1%}", f"{level.held_out_error:.1%}")
     if not stack.trusted:
         calibration.caption = (f"not projected: the error is over {result.max_error:.0%}, or "
                                "fewer than 3 levels")

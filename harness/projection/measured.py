@@ -54,11 +54,15 @@ class Measured:
     levels: list[Level]
     work_s: np.ndarray  # service times at the lowest level
     held: float  # requests in flight per replica there (Little's law), at least 1
+    front_servers: int = 1  # API server processes per replica (`api_server_count`)
 
-    def solo_work(self, slowdown: float) -> np.ndarray:
-        """The lowest level's service times as a request alone would take them: each was
-        slowed by the others it shared the replica with, about `held` - 1 of them."""
-        return self.work_s / (1.0 + slowdown * (self.held - 1.0))
+    def solo_work(self, slowdown: float, front_s: float = 0.0) -> np.ndarray:
+        """The lowest level's service times as the engine alone would take them: less the
+        API server's `front_s`, and each slowed by the others it shared the engine with,
+        about `held` - 1 of them. At least a millisecond: a front stage longer than a
+        request's whole service time leaves the engine next to nothing, not less."""
+        engine = np.maximum(self.work_s - front_s, 1e-3)
+        return engine / (1.0 + slowdown * (self.held - 1.0))
 
 
 def read_measured(run: Path, stack: str) -> Measured:
@@ -76,11 +80,20 @@ def read_measured(run: Path, stack: str) -> Measured:
                      "folder")
 
 
-def stack_setup(run: Path, stack: str) -> tuple[int, str]:
-    """Replicas and balancer policy of `stack` as the run wrote its spec."""
+@dataclass(frozen=True)
+class Setup:
+    replicas: int
+    policy: str
+    front_servers: int
+
+
+def stack_setup(run: Path, stack: str) -> Setup:
+    """Replicas, balancer policy and API servers per replica of `stack`, as the run wrote its
+    spec."""
     spec = read_specs(run, [stack])[0].get(stack, {})
-    return int(spec.get("replicas", 1)), str(spec.get("balancer", {}).get("policy",
-                                                                            "round_robin"))
+    return Setup(int(spec.get("replicas", 1)),
+                 str(spec.get("balancer", {}).get("policy", "round_robin")),
+                 int(spec.get("engine", {}).get("api_server_count", 1)))
 
 
 def too_few(run: Path, stack: str, found: int, what: str) -> UsageError:
@@ -109,10 +122,10 @@ def from_capacity(run: Path, stack: str) -> Measured:
     levels = [Level(p.offered_qps, float(p.latency_p50_s or 0), float(p.latency_p99_s or 0),
                     p.requests, summary.search.duration_s, summary.search.warmup_s)
               for p in probes]
-    replicas, policy = stack_setup(run, stack)
-    replicas = int(measured.replicas or replicas)
+    setup = stack_setup(run, stack)
+    replicas = int(measured.replicas or setup.replicas)
     held = max(1.0, (probes[0].concurrency or 0.0) / replicas)
-    return Measured(stack, replicas, policy, levels, work, held)
+    return Measured(stack, replicas, setup.policy, levels, work, held, setup.front_servers)
 
 
 def steady_windows(workload: WorkloadSpec) -> list[tuple[float, Window]]:
@@ -180,10 +193,11 @@ def from_steady_stages(run: Path, stack: str) -> Measured:
         raise too_few(run, stack, len(levels), "steady stage(s) served whole")
     service = pd.concat([part["done_s"] - part["sent_s"]
                          for part in references.values()]).to_numpy(dtype=float)
-    replicas, policy = stack_setup(run, stack)
-    held = max(1.0, lowest * float(service.mean()) / replicas)
-    return Measured(stack, replicas, policy, sorted(levels, key=lambda level: level.rate_qps),
-                    service, held)
+    setup = stack_setup(run, stack)
+    held = max(1.0, lowest * float(service.mean()) / setup.replicas)
+    return Measured(stack, setup.replicas, setup.policy,
+                    sorted(levels, key=lambda level: level.rate_qps), service, held,
+                    setup.front_servers)
 
 
 def level_of(records: pd.DataFrame, window: Window, rate: float, speed: float,

@@ -34,6 +34,8 @@ class LevelRow(BaseModel):
     simulated_p99_s: float
     p50_error: float
     p99_error: float
+    held_out_error: float = Field(description="worst of P50 and P99 here, simulated with the "
+                                  "parameters fitted on the other levels")
 
 
 class FleetRow(BaseModel):
@@ -60,7 +62,12 @@ class StackProjection(BaseModel):
     replicas_measured: int
     policy_measured: str
     slowdown: float = Field(description="the fitted batching cost (`ReplicaModel.slowdown`)")
+    front_s: float = Field(description="the fitted API server time per request, s "
+                           "(`ReplicaModel.front_s`)")
+    front_servers: int = Field(description="API servers per replica, from the spec")
     calibration_error: float = Field(description="worst relative error, P50 or P99, any level")
+    held_out_error: float = Field(description="worst error at a level the fit left out (leave "
+                                  "one level out)")
     trusted: bool
     note: str | None = Field(default=None, description="why it was not projected")
     levels: list[LevelRow]
@@ -86,8 +93,9 @@ class Projection(BaseModel):
 def level_rows(calibration: Calibration) -> list[LevelRow]:
     return [LevelRow(rate_qps=f.level.rate_qps, speed=f.level.speed, measured_p50_s=f.level.p50_s,
                      measured_p99_s=f.level.p99_s, simulated_p50_s=f.sim_p50_s,
-                     simulated_p99_s=f.sim_p99_s, p50_error=f.p50_error, p99_error=f.p99_error)
-            for f in calibration.fits]
+                     simulated_p99_s=f.sim_p99_s, p50_error=f.p50_error, p99_error=f.p99_error,
+                     held_out_error=out.error)
+            for f, out in zip(calibration.fits, calibration.held_out, strict=True)]
 
 
 def project_stack(run: Path, stack: str, target_qps: float, slo_p99_s: float,
@@ -97,7 +105,9 @@ def project_stack(run: Path, stack: str, target_qps: float, slo_p99_s: float,
     result = StackProjection(
         stack=stack, replicas_measured=calibration.replicas,
         policy_measured=calibration.policy, slowdown=calibration.model.slowdown,
-        calibration_error=calibration.max_error, trusted=calibration.trusted,
+        front_s=calibration.model.front_s, front_servers=calibration.model.front_servers,
+        calibration_error=calibration.max_error, held_out_error=calibration.held_out_error,
+        trusted=calibration.trusted,
         levels=level_rows(calibration), cold_start_s=cold_start_s,
         cold_start_source=cold_start_source)
     if not calibration.trusted:

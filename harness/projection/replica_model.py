@@ -1,11 +1,16 @@
-"""One replica as the simulation sees it: a processor-sharing server with a batching cost.
+"""One replica as the simulation sees it: API servers in front of a batching engine.
 
-An engine with continuous batching serves every request it holds at once, each a little slower
-the more it holds. So here a request alone on a replica takes its `work` (seconds, drawn from
-the latencies measured at the lowest load, where requests barely overlap), and with n requests
-in service each progresses at 1 / (1 + slowdown × (n - 1)) of that speed. One replica then
-completes at most 1 / (slowdown × mean work) requests a second however many it holds: its
-capacity. Beyond `max_batch` requests (vLLM's `max_num_seqs`) the rest wait their turn.
+- **The front stage.** Each request first passes one of the replica's `front_servers` API
+  server processes (vLLM's `api_server_count`), one request at a time each, for `front_s`
+  seconds: parsing, tokenizing, handing over, detokenizing. In vLLM that work is spread over
+  the request's life; here it is one serial stage, the part that queues once the API
+  servers are busy. With a small model on a CPU that stage saturates before the engine does
+  (the seed's reason for several API servers).
+- **The engine** serves every request it holds at once, each a little slower the more it
+  holds, as continuous batching does: a request alone takes its engine `work` (seconds), and
+  with n requests in service each progresses at 1 / (1 + slowdown × (n - 1)) of that speed.
+  It completes at most 1 / (slowdown × mean work) requests a second however many it holds.
+  Beyond `max_batch` requests (vLLM's `max_num_seqs`) the rest wait their turn.
 """
 
 from __future__ import annotations
@@ -22,28 +27,28 @@ from stacks.balancer.policies import ReplicaView
 
 @dataclass(frozen=True)
 class ReplicaModel:
-    work_s: np.ndarray  # solo latencies: each request's work is one of them, drawn at random
+    work_s: np.ndarray  # engine time of a request alone: each request draws one at random
     slowdown: float  # the batching cost per extra request in service
     max_batch: int = 256
+    front_s: float = 0.0  # an API server's time per request; 0: no front stage
+    front_servers: int = 1
 
     @property
     def mean_work_s(self) -> float:
         return float(np.mean(self.work_s))
 
     def saturation_qps(self) -> float:
-        """The most it completes a second, with a full batch held."""
+        """The most it completes a second: the engine with a full batch held, or its API
+        servers all busy, whichever is fewer."""
         n = self.max_batch
-        return n / (self.mean_work_s * (1 + self.slowdown * (n - 1)))
-
-    def scaled(self, factor: float) -> ReplicaModel:
-        """The same replica `factor` times faster at batching (capacity × about `factor`)."""
-        return ReplicaModel(self.work_s, self.slowdown / factor, self.max_batch)
+        engine = n / (self.mean_work_s * (1 + self.slowdown * (n - 1)))
+        return min(engine, self.front_servers / self.front_s) if self.front_s else engine
 
 
 class SimReplica:
-    """A replica in the simulation. Processor sharing is kept in virtual time: every request
-    in service has done the same work since it started, so each holds the virtual instant it
-    finishes at, in a heap, and an arrival or a departure costs O(log n)."""
+    """A replica in the simulation. The engine's processor sharing is kept in virtual time:
+    every request in service has done the same work since it started, so each holds the
+    virtual instant it finishes at, in a heap, and an arrival or a departure costs O(log n)."""
 
     def __init__(self, env: simpy.Environment, model: ReplicaModel, name: str,
                  latencies: list[tuple[float, float]]) -> None:
@@ -51,6 +56,7 @@ class SimReplica:
         self.model = model
         self.view = ReplicaView(name)  # what the balancer's policy looks at
         self.latencies = latencies  # (arrival, latency) of each request finished, fleet-wide
+        self.front = simpy.Resource(env, capacity=model.front_servers)
         self.virtual = 0.0
         self.updated = 0.0
         self.serving: list[tuple[float, int, float]] = []  # (virtual finish, seq, arrival)
@@ -73,12 +79,24 @@ class SimReplica:
         heapq.heappush(self.serving, (self.virtual + work, self.seq, arrival))
 
     def submit(self, work: float) -> None:
-        self._advance()
         self.view.inflight += 1
-        if len(self.serving) < self.model.max_batch:
-            self._start(work, self.env.now)
+        if self.model.front_s:
+            self.env.process(self._through_front(work, self.env.now))
         else:
-            self.waiting.append((work, self.env.now))
+            self._to_engine(work, self.env.now)
+
+    def _through_front(self, work: float, arrival: float):  # type: ignore[no-untyped-def]
+        with self.front.request() as turn:
+            yield turn
+            yield self.env.timeout(self.model.front_s)
+        self._to_engine(work, arrival)
+
+    def _to_engine(self, work: float, arrival: float) -> None:
+        self._advance()
+        if len(self.serving) < self.model.max_batch:
+            self._start(work, arrival)
+        else:
+            self.waiting.append((work, arrival))
         if not self.changed.triggered:
             self.changed.succeed()
 

@@ -34,12 +34,16 @@ from stacks.autoscaler.config import AutoscalingSpec
 
 WORK = np.random.default_rng(7).lognormal(math.log(0.25), 0.3, 2000)  # solo latencies, s
 PLANTED = ReplicaModel(WORK, slowdown=0.1)
+# One API server taking 45 ms a request: it saturates at 22 QPS, long before the engine.
+FRONTED = ReplicaModel(WORK * 0.8, slowdown=0.02, front_s=0.045, front_servers=1)
 
 
 @pytest.fixture(autouse=True)
 def short_simulations(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(calibration_module, "REPEATS", 2)
+    monkeypatch.setattr(calibration_module, "SEARCH_REPEATS", 1)
     monkeypatch.setattr(calibration_module, "SLOWDOWNS", np.geomspace(0.01, 1.0, 11))
+    monkeypatch.setattr(calibration_module, "FRONTS_S", np.array([0.0]))
     monkeypatch.setattr(fleet_size, "SIM_REPLICAS", 4)
     monkeypatch.setattr(fleet_size, "SIM_S", 30.0)
 
@@ -61,22 +65,50 @@ def test_the_balancers_policies_differ_as_they_should() -> None:
     assert p2c.percentile(99) < random_.percentile(99)
 
 
-def planted_levels(rates: list[float], p99_factor: float = 1.0) -> Measured:
-    """Levels "measured" on the planted replica: 2 of them behind P2C, 60 s probes."""
+def test_a_front_stage_saturates_at_its_servers_rate() -> None:
+    assert FRONTED.saturation_qps() == pytest.approx(1 / 0.045)
+    light = simulate_steady(FRONTED, 1, "round_robin", 0.5, duration_s=200)
+    assert light.percentile(50) == pytest.approx(0.045 + float(np.median(FRONTED.work_s)),
+                                                 rel=0.15)
+    over = simulate_steady(FRONTED, 1, "round_robin", 1.3 / 0.045, duration_s=60)
+    assert over.percentile(99) > 0.3 * 60 * 0.9  # a queue growing by 30 % of the rate, 60 s
+    two = ReplicaModel(FRONTED.work_s, FRONTED.slowdown, front_s=0.045, front_servers=2)
+    assert two.saturation_qps() == pytest.approx(2 / 0.045)
+    assert simulate_steady(two, 1, "round_robin", 1.3 / 0.045, duration_s=60).percentile(99) < 2
+
+
+def planted_levels(rates: list[float], p99_factor: float = 1.0,
+                   model: ReplicaModel = PLANTED) -> Measured:
+    """Levels "measured" on a planted replica: 2 of them behind P2C, 60 s probes."""
     levels = []
     for rate in rates:
-        run = simulate_steady(PLANTED, 2, "p2c", rate, duration_s=60, seed=11, warmup_s=10)
+        run = simulate_steady(model, 2, "p2c", rate, duration_s=60, seed=11, warmup_s=10)
         levels.append(Level(rate, run.percentile(50), p99_factor * run.percentile(99),
                             len(run.latencies_s), 60.0, 10.0))
-    low = simulate_steady(PLANTED, 2, "p2c", rates[0], duration_s=60, seed=11)
+    low = simulate_steady(model, 2, "p2c", rates[0], duration_s=60, seed=11)
     held = max(1.0, rates[0] * float(low.latencies_s.mean()) / 2)
-    return Measured("optimized", 2, "p2c", levels, np.array(WORK) * (1 + 0.1 * (held - 1)), held)
+    service = model.front_s + model.work_s * (1 + model.slowdown * (held - 1))
+    return Measured("optimized", 2, "p2c", levels, service, held, model.front_servers)
 
 
 def test_calibration_recovers_a_planted_replica() -> None:
     fitted = calibrate(planted_levels([4.0, 30.0, 50.0]))
     assert fitted.trusted, [(f.p50_error, f.p99_error) for f in fitted.fits]
     assert fitted.model.slowdown == pytest.approx(0.1, rel=0.6)  # on the test's coarse grid
+
+
+def test_calibration_finds_a_planted_front_stage_and_predicts_each_level_left_out(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    measured = planted_levels([4.0, 20.0, 32.0, 40.0], model=FRONTED)
+    engine_only = calibrate(measured)  # the fixture's grid: no front stage
+    assert not engine_only.trusted  # the API server's queue is not a batching cost's shape
+    monkeypatch.setattr(calibration_module, "FRONTS_S", np.array([0.0, 0.0225, 0.045, 0.09]))
+    monkeypatch.setattr(calibration_module, "SLOWDOWNS", np.geomspace(0.005, 0.08, 5))
+    fitted = calibrate(measured)
+    assert fitted.trusted, [(f.p50_error, f.p99_error) for f in fitted.fits]
+    assert (fitted.model.front_s, fitted.model.front_servers) == (0.045, 1)
+    assert [f.level.rate_qps for f in fitted.held_out] == [4.0, 20.0, 32.0, 40.0]
+    assert fitted.held_out_error <= 0.15, [f.error for f in fitted.held_out]
 
 
 def test_a_measurement_the_model_cannot_reproduce_is_not_trusted() -> None:
@@ -110,7 +142,8 @@ def capacity_folder(tmp_path: Path, measured: Measured) -> Path:
     (run / "specs").mkdir(parents=True)
     run_json(run, "capacity")
     (run / "specs" / "optimized.yaml").write_text(yaml.safe_dump(
-        {"name": "optimized", "replicas": 2, "balancer": {"policy": "p2c"}}))
+        {"name": "optimized", "replicas": 2, "balancer": {"policy": "p2c"},
+         "engine": {"api_server_count": 2}}))
     records = pd.DataFrame({"sent_s": np.zeros(len(measured.work_s)),
                             "done_s": measured.work_s, "ok": True})
     records.to_parquet(run / "probe-1.parquet")
@@ -144,7 +177,7 @@ def test_read_measured_takes_levels_work_and_setup_from_a_capacity_folder(
     read = read_measured(capacity_folder(tmp_path, measured), "optimized")
     assert [level.rate_qps for level in read.levels] == [4.0, 30.0, 50.0]
     assert (read.levels[0].duration_s, read.levels[0].warmup_s) == (60.0, 10.0)
-    assert (read.replicas, read.policy) == (2, "p2c")
+    assert (read.replicas, read.policy, read.front_servers) == (2, "p2c", 2)
     assert read.held == pytest.approx(measured.held)
     np.testing.assert_allclose(read.work_s, measured.work_s)
 
