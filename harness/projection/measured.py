@@ -146,13 +146,12 @@ def steady_windows(workload: WorkloadSpec) -> list[tuple[float, Window]]:
     return windows
 
 
-def grew(records: pd.DataFrame, window: Window) -> bool:
+def grew(records: pd.DataFrame, window: Window, slo_s: float) -> bool:
     """Whether the queue grew through the window: its second half's P50 over 1.5× its first's.
     Such a stage is past what the replicas serve, and its P99 depends on how long it ran."""
     half = window.length_s / 2
-    first = in_window(records, Window(window.start_s, half))
-    second = in_window(records, Window(window.start_s + half, half))
-    p50 = [float((part["done_s"] - part["scheduled_s"]).median()) for part in (first, second)]
+    p50 = [summarize(records, Window(start, half), slo_s, stream=False)["latency_p50_s"]
+           for start in (window.start_s, window.start_s + half)]
     return p50[1] > GROWTH * p50[0]
 
 
@@ -183,7 +182,7 @@ def from_steady_stages(run: Path, stack: str) -> Measured:
     levels = [Level(lowest, figures["latency_p50_s"], figures["latency_p99_s"], len(latency),
                     stages[min(references)][1].length_s, SETTLE_S)]
     for k, (rate, window) in enumerate(stages):
-        if k in references or grew(records, window):
+        if k in references or grew(records, window, workload.slo_s):
             continue
         near = [j for j in references if j < k][-1:] + [j for j in references if j > k][:1]
         level = level_of(records, window, rate, float(np.mean([speeds[j] for j in near])),
