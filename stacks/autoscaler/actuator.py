@@ -21,7 +21,7 @@ from:
     {"at_unix_s": ..., "event": "scale_up", "replica": null, "from": 1, "to": 2}
     {"at_unix_s": ..., "event": "replica_starting", "replica": "replica-1"}
     {"at_unix_s": ..., "event": "replica_joined", "replica": "replica-1", "start_s": 48.1}
-    {"at_unix_s": ..., "event": "replica_draining", "replica": "replica-1", "inflight": 2}
+    {"at_unix_s": ..., "event": "replica_draining", "replica": "replica-1"}
     {"at_unix_s": ..., "event": "replica_stopped", "replica": "replica-1", "drain_s": 0.8}
 """
 

@@ -22,11 +22,12 @@ The references are the field's defaults, cited so a reader can check them:
 - `hpa`: Kubernetes HPA `behavior` — scale-up stabilization 0 s, up to 4 pods per 15 s;
   scale-down stabilization 300 s; tolerance 0.1 (10 % off target before acting).
 - `knative-kpa`: Knative's KPA — 60 s stable window, 6 s panic window: it scales up on the
-  6 s mean and down on the 60 s one; at most halves a fleet per step (max scale-down rate 2).
+  6 s mean and down on the 60 s one. (Its most down in a step, half the fleet, is not
+  modelled: `asymmetric` steps down one replica at a time.)
 - `ray-serve`: Ray Serve — `upscale_delay_s` 30, `downscale_delay_s` 600, metrics averaged
   over `look_back_period_s` 30.
 - `aibrix-apa`: AIBrix's APA — up fluctuation tolerance 0.1, down 0.2, a 30 s metric window,
-  at most doubling per step (max scale-up rate 2).
+  at most doubling per step (max scale-up rate 2), here 2 replicas a step: the same from 2.
 """
 
 from __future__ import annotations

@@ -18,13 +18,15 @@ from stacks.spec import StackSpec
 from tests.processes import still_running
 
 LATENCY_MS = 400
+UNHEALTHY_AT_FIRST_S = 1.5  # a fresh replica answers 503, to /health and to requests, so long
 
 
 @pytest.fixture
 def slow_fake_engine(monkeypatch: pytest.MonkeyPatch) -> None:
     def argv(spec: StackSpec, port: int) -> list[str]:
         return [sys.executable, "-m", "tests.fakes.fake_openai_server", "--port", str(port),
-                "--name", f"fake-{port}", "--latency-ms", str(LATENCY_MS)]
+                "--name", f"fake-{port}", "--latency-ms", str(LATENCY_MS),
+                "--unhealthy-from-s", "0", "--unhealthy-for-s", str(UNHEALTHY_AT_FIRST_S)]
 
     monkeypatch.setattr(launcher, "replica_argv", argv)
 
@@ -87,7 +89,7 @@ def test_scales_up_joins_when_healthy_and_drains_before_it_stops(tmp_path: Path)
     with Stack(scaling_spec(tmp_path), logs) as stack:
         assert [m.name for m in stack.replicas] == ["replica-0"]
         with Load(stack.endpoint, senders=4) as heavy:
-            wait_for("replica_joined", events)
+            joined = wait_for("replica_joined", events)
             joined_at = time.monotonic()
             while time.monotonic() - joined_at < 2:  # both serve for a while
                 time.sleep(0.1)
@@ -98,6 +100,9 @@ def test_scales_up_joins_when_healthy_and_drains_before_it_stops(tmp_path: Path)
             stopped = wait_for("replica_stopped", events)
             time.sleep(1)
         assert stopped["replica"] == "replica-1"
+        # Up but answering 503 at first: it joined only once /health said 200 (and the 200s
+        # below say no request reached it before).
+        assert float(str(joined["start_s"])) >= UNHEALTHY_AT_FIRST_S
         assert [m.name for m in stack.replicas] == ["replica-0"]
         assert still_running([new.process.pid]) == set()
         kinds = [e["event"] for e in read_events(events)]

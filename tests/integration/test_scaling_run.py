@@ -5,6 +5,7 @@ each stack's scaling metrics and the studied policy's ratios to the others."""
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -115,12 +116,15 @@ def test_each_policy_replays_the_spike_and_is_summarized(tmp_path: Path,
     assert rebuilt.scaling_ablation == ablation
     # The fakes answer in 300 ms however many wait: every P99 is within the SLO.
     assert ratios.rows[-1][1:] == ["P99 overall", ratios.rows[-1][2], "both ≤ 1,000.0 ms", "met"]
+    assert re.fullmatch(r"[\d,.]+ ms vs [\d,.]+ ms", ratios.rows[-1][2])
     # MLflow: the scaling figures on the parent run, the fleet per second on each trial.
     client = MlflowClient(tracking_uri=mlflow_store)
     parent = client.get_run(log_results(out, "scaling-test", mlflow_store))
     assert parent.data.metrics["scaled.scaling.replica_seconds"] == asymmetric.replica_seconds
     # Violating seconds are 0 for every policy here: their ratio, 0 ÷ 0, is left out.
-    assert "scaling_ablation.symmetric.replica_seconds" in parent.data.metrics
+    assert parent.data.metrics["scaling_ablation.symmetric.replica_seconds"] == pytest.approx(
+        ablation.ratios["symmetric"]["replica_seconds"])
+    assert "scaling_ablation.symmetric.slo_violating_s" not in parent.data.metrics
     child = client.search_runs([parent.info.experiment_id],
                                "tags.`harness.stack` = 'scaled'")[0]
     ready = client.get_metric_history(child.info.run_id, "timeseries.replicas_ready")
