@@ -13,6 +13,7 @@ from rich.table import Table
 from harness.cli_output import err, stack_list
 from harness.errors import UsageError
 from harness.projection.cold_starts import measured_cold_starts
+from harness.projection.fleet_size import REPLICAS_PER_BALANCER, SIM_REPLICAS
 from harness.projection.projection import Projection, StackProjection, project_stack
 from stacks.spec import PROJECT_ROOT, load_local_stack_spec
 
@@ -50,6 +51,9 @@ def project(
     coldstart_from: Annotated[Path | None, typer.Option(help="a `harness coldstart` folder: "
                                                         "each stack's cold start from it, "
                                                         "in place of --cold-start-s")] = None,
+    replicas_per_balancer: Annotated[int, typer.Option(
+        help="the simulated fleet's replicas for each balancer; requests go to a balancer at "
+        "random")] = REPLICAS_PER_BALANCER,
     seed: Annotated[int, typer.Option(help="the simulation's random seed")] = 0,
     out: Annotated[Path | None, typer.Option(help="where projection.json goes")] = None,
 ) -> None:
@@ -58,12 +62,16 @@ def project(
     if target_qps <= 0 or slo_p99 <= 0 or cold_start_s < 0:
         raise UsageError("--target-qps and --slo-p99 must be positive, --cold-start-s not "
                          "negative")
+    if not 1 <= replicas_per_balancer <= SIM_REPLICAS:
+        raise UsageError(f"--replicas-per-balancer: between 1 and {SIM_REPLICAS} (the "
+                         f"simulated fleet's replicas), not {replicas_per_balancer}")
     names = stack_list(stacks)
     given = parse_replica_qps(replica_qps, names)
     starts = measured_cold_starts(coldstart_from, names) if coldstart_from else {}
     folder = out or PROJECT_ROOT / "results" / f"project-{datetime.now():%Y%m%d-%H%M%S}"
     result = Projection(target_qps=target_qps, slo_p99_s=slo_p99,
-                        calibrated_from=str(calibrate_from), cold_start_s=cold_start_s,
+                        calibrated_from=str(calibrate_from),
+                        replicas_per_balancer=replicas_per_balancer, cold_start_s=cold_start_s,
                         coldstart_from=str(coldstart_from) if coldstart_from else None,
                         stacks=[])
     for name in names:
@@ -72,7 +80,8 @@ def project(
         result.stacks.append(project_stack(calibrate_from, name, target_qps, slo_p99,
                                            given.get(name), scaling,
                                            starts.get(name, cold_start_s),
-                                           "measured" if starts else "given", seed))
+                                           "measured" if starts else "given", seed,
+                                           replicas_per_balancer))
         folder.mkdir(parents=True, exist_ok=True)  # only once there is something to keep
         (folder / "projection.json").write_text(result.model_dump_json(indent=2))
     for stack in result.stacks:
@@ -106,8 +115,11 @@ def projection_tables(stack: StackProjection, result: Projection) -> list[Table]
         calibration.caption = stack.note
         return [calibration]
     label = f"simulated (calibrated, error {stack.calibration_error:.0%})"
+    simulated = stack.fleets[0] if stack.fleets else None
     fleet = Table(title=f"{stack.stack}: replicas for {result.target_qps:,.0f} QPS at P99 ≤ "
-                        f"{result.slo_p99_s:g} s — projected")
+                        f"{result.slo_p99_s:g} s — projected"
+                        + (f"; efficiency from {simulated.simulated_replicas} replicas behind "
+                           f"{simulated.balancers} balancer(s)" if simulated else ""))
     for column in ("policy", f"efficiency, {label}", "per-replica QPS", "from", "replicas"):
         fleet.add_column(column, justify="left" if column in ("policy", "from") else "right")
     for row in stack.fleets:

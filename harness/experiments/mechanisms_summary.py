@@ -28,6 +28,7 @@ from harness.report.mechanisms_results import (
     VariantFigure,
 )
 from harness.report.results import RunInfo, read_result
+from harness.report.saved import read_trials
 from harness.workload.spec import WorkloadSpec
 
 MECHANISMS_FILE = "mechanisms.json"
@@ -43,12 +44,6 @@ def calibration_folder(root: Path, mechanism: str) -> Path:
 def _workload(part: Path) -> WorkloadSpec:
     return WorkloadSpec.model_validate(yaml.safe_load((part / "specs" / "workload.yaml")
                                                       .read_text()))
-
-
-def _trial_frames(part: Path, stack: str) -> list[pd.DataFrame]:
-    files = sorted((part / stack / "records").glob("trial-*.parquet"),
-                   key=lambda path: int(path.stem.removeprefix("trial-")))
-    return [pd.read_parquet(path) for path in files]
 
 
 def _stacks(part: Path) -> list[str]:
@@ -67,7 +62,7 @@ def _summary(frames: list[pd.DataFrame], workload: WorkloadSpec) -> dict[str, An
 def saturated_throughput(folder: Path) -> float | None:
     """The answered QPS of the one stack of a saturated run (the P2C calibration)."""
     stacks = _stacks(folder)
-    frames = _trial_frames(folder, stacks[0])
+    frames = read_trials(folder, stacks[0])
     if not frames:
         return None
     value = _summary(frames, _workload(folder))["throughput_qps"]
@@ -88,7 +83,7 @@ def _geometric_mean(values: list[float]) -> float:
 
 def _variant(part: Path, stack: str, plan: MechanismPlan,
              workload: WorkloadSpec) -> tuple[VariantFigure, list[float], dict[str, Any]]:
-    frames = _trial_frames(part, stack)
+    frames = read_trials(part, stack)
     replicas = _replicas(part, stack)
     trials = [_figure(_summary([frame], workload), plan, replicas) for frame in frames]
     pooled = _summary(frames, workload) if frames else {}

@@ -26,6 +26,7 @@ from harness.experiments.run import comparison_summary, measured_window
 from harness.measure.metrics import Window
 from harness.measure.records import account_for_schedule, read_records, write_parquet
 from harness.report.results import ComparisonSummary, RunInfo, read_result
+from harness.report.saved import read_trials
 from harness.workload.spec import WorkloadSpec
 from workloads.schedule import read_schedule
 
@@ -69,8 +70,7 @@ def recover_run(folder: Path) -> ComparisonSummary:
     cut: dict[str, Window] = {}
     interrupted: dict[str, str] = {}
     for name in names:
-        records = folder / name / "records"
-        trials[name] = [pd.read_parquet(path) for path in sorted(records.glob("trial-*.parquet"))]
+        trials[name] = read_trials(folder, name)
         for raw in sorted((folder / name).glob("trial-*/records.jsonl")):
             whole, partial = parquet_of(raw)
             if whole.is_file():

@@ -25,7 +25,7 @@ import pandas as pd
 from harness.errors import UsageError
 from harness.measure.metrics import Window, in_window, percentiles, summarize
 from harness.report.results import CapacitySummary, ProbeRow, RunInfo, read_result
-from harness.report.saved import read_specs
+from harness.report.saved import read_specs, read_trials
 from harness.workload.spec import Steady, WorkloadSpec
 
 MIN_LEVELS = 3
@@ -162,10 +162,10 @@ def from_steady_stages(run: Path, stack: str) -> Measured:
     the mean of the lowest stages' just before and after it. It is reported, not applied
     (docs/projection.md says why)."""
     workload = WorkloadSpec.model_validate(read_specs(run, [])[1])
-    paths = sorted((run / stack / "records").glob("trial-*.parquet"))
-    if not paths:
+    trials = read_trials(run, stack)
+    if not trials:
         raise UsageError(f"--calibrate-from {run}: no records of stack {stack!r} there")
-    records = pd.concat([pd.read_parquet(path) for path in paths], ignore_index=True)
+    records = pd.concat(trials, ignore_index=True)
     stages = steady_windows(workload)
     lowest = min(rate for rate, _ in stages)
     references = {k: in_window(records, window) for k, (rate, window) in enumerate(stages)

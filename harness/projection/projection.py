@@ -16,7 +16,11 @@ from pydantic import BaseModel, Field
 from harness.projection.calibrate import MAX_ERROR, Calibration, calibrate
 from harness.projection.diurnal import simulate_day
 from harness.projection.fleet_sim import simulate_steady
-from harness.projection.fleet_size import policy_efficiency, replicas_needed
+from harness.projection.fleet_size import (
+    REPLICAS_PER_BALANCER,
+    policy_efficiency,
+    replicas_needed,
+)
 from harness.projection.measured import read_measured
 from stacks.autoscaler.config import AutoscalingSpec
 
@@ -42,6 +46,9 @@ class FleetRow(BaseModel):
     policy: str
     efficiency: float = Field(description="simulated: a fleet's rate at the SLO ÷ (replicas × "
                               "one replica's)")
+    simulated_replicas: int = Field(default=16, description="replicas of the simulated fleet "
+                                    "the efficiency comes from")
+    balancers: int = Field(default=1, description="balancers in front of them")
     per_replica_qps: float = Field(description="the per-replica capacity used")
     source: str = Field(description="where per_replica_qps comes from")
     replicas: int = Field(description="projected: replicas for the target rate at the SLO")
@@ -84,6 +91,9 @@ class Projection(BaseModel):
     slo_p99_s: float
     calibrated_from: str
     max_error: float = MAX_ERROR
+    replicas_per_balancer: int | None = Field(
+        default=None, description="--replicas-per-balancer: the simulated fleet's replicas for "
+        "each balancer; absent from projections made before it, which ran one balancer")
     cold_start_s: float = Field(description="--cold-start-s: for stacks without a measured one")
     coldstart_from: str | None = Field(default=None, description="the `harness coldstart` run "
                                        "the stacks' cold starts were read from")
@@ -100,7 +110,8 @@ def level_rows(calibration: Calibration) -> list[LevelRow]:
 
 def project_stack(run: Path, stack: str, target_qps: float, slo_p99_s: float,
                   replica_qps: float | None, scaling: AutoscalingSpec | None,
-                  cold_start_s: float, cold_start_source: str, seed: int) -> StackProjection:
+                  cold_start_s: float, cold_start_source: str, seed: int,
+                  replicas_per_balancer: int = REPLICAS_PER_BALANCER) -> StackProjection:
     calibration = calibrate(read_measured(run, stack), seed)
     result = StackProjection(
         stack=stack, replicas_measured=calibration.replicas,
@@ -114,7 +125,7 @@ def project_stack(run: Path, stack: str, target_qps: float, slo_p99_s: float,
         return result
     model = calibration.model
     for policy in POLICIES:
-        found = policy_efficiency(model, policy, slo_p99_s, seed)
+        found = policy_efficiency(model, policy, slo_p99_s, seed, replicas_per_balancer)
         if found.one_replica_qps <= 0 or found.fleet_qps <= 0:
             result.note = (f"not projected: even at the lowest load a simulated replica's P99 "
                            f"is over {slo_p99_s:g} s")
@@ -124,8 +135,9 @@ def project_stack(run: Path, stack: str, target_qps: float, slo_p99_s: float,
         per_replica = replica_qps or found.one_replica_qps
         source = "given" if replica_qps else "simulated (calibrated)"
         result.fleets.append(FleetRow(
-            policy=policy, efficiency=found.efficiency, per_replica_qps=per_replica,
-            source=source, replicas=replicas_needed(target_qps, per_replica, found.efficiency)))
+            policy=policy, efficiency=found.efficiency, simulated_replicas=found.replicas,
+            balancers=found.balancers, per_replica_qps=per_replica, source=source,
+            replicas=replicas_needed(target_qps, per_replica, found.efficiency)))
         fleet_qps = per_replica * found.efficiency
         near = simulate_steady(model, 1, policy, 0.9 * found.one_replica_qps, seed=seed)
         latency = float(near.latencies_s[near.latencies_s < float("inf")].mean())

@@ -54,13 +54,15 @@ class SimReplica:
                  latencies: list[tuple[float, float]]) -> None:
         self.env = env
         self.model = model
-        self.view = ReplicaView(name)  # what the balancer's policy looks at
+        self.view = ReplicaView(name)  # in flight from every balancer: what a lone one sees
         self.latencies = latencies  # (arrival, latency) of each request finished, fleet-wide
         self.front = simpy.Resource(env, capacity=model.front_servers)
         self.virtual = 0.0
         self.updated = 0.0
-        self.serving: list[tuple[float, int, float]] = []  # (virtual finish, seq, arrival)
-        self.waiting: deque[tuple[float, float]] = deque()  # (work, arrival)
+        # (virtual finish, seq, arrival, sender) and (work, arrival, sender): `sender` is the
+        # sending balancer's own view of this replica, None where the fleet has one balancer
+        self.serving: list[tuple[float, int, float, ReplicaView | None]] = []
+        self.waiting: deque[tuple[float, float, ReplicaView | None]] = deque()
         self.seq = 0
         self.changed = env.event()
         self.process = env.process(self._serve())
@@ -74,29 +76,34 @@ class SimReplica:
         self.virtual += (now - self.updated) * self.speed()
         self.updated = now
 
-    def _start(self, work: float, arrival: float) -> None:
+    def _start(self, work: float, arrival: float, sender: ReplicaView | None) -> None:
         self.seq += 1
-        heapq.heappush(self.serving, (self.virtual + work, self.seq, arrival))
+        heapq.heappush(self.serving, (self.virtual + work, self.seq, arrival, sender))
 
-    def submit(self, work: float) -> None:
+    def submit(self, work: float, sender: ReplicaView | None = None) -> None:
+        """A request of `work`; `sender`, the sending balancer's view of this replica where
+        there are several, counts it in flight there too until it finishes."""
         self.view.inflight += 1
+        if sender is not None:
+            sender.inflight += 1
         if self.model.front_s:
-            self.env.process(self._through_front(work, self.env.now))
+            self.env.process(self._through_front(work, self.env.now, sender))
         else:
-            self._to_engine(work, self.env.now)
+            self._to_engine(work, self.env.now, sender)
 
-    def _through_front(self, work: float, arrival: float):  # type: ignore[no-untyped-def]
+    def _through_front(self, work: float, arrival: float,  # type: ignore[no-untyped-def]
+                       sender: ReplicaView | None):
         with self.front.request() as turn:
             yield turn
             yield self.env.timeout(self.model.front_s)
-        self._to_engine(work, arrival)
+        self._to_engine(work, arrival, sender)
 
-    def _to_engine(self, work: float, arrival: float) -> None:
+    def _to_engine(self, work: float, arrival: float, sender: ReplicaView | None) -> None:
         self._advance()
         if len(self.serving) < self.model.max_batch:
-            self._start(work, arrival)
+            self._start(work, arrival, sender)
         else:
-            self.waiting.append((work, arrival))
+            self.waiting.append((work, arrival, sender))
         if not self.changed.triggered:
             self.changed.succeed()
 
@@ -112,9 +119,10 @@ class SimReplica:
                 self.changed = self.env.event()
             self._advance()
             while self.serving and self.serving[0][0] <= self.virtual + 1e-9:
-                _, _, arrival = heapq.heappop(self.serving)
+                _, _, arrival, sender = heapq.heappop(self.serving)
                 self.latencies.append((arrival, self.env.now - arrival))
                 self.view.inflight -= 1
+                if sender is not None:
+                    sender.inflight -= 1
                 if self.waiting:
-                    work, queued_at = self.waiting.popleft()
-                    self._start(work, queued_at)
+                    self._start(*self.waiting.popleft())

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import yaml
 
 from harness.errors import ResultsError
@@ -68,6 +69,19 @@ def read_specs(path: Path, stacks: list[str]) -> tuple[dict[str, dict[str, Any]]
     return stack_specs, workload
 
 
+def trial_files(path: Path, stack: str, kind: str = "records") -> list[Path]:
+    """A stack's `<kind>/trial-<k>.parquet` files in a results folder, in trial order
+    (trial-10 after trial-9, where a plain sort puts it after trial-1)."""
+    files = [file for file in (path / stack / kind).glob("trial-*.parquet")
+             if file.stem.removeprefix("trial-").isdigit()]
+    return sorted(files, key=lambda file: int(file.stem.removeprefix("trial-")))
+
+
+def read_trials(path: Path, stack: str, kind: str = "records") -> list[pd.DataFrame]:
+    """Each trial's frame of `trial_files`, in trial order."""
+    return [pd.read_parquet(file) for file in trial_files(path, stack, kind)]
+
+
 def load_saved_run(path: Path) -> SavedRun:
     """A `harness run` folder: its run.json, summary, specs and every trial's records."""
     run = read_result(results_folder(path) / "run.json", RunInfo)
@@ -76,7 +90,7 @@ def load_saved_run(path: Path) -> SavedRun:
     trials = [TrialResult(stack, int(parquet.stem.removeprefix("trial-")), parquet,
                           path / stack / parquet.stem / "logs")
               for stack in summary.stacks
-              for parquet in sorted((path / stack / "records").glob("trial-*.parquet"))]
+              for parquet in trial_files(path, stack)]
     if not trials:
         raise ResultsError(f"{path} holds no trial records (<stack>/records/trial-*.parquet)")
     return SavedRun(path, run, summary, stack_specs, workload,

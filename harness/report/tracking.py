@@ -41,7 +41,7 @@ from harness.measure.scaling import SCALING_DIR, fleet_per_second
 from harness.report.figures import comparison_figures, figures_html
 from harness.report.redact import Redactor
 from harness.report.results import QualityResult, read_result
-from harness.report.saved import SavedRun, TrialResult, load_saved_run
+from harness.report.saved import SavedRun, TrialResult, load_saved_run, read_trials
 from stacks.spec import PROJECT_ROOT
 
 DEFAULT_STORE_DIR = PROJECT_ROOT / "results"
@@ -264,8 +264,7 @@ class RunLogger:
         records = {stack: pd.concat([frame for trial, frame in frames.items()
                                      if trial.stack == stack], ignore_index=True)
                    for stack in self.saved.summary.stacks}
-        scaling = {stack: [pd.read_parquet(trial) for trial in
-                           sorted((path / stack / SCALING_DIR).glob("trial-*.parquet"))]
+        scaling = {stack: read_trials(path, stack, SCALING_DIR)
                    for stack in self.saved.summary.stacks}
         figures = comparison_figures(records, self.saved.summary,
                                      {stack: frames for stack, frames in scaling.items() if frames})

@@ -65,6 +65,21 @@ def test_the_balancers_policies_differ_as_they_should() -> None:
     assert p2c.percentile(99) < random_.percentile(99)
 
 
+def test_a_fleet_behind_random_placement_is_as_efficient_as_its_replicas() -> None:
+    """Each replica of a randomly placed Poisson stream sees a Poisson stream, as one replica
+    alone does: the efficiency is 1 but for the simulation's noise. P2C from one balancer that
+    sees every request does better than from two that each see their own and the replicas'
+    reports every half second."""
+    random_ = fleet_size.policy_efficiency(PLANTED, "random", 1.0, replicas_per_balancer=4)
+    assert random_.balancers == 1
+    assert random_.efficiency == pytest.approx(1.0, abs=0.15)
+    one = fleet_size.policy_efficiency(PLANTED, "p2c", 1.0, replicas_per_balancer=4)
+    two = fleet_size.policy_efficiency(PLANTED, "p2c", 1.0, replicas_per_balancer=2)
+    assert (one.balancers, two.balancers) == (1, 2)
+    assert one.one_replica_qps == two.one_replica_qps  # one replica: one balancer is as many
+    assert two.efficiency < one.efficiency
+
+
 def test_a_front_stage_saturates_at_its_servers_rate() -> None:
     assert FRONTED.saturation_qps() == pytest.approx(1 / 0.045)
     light = simulate_steady(FRONTED, 1, "round_robin", 0.5, duration_s=200)
@@ -283,13 +298,17 @@ def test_the_command_projects_a_calibrated_stack_and_keeps_its_result(tmp_path: 
     assert stack["trusted"]
     assert stack["calibration_error"] <= 0.15
     assert {row["policy"] for row in stack["fleets"]} == {"round_robin", "p2c"}
+    assert saved["replicas_per_balancer"] == 2
     for row in stack["fleets"]:
+        assert (row["simulated_replicas"], row["balancers"]) == (4, 2)  # the fixture's 4
         assert row["per_replica_qps"] == 1200
         assert row["source"] == "given"
         assert row["replicas"] == math.ceil(200_000 / (1200 * row["efficiency"]))
     assert len(stack["day"]) == 2
     assert main(["project", "--calibrate-from", str(run), "--stacks", "optimized",
                  "--replica-qps", "diy=750", "--out", str(out)]) == 2
+    assert main(["project", "--calibrate-from", str(run), "--stacks", "optimized",
+                 "--replicas-per-balancer", "0", "--out", str(out)]) == 2
 
 
 def coldstart_folder(tmp_path: Path, totals: dict[str, float]) -> Path:
