@@ -13,9 +13,11 @@ import pandas as pd
 import pytest
 import yaml
 from mlflow import MlflowClient
+from streamlit.testing.v1 import AppTest
 
 from harness.experiments.recover import recover_run
 from harness.experiments.run import RunConfig, run_experiment
+from harness.report.dashboard_server import APP
 from harness.report.figures import comparison_figures
 from harness.report.results import ComparisonSummary
 from harness.report.scaling_tables import scaling_ratio_table, scaling_table
@@ -131,4 +133,12 @@ def test_each_policy_replays_the_spike_and_is_summarized(tmp_path: Path,
     assert {point.value for point in ready} == {1.0, 2.0}
     assert [a.path for a in client.list_artifacts(child.info.run_id, "scaling")] == [
         "scaling/trial-1.parquet"]
+    # The dashboard, on that store (MLFLOW_TRACKING_URI), shows the scaling tables and the
+    # timeline with its marks.
+    app = AppTest.from_file(str(APP), default_timeout=120).run()
+    assert not app.exception, [e.value for e in app.exception]
+    cells = {str(cell) for frame in app.dataframe for cell in frame.value.to_numpy().ravel()}
+    assert {"scaled ÷ scaled-symmetric", "scaled vs scaled-static"} <= cells
+    charts = [chart.proto.spec for chart in app.get("plotly_chart")]
+    assert any('"scaled: scale up"' in spec and '"offered"' in spec for spec in charts)
 
