@@ -43,12 +43,20 @@ class PolicyEfficiency:
         return self.fleet_qps / (self.replicas * self.one_replica_qps)
 
 
+def one_replica_qps(model: ReplicaModel, slo_p99_s: float, seed: int = 0) -> float:
+    """One replica's rate at the SLO, whatever the policy (alone, every one sends it all).
+    Run as long as the fleet's replicas together: the same requests behind both P99s, so
+    that neither rate is the noisier (a 40 s window alone moved it by 3 %)."""
+    return rate_at_slo(model, 1, "round_robin", slo_p99_s, SIM_S * SIM_REPLICAS, seed)
+
+
 def policy_efficiency(model: ReplicaModel, policy: str, slo_p99_s: float, seed: int = 0,
-                      replicas_per_balancer: int = REPLICAS_PER_BALANCER) -> PolicyEfficiency:
+                      replicas_per_balancer: int = REPLICAS_PER_BALANCER,
+                      one: float | None = None) -> PolicyEfficiency:
+    """`one`: `one_replica_qps` where the caller has it already (it is the same for every
+    policy)."""
     balancers = max(1, SIM_REPLICAS // replicas_per_balancer)
-    # One replica run as long as the fleet's replicas together: the same requests behind both
-    # P99s, so that neither rate is the noisier (a 40 s window alone moved it by 3 %).
-    one = rate_at_slo(model, 1, policy, slo_p99_s, SIM_S * SIM_REPLICAS, seed)
+    one = one_replica_qps(model, slo_p99_s, seed) if one is None else one
     fleet = rate_at_slo(model, SIM_REPLICAS, policy, slo_p99_s, SIM_S, seed,
                         balancers=balancers)
     return PolicyEfficiency(policy, one, fleet, SIM_REPLICAS, balancers)

@@ -18,6 +18,7 @@ from harness.projection.diurnal import simulate_day
 from harness.projection.fleet_sim import simulate_steady
 from harness.projection.fleet_size import (
     REPLICAS_PER_BALANCER,
+    one_replica_qps,
     policy_efficiency,
     replicas_needed,
 )
@@ -124,11 +125,18 @@ def project_stack(run: Path, stack: str, target_qps: float, slo_p99_s: float,
     if not calibration.trusted:
         return result
     model = calibration.model
+    unmet = (f"not projected: even at the lowest load a simulated replica's P99 is over "
+             f"{slo_p99_s:g} s")
+    one = one_replica_qps(model, slo_p99_s, seed)  # alone, a replica's policy makes no odds
+    if one <= 0:
+        result.note = unmet
+        return result
+    near = simulate_steady(model, 1, POLICIES[0], 0.9 * one, seed=seed)
+    latency = float(near.latencies_s[near.latencies_s < float("inf")].mean())
     for policy in POLICIES:
-        found = policy_efficiency(model, policy, slo_p99_s, seed, replicas_per_balancer)
-        if found.one_replica_qps <= 0 or found.fleet_qps <= 0:
-            result.note = (f"not projected: even at the lowest load a simulated replica's P99 "
-                           f"is over {slo_p99_s:g} s")
+        found = policy_efficiency(model, policy, slo_p99_s, seed, replicas_per_balancer, one)
+        if found.fleet_qps <= 0:
+            result.note = unmet
             result.fleets, result.day = [], []
             return result
         result.one_replica_qps = found.one_replica_qps
@@ -139,8 +147,6 @@ def project_stack(run: Path, stack: str, target_qps: float, slo_p99_s: float,
             balancers=found.balancers, per_replica_qps=per_replica, source=source,
             replicas=replicas_needed(target_qps, per_replica, found.efficiency)))
         fleet_qps = per_replica * found.efficiency
-        near = simulate_steady(model, 1, policy, 0.9 * found.one_replica_qps, seed=seed)
-        latency = float(near.latencies_s[near.latencies_s < float("inf")].mean())
         spec = scaling if scaling is not None and scaling.scales else DEFAULT_SCALING
         day = simulate_day(target_qps, fleet_qps, latency, spec, cold_start_s,
                            spec.target_utilization)
