@@ -66,7 +66,7 @@ def image_push(stack: Annotated[str, STACK_ARG]) -> None:
 def coldstart(
     stacks: Annotated[str, typer.Option(
         help="comma-separated stacks with an image mode, or NAME:MODE to start one stack "
-             "eager, lazy or lazy-noprefetch")] = "diy,optimized",
+             "eager, lazy, lazy-noprefetch or lazy-fuse")] = "diy,optimized",
     trials: Annotated[int, typer.Option(min=1, help="cold and warm starts per stack")] = 3,
     bandwidth_mbps: Annotated[float, typer.Option(
         help="the registry's bandwidth per connection, Mbit/s")] = DEFAULT_BANDWIDTH_MBPS,

@@ -175,6 +175,10 @@ class ImageSpec(_Strict):
     mode: Literal["none", "eager", "lazy"] = "none"
     prefetch: bool = Field(default=True, description="lazy: read the blocks an earlier start "
                            "read, in its order, in the background from the mount on")
+    file_system: Literal["auto", "kernel", "fuse"] = Field(
+        default="auto", description="lazy: what reads the image's file system: the kernel's "
+        "squashfs on a loop device (needs root), squashfuse_ll over FUSE, or auto: the kernel "
+        "where it may mount")
 
 
 class StackSpec(_Strict):

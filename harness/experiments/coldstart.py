@@ -66,7 +66,8 @@ from stacks.spec import ImageSpec, StackSpec, load_local_stack_spec
 FIRST_RESPONSE_TIMEOUT_S = 120.0
 # `NAME:MODE`: the same stack started each of these ways.
 START_MODES = {"eager": ImageSpec(mode="eager"), "lazy": ImageSpec(mode="lazy"),
-               "lazy-noprefetch": ImageSpec(mode="lazy", prefetch=False)}
+               "lazy-noprefetch": ImageSpec(mode="lazy", prefetch=False),
+               "lazy-fuse": ImageSpec(mode="lazy", file_system="fuse")}
 STARTS_FILE = "starts.jsonl"
 
 
@@ -152,7 +153,7 @@ def time_start(spec: StackSpec, label: str, registry: Registry, node: NodeImages
         first_response_s=round(first_s, 4),
         total_s=round(image.usable_s + engine_s + first_s, 4), bytes_fetched=fetched,
         image_bytes=image.manifest.size, fetched_fraction=fetched / image.manifest.size,
-        prefetch_blocks=image.prefetch_blocks)
+        prefetch_blocks=image.prefetch_blocks, file_system=image.file_system)
 
 
 def record_plan(spec: StackSpec, label: str, manifest: ImageManifest, registry: Registry,

@@ -32,6 +32,8 @@ class StartRecord(Result):
     fetched_fraction: float = Field(description="bytes_fetched ÷ image size")
     prefetch_blocks: int = Field(default=0, description="blocks a lazy start prefetched by "
                                  "its image's plan, in the background from the mount on")
+    file_system: str = Field(default="", description="lazy: what read the mounted image, "
+                             "kernel (squashfs on a loop device) or fuse (squashfuse_ll)")
 
 
 class PhaseFigure(Result):

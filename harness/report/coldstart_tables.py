@@ -31,9 +31,7 @@ COLUMNS = {"image_s": "image", "engine_s": "engine → /health",
 def coldstart_table(result: ColdStartResult) -> ReportTable:
     phases = list(COLUMNS)
     columns = ["stack", "cache", *COLUMNS.values(), "fetched"]
-    prefetched = {start.stack for start in result.starts if start.prefetch_blocks}
-    rows = [[f"{row.stack} ({row.mode}{', prefetch' if row.stack in prefetched else ''})",
-             row.cache,
+    rows = [[f"{row.stack} ({_how(result, row.stack, row.mode)})", row.cache,
              *[show_phase(row.phases[phase]) for phase in phases],
              f"{row.fetched_fraction.value:.1%}"]
             for row in result.summaries]
@@ -43,6 +41,15 @@ def coldstart_table(result: ColdStartResult) -> ReportTable:
                        f"{result.registry.latency_ms:g} ms; fetched: ÷ the image's size",
                        columns, rows,
                        left=("stack", "cache"))
+
+
+def _how(result: ColdStartResult, stack: str, mode: str) -> str:
+    """How the stack started: eager, or lazy with what read the image and whether it
+    prefetched."""
+    starts = [start for start in result.starts if start.stack == stack]
+    file_systems = sorted({start.file_system for start in starts if start.file_system})
+    prefetched = any(start.prefetch_blocks for start in starts)
+    return ", ".join([mode, *file_systems, *(["prefetch"] if prefetched else [])])
 
 
 def coldstart_ratio_table(result: ColdStartResult) -> ReportTable | None:

@@ -3,10 +3,14 @@ fetched over an HTTP range request on first read and cached on local disk.
 
     registry blob ─HTTP range─ nbdkit (curl plugin; cache, log and stats filters)
         ─NBD over a Unix socket─ nbdfuse (the image as one read-only file)
-        ─ squashfuse_ll (the file system inside it) ─ mount point the replica runs from
+        ─ the file system inside it ─ mount point the replica runs from
 
-All three are Debian's (nbdkit, libnbd-bin, squashfuse) and run as this user through FUSE:
-no kernel module and no root. The cache filter rounds every read up to whole 4 MiB blocks
+The file system inside is read by the kernel's own squashfs, on a loop device over nbdfuse's
+file, where this process may mount (root, a loop device, squashfs in the kernel): the image is
+then a block device whose blocks are fetched on first read, as in the seed, and each file is
+read through one FUSE layer and cached in the kernel's page cache. Elsewhere `squashfuse_ll`,
+a second FUSE layer that needs no privilege. All are Debian's (nbdkit, libnbd-bin, squashfuse,
+util-linux). The cache filter rounds every read up to whole 4 MiB blocks
 (`cache-min-block-size`) and keeps them in a file under the node's cache directory for as long
 as the mount lives, which is as long as the stack on this node uses the image: a replica
 started again, or a second replica, reads what the first one fetched from local disk.
@@ -31,7 +35,7 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import TextIO
+from typing import Literal, TextIO
 
 from stacks.errors import ImageDigestMismatch, ImageError, ImageFetchError
 from stacks.images.manifest import ImageManifest
@@ -45,6 +49,11 @@ NBDFUSE = shutil.which("nbdfuse") or "/usr/bin/nbdfuse"
 # a warm one (as from local disk), against 51.9 and 30.8 s with plain `squashfuse`.
 SQUASHFUSE = shutil.which("squashfuse_ll") or "/usr/bin/squashfuse_ll"
 FUSERMOUNT = shutil.which("fusermount3") or shutil.which("fusermount") or "/bin/fusermount3"
+MOUNT = shutil.which("mount") or "/bin/mount"
+UMOUNT = shutil.which("umount") or "/bin/umount"
+# What reads the file system inside the image: "kernel" (squashfs on a loop device), "fuse"
+# (squashfuse_ll), or "auto": the kernel where this process may mount, FUSE elsewhere.
+FileSystem = Literal["auto", "kernel", "fuse"]
 READY_TIMEOUT_S = 30.0
 APT_HINT = "install Debian's nbdkit, libnbd-bin, squashfuse and fuse3 (`make image-tools`)"
 
@@ -53,8 +62,9 @@ class LazyMount:
     """One image mounted lazily under `node_dir/lazy/<digest>/`; a context manager."""
 
     def __init__(self, registry_url: str, manifest: ImageManifest, node_dir: Path,
-                 prefetch: PrefetchPlan | None = None) -> None:
+                 prefetch: PrefetchPlan | None = None, file_system: FileSystem = "auto") -> None:
         self.manifest = manifest
+        self.file_system = file_system  # once mounted: "kernel" or "fuse", the one used
         self.url = registry_url + manifest.blob_path
         self.where = node_dir / "lazy" / manifest.digest.removeprefix("sha256:")[:16]
         self.processes: list[subprocess.Popen[bytes]] = []
@@ -97,9 +107,16 @@ class LazyMount:
         self.close()
 
     def mount(self) -> Path:
-        for tool in (NBDKIT, NBDFUSE, SQUASHFUSE, FUSERMOUNT):
+        for tool in (NBDKIT, NBDFUSE, FUSERMOUNT):
             if not os.access(tool, os.X_OK):
                 raise ImageError(f"a lazy start needs {Path(tool).name}: {APT_HINT}")
+        if self.file_system == "auto":
+            self.file_system = "kernel" if kernel_mount_refusal() == "" else "fuse"
+        if self.file_system == "fuse" and not os.access(SQUASHFUSE, os.X_OK):
+            raise ImageError(f"a lazy start needs squashfuse_ll: {APT_HINT}")
+        if self.file_system == "kernel" and (why := kernel_mount_refusal()):
+            raise ImageError(f"image {self.name}: the kernel cannot mount it here ({why}); "
+                             "use file_system: fuse or auto")
         self._hold_mount_point()
         self._unmount()  # whatever an earlier, killed run left here
         cache = self.where / "cache"
@@ -113,9 +130,12 @@ class LazyMount:
                 [NBDFUSE, "-r", "-C", "1", str(self.device), "--unix", str(self.socket)],
                 "nbdfuse.log", self.device.exists, "nbdfuse (the image as a file)")
             self._check_superblock()
-            self._start([SQUASHFUSE, "-f", str(self.device), str(self.root)],
-                        "squashfuse.log", lambda: os.path.ismount(self.root),
-                        "squashfuse (the image's file system)")
+            if self.file_system == "kernel":
+                self._mount_in_kernel()
+            else:
+                self._start([SQUASHFUSE, "-f", str(self.device), str(self.root)],
+                            "squashfuse.log", lambda: os.path.ismount(self.root),
+                            "squashfuse (the image's file system)")
             if self.plan is not None:
                 self.prefetcher = Prefetcher(self.device, self.plan)
                 self.prefetcher.start()
@@ -170,6 +190,15 @@ class LazyMount:
             raise ImageDigestMismatch(f"image {self.name}: its first block does not match the "
                                       "manifest's digest; nothing was mounted or started")
 
+    def _mount_in_kernel(self) -> None:
+        # `-o loop` attaches a loop device with autoclear: it is freed with the unmount.
+        done = subprocess.run([MOUNT, "-t", "squashfs", "-o", "ro,loop", str(self.device),
+                               str(self.root)], capture_output=True, text=True, check=False,
+                              timeout=READY_TIMEOUT_S)
+        if done.returncode != 0:
+            raise ImageFetchError(f"image {self.name}: the kernel's squashfs did not mount it: "
+                                  f"{self.fetch_failure() or done.stderr.strip()[-200:]}")
+
     def fetch_failure(self) -> str:
         """The fetcher's last error (the registry gone or answering errors), or ''."""
         with contextlib.suppress(OSError):
@@ -192,20 +221,37 @@ class LazyMount:
         if self.prefetcher is not None:
             self.prefetcher.stop()  # it holds the device open
             self.prefetcher = None
-        for point in (self.root, self.device.parent):
-            if os.path.ismount(point) or _stale_mount(point):
-                subprocess.run([FUSERMOUNT, "-u", "-z", str(point)], capture_output=True,
-                               check=False)
+        for point in (self.root, self.device.parent):  # the file system first
+            kind = _mounted(point)
+            if kind is None:
+                continue
+            # Detached at once, freed when the last open file closes; a FUSE mount whose
+            # process died (a killed run's) is listed too, and detached alike.
+            tool = [FUSERMOUNT, "-u", "-z"] if kind.startswith("fuse") else [UMOUNT, "-l"]
+            subprocess.run([*tool, str(point)], capture_output=True, check=False)
         stop_trees(self.processes, grace_s=2)
         self.processes = []
         self.socket.unlink(missing_ok=True)
         shutil.rmtree(self.where / "cache", ignore_errors=True)
 
 
-def _stale_mount(point: Path) -> bool:
-    """A FUSE mount whose process died answers 'Transport endpoint is not connected'."""
-    try:
-        os.stat(point)
-    except OSError as exc:
-        return exc.errno == 107  # ENOTCONN
-    return False
+def kernel_mount_refusal() -> str:
+    """Why the kernel's squashfs cannot mount an image from this process, or ''."""
+    if os.geteuid() != 0:
+        return "mounting needs root"
+    if not Path("/dev/loop-control").exists():
+        return "no loop device"
+    if "squashfs" not in Path("/proc/filesystems").read_text():
+        return "the kernel has no squashfs"
+    return ""
+
+
+def _mounted(point: Path) -> str | None:
+    """The type of what is mounted at `point` ("squashfs", "fuse.squashfuse_ll"…), or None."""
+    target = str(point.absolute())
+    for line in Path("/proc/self/mounts").read_text().splitlines():
+        fields = line.split()
+        # The table writes a space in a path as \040.
+        if len(fields) > 2 and fields[1].replace("\\040", " ") == target:
+            return fields[2]
+    return None

@@ -23,7 +23,7 @@ from typing import Literal
 
 from stacks.images.contents import MODEL_DIR, PY_VERSION, PYTHON_DIR
 from stacks.images.eager import fetch_manifest, pull, unpacked_tree
-from stacks.images.lazy import LazyMount
+from stacks.images.lazy import FileSystem, LazyMount
 from stacks.images.manifest import ImageManifest
 from stacks.images.prefetch import PrefetchPlan, fetch_plan, plan_from
 from stacks.spec import PROJECT_ROOT
@@ -43,6 +43,7 @@ class OpenedImage:
     usable_s: float  # from "replica scheduled" to "image usable"; 0 when the node had it
     warm: bool  # the node already held it
     prefetch_blocks: int = 0  # blocks a lazy mount prefetches from its image's plan
+    file_system: str = ""  # lazy: "kernel" or "fuse", what reads the mounted image
 
 
 class NodeImages:
@@ -53,14 +54,17 @@ class NodeImages:
         self.mounts: dict[str, LazyMount] = {}
         self.unplanned: set[str] = set()  # stacks mounted while their image had no plan
 
-    def open(self, stack: str, mode: Mode, prefetch: bool = True) -> OpenedImage:
+    def open(self, stack: str, mode: Mode, prefetch: bool = True,
+             file_system: FileSystem = "auto") -> OpenedImage:
         """The stack's image as a tree replicas can run from; fetched or mounted the first
         time this node opens it (a cold start), then shared (warm). A lazy mount prefetches
-        by the image's plan if there is one and `prefetch` is on."""
+        by the image's plan if there is one and `prefetch` is on, and is read by
+        `file_system` (`stacks.images.lazy`)."""
         held = self.opened.get((stack, mode))
         if held is not None:
             return OpenedImage(held.manifest, mode, held.root, 0.0, warm=True,
-                               prefetch_blocks=held.prefetch_blocks)
+                               prefetch_blocks=held.prefetch_blocks,
+                               file_system=held.file_system)
         started = time.monotonic()
         manifest = fetch_manifest(self.registry_url, stack)
         warm = False
@@ -75,11 +79,14 @@ class NodeImages:
             if plan is None:
                 self.unplanned.add(stack)
             plan = plan if prefetch else None
-            mount = LazyMount(self.registry_url, manifest, self.node_dir, prefetch=plan)
+            mount = LazyMount(self.registry_url, manifest, self.node_dir, prefetch=plan,
+                              file_system=file_system)
             root = mount.mount()
             self.mounts[stack] = mount
         opened = OpenedImage(manifest, mode, root, time.monotonic() - started, warm,
-                             prefetch_blocks=len(plan.blocks) if plan else 0)
+                             prefetch_blocks=len(plan.blocks) if plan else 0,
+                             file_system=self.mounts[stack].file_system if mode == "lazy"
+                             else "")
         self.opened[(stack, mode)] = opened
         return opened
 

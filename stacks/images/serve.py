@@ -48,7 +48,8 @@ class StackImages:
             self.registry.start()
         if self.node is None:
             self.node = NodeImages(self.registry.url)
-        return self.node.open(self.spec.name, self.mode, self.spec.image.prefetch)
+        return self.node.open(self.spec.name, self.mode, self.spec.image.prefetch,
+                              self.spec.image.file_system)
 
     def record_plan(self) -> None:
         """After a lazy start without a prefetch plan: the blocks it fetched become its

@@ -1,6 +1,7 @@
 """Images on real parts, with a small image (a few files, not an engine): the registry (Debian's
 nginx with its echo module), the eager pull (download, digest, unsquashfs) and the lazy mount
-(nbdkit, nbdfuse, squashfuse). Every error path leaves nothing mounted and no process behind.
+(nbdkit, nbdfuse, then the kernel's squashfs on a loop device or squashfuse_ll). Every error
+path leaves nothing mounted, no loop device and no process behind.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import pytest
 from stacks.errors import ImageDigestMismatch, ImageError, ImageFetchError
 from stacks.images.build import pack
 from stacks.images.eager import pull, unpacked_tree
-from stacks.images.lazy import LazyMount
+from stacks.images.lazy import FileSystem, LazyMount, kernel_mount_refusal
 from stacks.images.link import SLACK_S
 from stacks.images.manifest import BLOCK_SIZE, ImageContents, ImageManifest, digests
 from stacks.images.node import NodeImages
@@ -49,12 +50,31 @@ def make_image(root: Path, name: str = "tiny-image") -> Path:
     return built / "manifest.json"
 
 
+def mounted_type(point: Path) -> str:
+    types = [line.split()[2] for line in Path("/proc/self/mounts").read_text().splitlines()
+             if line.split()[1] == str(point)]
+    assert types, f"nothing mounted at {point}"
+    return types[-1]
+
+
 def no_leftovers(where: Path) -> None:
     mounts = Path("/proc/self/mounts").read_text()
     assert str(where) not in mounts, mounts
+    loops = [backing.read_text()
+             for backing in Path("/sys/block").glob("loop*/loop/backing_file")]
+    assert not [loop for loop in loops if str(where) in loop], loops
     mine = [proc for proc in psutil.Process().children(recursive=True)
             if proc.name() in FETCHERS and proc.status() != psutil.STATUS_ZOMBIE]
     assert mine == []
+
+
+@pytest.fixture(params=["kernel", "fuse"])
+def file_system(request: pytest.FixtureRequest) -> FileSystem:
+    """Each lazy test with each reader of the image's file system that this machine allows."""
+    if request.param == "kernel" and (why := kernel_mount_refusal()):
+        pytest.skip(f"the kernel's squashfs cannot mount here: {why}")
+    kind: FileSystem = request.param
+    return kind
 
 
 @pytest.fixture
@@ -108,7 +128,8 @@ def test_an_eager_pull_checks_the_digest_and_unpacks_the_whole_image(
 
 
 def test_a_tampered_blob_is_refused_before_anything_is_unpacked_or_mounted(
-        image: tuple[Registry, ImageManifest], tmp_path: Path) -> None:
+        image: tuple[Registry, ImageManifest], tmp_path: Path,
+        file_system: FileSystem) -> None:
     registry, manifest = image
     blob = registry.root / manifest.blob_path.lstrip("/")
     data = bytearray(blob.read_bytes())
@@ -120,17 +141,20 @@ def test_a_tampered_blob_is_refused_before_anything_is_unpacked_or_mounted(
         pull(registry.url, manifest, node)
     assert not unpacked_tree(node, manifest).exists()
     assert list((node / "eager").iterdir()) == []  # no partial download left
-    mount = LazyMount(registry.url, manifest, node)
+    mount = LazyMount(registry.url, manifest, node, file_system=file_system)
     with pytest.raises(ImageDigestMismatch, match="tiny-image.*nothing was mounted"):
         mount.mount()
     no_leftovers(node)
 
 
 def test_a_lazy_mount_fetches_only_the_blocks_read_and_caches_them(
-        image: tuple[Registry, ImageManifest], tmp_path: Path) -> None:
+        image: tuple[Registry, ImageManifest], tmp_path: Path,
+        file_system: FileSystem) -> None:
     registry, manifest = image
     since = time.time()
-    with LazyMount(registry.url, manifest, tmp_path / "node") as mount:
+    with LazyMount(registry.url, manifest, tmp_path / "node", file_system=file_system) as mount:
+        assert mounted_type(mount.root).startswith("squashfs" if file_system == "kernel"
+                                                   else "fuse")
         assert (mount.root / "python" / "lib" / "hello.py").read_text().startswith("print")
         small = registry.bytes_served(manifest.blob_path, since=since)
         assert 0 < small < manifest.size / 2
@@ -152,9 +176,10 @@ def test_an_unreachable_registry_fails_the_lazy_mount_with_the_image_named(
 
 
 def test_the_registry_dying_mid_fetch_fails_reads_and_names_the_image(
-        image: tuple[Registry, ImageManifest], tmp_path: Path) -> None:
+        image: tuple[Registry, ImageManifest], tmp_path: Path,
+        file_system: FileSystem) -> None:
     registry, manifest = image
-    with LazyMount(registry.url, manifest, tmp_path / "node") as mount:
+    with LazyMount(registry.url, manifest, tmp_path / "node", file_system=file_system) as mount:
         registry.stop()
         with pytest.raises(OSError, match="Input/output error"):  # the block never arrives
             (mount.root / "model" / "weights.bin").read_bytes()
@@ -274,13 +299,31 @@ def test_the_files_a_start_reads_are_packed_first_in_its_order(tmp_path: Path) -
 
 
 def test_a_second_mount_of_an_image_on_the_node_is_refused_and_leaves_the_first_alone(
-        image: tuple[Registry, ImageManifest], tmp_path: Path) -> None:
+        image: tuple[Registry, ImageManifest], tmp_path: Path,
+        file_system: FileSystem) -> None:
     registry, manifest = image
-    with LazyMount(registry.url, manifest, tmp_path / "node") as first:
+    with LazyMount(registry.url, manifest, tmp_path / "node", file_system=file_system) as first:
         with pytest.raises(ImageError, match="mounted .* by another process"):
-            LazyMount(registry.url, manifest, tmp_path / "node").mount()
+            LazyMount(registry.url, manifest, tmp_path / "node", file_system=file_system).mount()
         assert os.path.ismount(first.root)
         assert (first.root / "python" / "lib" / "hello.py").read_text().startswith("print")
-    with LazyMount(registry.url, manifest, tmp_path / "node") as again:  # free once closed
+    again = LazyMount(registry.url, manifest, tmp_path / "node", file_system=file_system)
+    with again:  # free once the first is closed
         assert os.path.ismount(again.root)
+    no_leftovers(tmp_path / "node")
+
+
+def test_a_mount_left_by_a_killed_run_is_cleared_before_the_image_is_mounted_again(
+        image: tuple[Registry, ImageManifest], tmp_path: Path, file_system: FileSystem) -> None:
+    registry, manifest = image
+    killed = LazyMount(registry.url, manifest, tmp_path / "node", file_system=file_system)
+    killed.mount()
+    for process in killed.processes:  # the run dies: its fetchers with it, its mounts stay
+        process.kill()
+        process.wait()
+    assert killed._lock is not None
+    killed._lock.close()  # the lock dies with its process
+    assert str(killed.root) in Path("/proc/self/mounts").read_text()
+    with LazyMount(registry.url, manifest, tmp_path / "node", file_system=file_system) as again:
+        assert (again.root / "python" / "lib" / "hello.py").read_text().startswith("print")
     no_leftovers(tmp_path / "node")
