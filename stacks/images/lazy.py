@@ -64,7 +64,8 @@ class LazyMount:
     def __init__(self, registry_url: str, manifest: ImageManifest, node_dir: Path,
                  prefetch: PrefetchPlan | None = None, file_system: FileSystem = "auto") -> None:
         self.manifest = manifest
-        self.file_system = file_system  # once mounted: "kernel" or "fuse", the one used
+        self.requested: FileSystem = file_system
+        self.file_system: FileSystem = file_system  # once mounted: "kernel" or "fuse"
         self.url = registry_url + manifest.blob_path
         self.where = node_dir / "lazy" / manifest.digest.removeprefix("sha256:")[:16]
         self.processes: list[subprocess.Popen[bytes]] = []
@@ -110,13 +111,13 @@ class LazyMount:
         for tool in (NBDKIT, NBDFUSE, FUSERMOUNT):
             if not os.access(tool, os.X_OK):
                 raise ImageError(f"a lazy start needs {Path(tool).name}: {APT_HINT}")
-        if self.file_system == "auto":
-            self.file_system = "kernel" if kernel_mount_refusal() == "" else "fuse"
-        if self.file_system == "fuse" and not os.access(SQUASHFUSE, os.X_OK):
-            raise ImageError(f"a lazy start needs squashfuse_ll: {APT_HINT}")
-        if self.file_system == "kernel" and (why := kernel_mount_refusal()):
-            raise ImageError(f"image {self.name}: the kernel cannot mount it here ({why}); "
+        refusal = "" if self.requested == "fuse" else kernel_mount_refusal()
+        if self.requested == "kernel" and refusal:
+            raise ImageError(f"image {self.name}: the kernel cannot mount it here ({refusal}); "
                              "use file_system: fuse or auto")
+        self.file_system = "fuse" if self.requested == "fuse" or refusal else "kernel"
+        if not os.access(SQUASHFUSE, os.X_OK) and self.requested != "kernel":
+            raise ImageError(f"a lazy start needs squashfuse_ll: {APT_HINT}")
         self._hold_mount_point()
         self._unmount()  # whatever an earlier, killed run left here
         cache = self.where / "cache"
@@ -130,9 +131,9 @@ class LazyMount:
                 [NBDFUSE, "-r", "-C", "1", str(self.device), "--unix", str(self.socket)],
                 "nbdfuse.log", self.device.exists, "nbdfuse (the image as a file)")
             self._check_superblock()
-            if self.file_system == "kernel":
-                self._mount_in_kernel()
-            else:
+            if self.file_system == "kernel" and not self._mount_in_kernel():
+                self.file_system = "fuse"  # "auto", refused by the kernel
+            if self.file_system == "fuse":
                 self._start([SQUASHFUSE, "-f", str(self.device), str(self.root)],
                             "squashfuse.log", lambda: os.path.ismount(self.root),
                             "squashfuse (the image's file system)")
@@ -190,14 +191,28 @@ class LazyMount:
             raise ImageDigestMismatch(f"image {self.name}: its first block does not match the "
                                       "manifest's digest; nothing was mounted or started")
 
-    def _mount_in_kernel(self) -> None:
-        # `-o loop` attaches a loop device with autoclear: it is freed with the unmount.
-        done = subprocess.run([MOUNT, "-t", "squashfs", "-o", "ro,loop", str(self.device),
-                               str(self.root)], capture_output=True, text=True, check=False,
-                              timeout=READY_TIMEOUT_S)
-        if done.returncode != 0:
-            raise ImageFetchError(f"image {self.name}: the kernel's squashfs did not mount it: "
-                                  f"{self.fetch_failure() or done.stderr.strip()[-200:]}")
+    def _mount_in_kernel(self) -> bool:
+        """Mount the image with the kernel's squashfs. Where the kernel refuses (a container
+        without the right to attach a loop device): False under "auto", the reason kept in
+        `kernel-mount.log`; an error under "kernel", and always when the fetch failed."""
+        try:
+            # `-o loop` attaches a loop device with autoclear: it is freed with the unmount.
+            done = subprocess.run([MOUNT, "-t", "squashfs", "-o", "ro,loop", str(self.device),
+                                   str(self.root)], capture_output=True, text=True,
+                                  check=False, timeout=READY_TIMEOUT_S)
+            why = (done.stderr.strip()[-200:] or f"mount exited with {done.returncode}"
+                   if done.returncode else "")
+        except subprocess.TimeoutExpired:
+            why = f"mount did not return within {READY_TIMEOUT_S:g} s"
+        if not why:
+            return True
+        failed = self.fetch_failure()
+        if self.requested == "kernel" or failed:
+            raise ImageFetchError(f"image {self.name}: the kernel's squashfs did not mount "
+                                  f"it: {failed or why}")
+        (self.where / "kernel-mount.log").write_text(why + "\n")
+        self._unmount_point(self.root)  # whatever a half-done mount left
+        return False
 
     def fetch_failure(self) -> str:
         """The fetcher's last error (the registry gone or answering errors), or ''."""
@@ -222,17 +237,21 @@ class LazyMount:
             self.prefetcher.stop()  # it holds the device open
             self.prefetcher = None
         for point in (self.root, self.device.parent):  # the file system first
-            kind = _mounted(point)
-            if kind is None:
-                continue
-            # Detached at once, freed when the last open file closes; a FUSE mount whose
-            # process died (a killed run's) is listed too, and detached alike.
-            tool = [FUSERMOUNT, "-u", "-z"] if kind.startswith("fuse") else [UMOUNT, "-l"]
-            subprocess.run([*tool, str(point)], capture_output=True, check=False)
+            self._unmount_point(point)
         stop_trees(self.processes, grace_s=2)
         self.processes = []
         self.socket.unlink(missing_ok=True)
         shutil.rmtree(self.where / "cache", ignore_errors=True)
+
+    @staticmethod
+    def _unmount_point(point: Path) -> None:
+        kind = _mounted(point)
+        if kind is None:
+            return
+        # Detached at once, freed when the last open file closes; a FUSE mount whose process
+        # died (a killed run's) is listed too, and detached alike.
+        tool = [FUSERMOUNT, "-u", "-z"] if kind.startswith("fuse") else [UMOUNT, "-l"]
+        subprocess.run([*tool, str(point)], capture_output=True, check=False)
 
 
 def kernel_mount_refusal() -> str:

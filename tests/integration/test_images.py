@@ -16,6 +16,7 @@ import psutil
 import pytest
 
 from stacks.errors import ImageDigestMismatch, ImageError, ImageFetchError
+from stacks.images import lazy
 from stacks.images.build import pack
 from stacks.images.eager import pull, unpacked_tree
 from stacks.images.lazy import FileSystem, LazyMount, kernel_mount_refusal
@@ -326,4 +327,21 @@ def test_a_mount_left_by_a_killed_run_is_cleared_before_the_image_is_mounted_aga
     assert str(killed.root) in Path("/proc/self/mounts").read_text()
     with LazyMount(registry.url, manifest, tmp_path / "node", file_system=file_system) as again:
         assert (again.root / "python" / "lib" / "hello.py").read_text().startswith("print")
+    no_leftovers(tmp_path / "node")
+
+
+def test_auto_falls_back_to_fuse_where_the_kernel_refuses_to_mount_and_kernel_says_why(
+        image: tuple[Registry, ImageManifest], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A container may be root without the right to attach a loop device: `mount` fails."""
+    registry, manifest = image
+    monkeypatch.setattr(lazy, "MOUNT", "/bin/false")
+    monkeypatch.setattr(lazy, "kernel_mount_refusal", lambda: "")
+    with LazyMount(registry.url, manifest, tmp_path / "node", file_system="auto") as mount:
+        assert mount.file_system == "fuse"
+        assert mounted_type(mount.root).startswith("fuse")
+        assert "mount exited with 1" in (mount.where / "kernel-mount.log").read_text()
+        assert (mount.root / "python" / "lib" / "hello.py").read_text().startswith("print")
+    with pytest.raises(ImageFetchError, match="tiny-image.*kernel's squashfs did not mount"):
+        LazyMount(registry.url, manifest, tmp_path / "node", file_system="kernel").mount()
     no_leftovers(tmp_path / "node")
