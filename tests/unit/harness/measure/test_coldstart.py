@@ -79,9 +79,10 @@ def test_the_report_renders_as_tables_and_a_stacked_bar() -> None:
         "image fetch or mount", "engine start to /health", "/health to first completion"]
 
 
-def test_each_lazy_stack_is_paired_with_the_eager_one_and_prefetch_is_labelled() -> None:
+def test_each_lazy_stack_is_paired_with_the_eager_one_and_labelled_with_how_it_started() -> None:
     prefetching = [start("diy:lazy", "lazy", trial, cache, 0.2, 40.0).model_copy(
-        update={"prefetch_blocks": 140}) for trial in (1, 2, 3) for cache in ("cold", "warm")]
+        update={"prefetch_blocks": 140, "file_system": "kernel"})
+        for trial in (1, 2, 3) for cache in ("cold", "warm")]
     starts = [*STARTS, *prefetching]
     summaries, ratios, notes = summarize_starts(starts)
     totals = {r.lazy: r.value for r in ratios if r.phase == "total_s" and r.cache == "cold"}
@@ -92,7 +93,7 @@ def test_each_lazy_stack_is_paired_with_the_eager_one_and_prefetch_is_labelled()
                              images={}, starts=starts, summaries=summaries, ratios=ratios,
                              notes=notes)
     labels = [row[0] for row in coldstart_table(result).rows]
-    assert "diy:lazy (lazy, prefetch)" in labels
+    assert "diy:lazy (lazy, kernel, prefetch)" in labels
     assert "optimized (lazy)" in labels
     from harness.report.coldstart_tracking import coldstart_metrics
     metrics = coldstart_metrics(result)
