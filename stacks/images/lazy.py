@@ -245,7 +245,7 @@ class LazyMount:
 
     @staticmethod
     def _unmount_point(point: Path) -> None:
-        kind = _mounted(point)
+        kind = mounted_type(point)
         if kind is None:
             return
         # Detached at once, freed when the last open file closes; a FUSE mount whose process
@@ -265,7 +265,7 @@ def kernel_mount_refusal() -> str:
     return ""
 
 
-def _mounted(point: Path) -> str | None:
+def mounted_type(point: Path) -> str | None:
     """The type of what is mounted at `point` ("squashfs", "fuse.squashfuse_ll"…), or None."""
     target = str(point.absolute())
     for line in Path("/proc/self/mounts").read_text().splitlines():
