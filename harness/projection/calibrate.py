@@ -2,15 +2,16 @@
 capacity search's probes, or the steady stages of `workloads/calibration_levels.yaml`).
 
 Each level is an offered rate with its measured P50 and P99; the work of a request alone on a
-replica comes from the lowest level. Two parameters are then fitted on a grid: the API
-servers' time per request (`ReplicaModel.front_s`, 0 included) and the engine's batching
-cost (`ReplicaModel.slowdown`). The pair chosen is the one whose simulation of the measured
+replica comes from the lowest level. Three parameters are then fitted on a grid: the API
+servers' time per request (`ReplicaModel.front_s`, 0 included), the engine's cost of
+sharing at all (`ReplicaModel.jump`, 0 included) and its batching cost per request
+(`ReplicaModel.slowdown`). The set chosen is the one whose simulation of the measured
 setup (its replicas, its API servers, its balancer policy, each level's rate) strays least
 from the measured P50 and P99, the worst level counted. The fit is only trusted, and a
 projection only made, when that worst error is within the bound (15 %) at 3 levels or more.
 
 The same search also says how well the model predicts a level it was not fitted on: for
-each level, the pair fitted on the others, and its error there (leave one level out). That
+each level, the set fitted on the others, and its error there (leave one level out). That
 is reported beside the fit, not used to choose it.
 """
 
@@ -28,9 +29,10 @@ from harness.projection.replica_model import ReplicaModel
 MAX_ERROR = 0.15
 SLOWDOWNS = np.geomspace(1e-3, 1.0, 21)  # the batching cost's grid
 FRONTS_S = np.concatenate([[0.0], np.geomspace(0.004, 0.064, 9)])  # the API servers' grid
+JUMPS = np.array([0.0, 0.25, 0.5, 0.75])  # the sharing cost's grid
 REPEATS = 6  # simulated probes per level, pooled: one probe's window is short and noisy
-SEARCH_REPEATS = 2  # the same, while searching the grid
-FINALISTS = 4  # pairs kept from the search, for all levels and for each left out
+SEARCH_REPEATS = 1  # the same, while searching the grid
+FINALISTS = 6  # sets kept from the search, for all levels and for each left out
 
 
 @dataclass(frozen=True)
@@ -59,7 +61,7 @@ class Calibration:
     policy: str
     model: ReplicaModel
     fits: list[LevelFit]
-    held_out: list[LevelFit]  # each level simulated by the pair fitted without it
+    held_out: list[LevelFit]  # each level simulated by the set fitted without it
 
     @property
     def max_error(self) -> float:
@@ -89,9 +91,10 @@ def simulate_levels(model: ReplicaModel, measured: Measured, seed: int,
     return fits
 
 
-def model_for(measured: Measured, front_s: float, slowdown: float) -> ReplicaModel:
-    return ReplicaModel(measured.solo_work(slowdown, front_s), slowdown,
-                        front_s=front_s, front_servers=measured.front_servers)
+def model_for(measured: Measured, front_s: float, jump: float, slowdown: float
+              ) -> ReplicaModel:
+    return ReplicaModel(measured.solo_work(front_s), slowdown, jump=jump, front_s=front_s,
+                        front_servers=measured.front_servers)
 
 
 def worst(fits: list[LevelFit], without: int | None = None) -> float:
@@ -99,15 +102,15 @@ def worst(fits: list[LevelFit], without: int | None = None) -> float:
 
 
 def calibrate(measured: Measured, seed: int = 0) -> Calibration:
-    """The (front_s, slowdown) pair whose simulation strays least from the measured levels
-    (worst level, P50 or P99), and each level predicted by the pair fitted on the rest.
+    """The (front_s, jump, slowdown) set whose simulation strays least from the measured
+    levels (worst level, P50 or P99), and each level predicted by the set fitted on the rest.
 
-    The whole grid is searched with SEARCH_REPEATS probes a level; the FINALISTS best pairs
+    The whole grid is searched with SEARCH_REPEATS probes a level; the FINALISTS best sets
     of that search, for all levels and for each level left out, are simulated again with
-    REPEATS, and the choice is made among them. That keeps the full grid's reach at a third
-    of its cost (about 2 minutes a stack here)."""
-    pairs = [(float(front), float(slowdown))
-             for front, slowdown in itertools.product(FRONTS_S, SLOWDOWNS)]
+    REPEATS, and the choice is made among them. That keeps the full grid's reach at a sixth
+    of its cost (about 3 minutes a stack here)."""
+    pairs = [(float(front), float(jump), float(slowdown))
+             for front, jump, slowdown in itertools.product(FRONTS_S, JUMPS, SLOWDOWNS)]
     search = [simulate_levels(model_for(measured, *pair), measured, seed, SEARCH_REPEATS)
               for pair in pairs]
     leave_out: list[int | None] = [None, *range(len(measured.levels))]

@@ -10,7 +10,12 @@ Two kinds of folder give levels:
   the lowest rate, between the others, say how fast the machine was around each level.
 
 Either way the work of a request alone is taken from the lowest level's service times
-(answer done − sent), with how many requests shared a replica there (Little's law).
+(answer done − sent) of the requests that were alone on their replica: none of its other
+requests was in flight at any moment of theirs. At 2 QPS a replica, a third of requests
+overlap another, and they take 27–57 % longer for it (docs/findings.md): their times are the
+batching's, which the calibration fits, not the work's. Where the records do not say which
+replica served a request, or too few were alone, every service time at the lowest level is
+taken, an overestimate of the work.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from harness.workload.spec import Steady, WorkloadSpec
 MIN_LEVELS = 3
 SETTLE_S = 10.0  # of each stage: the queue left by the stage before drains or builds
 GROWTH = 1.5  # a stage whose P50 grows by more than this from its first half to its second
+MIN_ALONE = 50  # requests alone on their replica at the lowest level, to take the work from
 
 
 @dataclass(frozen=True)
@@ -52,17 +58,14 @@ class Measured:
     replicas: int
     policy: str
     levels: list[Level]
-    work_s: np.ndarray  # service times at the lowest level
-    held: float  # requests in flight per replica there (Little's law), at least 1
+    work_s: np.ndarray  # service times at the lowest level, of the requests alone there
     front_servers: int = 1  # API server processes per replica (`api_server_count`)
 
-    def solo_work(self, slowdown: float, front_s: float = 0.0) -> np.ndarray:
-        """The lowest level's service times as the engine alone would take them: less the
-        API server's `front_s`, and each slowed by the others it shared the engine with,
-        about `held` - 1 of them. At least a millisecond: a front stage longer than a
-        request's whole service time leaves the engine next to nothing, not less."""
-        engine = np.maximum(self.work_s - front_s, 1e-3)
-        return engine / (1.0 + slowdown * (self.held - 1.0))
+    def solo_work(self, front_s: float = 0.0) -> np.ndarray:
+        """The service times of requests alone as the engine takes them: less the API
+        server's `front_s`. At least a millisecond: a front stage longer than a request's
+        whole service time leaves the engine next to nothing, not less."""
+        return np.maximum(self.work_s - front_s, 1e-3)
 
 
 def read_measured(run: Path, stack: str) -> Measured:
@@ -116,16 +119,46 @@ def from_capacity(run: Path, stack: str) -> Measured:
     probes = whole_probes(measured.probes)
     if len(probes) < MIN_LEVELS:
         raise too_few(run, stack, len(probes), "probe(s) that ran whole")
-    records = pd.read_parquet(run / probes[0].records)
-    done = records[records["ok"]]
-    work = (done["done_s"] - done["sent_s"]).to_numpy(dtype=float)
+    setup = stack_setup(run, stack)
+    replicas = int(measured.replicas or setup.replicas)
+    work = solo_service(mark_alone(pd.read_parquet(run / probes[0].records)),
+                        probes[0].offered_qps / replicas)
     levels = [Level(p.offered_qps, float(p.latency_p50_s or 0), float(p.latency_p99_s or 0),
                     p.requests, summary.search.duration_s, summary.search.warmup_s)
               for p in probes]
-    setup = stack_setup(run, stack)
-    replicas = int(measured.replicas or setup.replicas)
-    held = max(1.0, (probes[0].concurrency or 0.0) / replicas)
-    return Measured(stack, replicas, setup.policy, levels, work, held, setup.front_servers)
+    return Measured(stack, replicas, setup.policy, levels, work, setup.front_servers)
+
+
+def mark_alone(records: pd.DataFrame) -> pd.DataFrame:
+    """One trial's records, each marked `alone` where no other request of its replica was in
+    flight (sent to done) at any moment of its own; a request no replica answered, never."""
+    alone = pd.Series(False, index=records.index)
+    if "replica" in records.columns:
+        for _, served in records.dropna(subset=["replica"]).groupby("replica"):
+            served = served.sort_values("sent_s")
+            sent, done = served["sent_s"].to_numpy(), served["done_s"].to_numpy()
+            # the latest answer among the requests sent before each one, and the next sending
+            before = np.concatenate([[-np.inf], np.maximum.accumulate(done)[:-1]])
+            after = np.concatenate([sent[1:], [np.inf]])
+            alone[served.index] = (before < sent) & (after > done)
+    return records.assign(alone=alone)
+
+
+def solo_service(records: pd.DataFrame, replica_qps: float) -> np.ndarray:
+    """Service times of the requests alone among `records` (marked by `mark_alone`), sent at
+    `replica_qps` to each replica; of all that succeeded where fewer than MIN_ALONE were alone.
+
+    A long request is less often alone than a short one: none may arrive at its replica while
+    it runs, which for Poisson arrivals happens with probability exp(-replica_qps × its time).
+    The alone ones are therefore drawn again, as many, each in proportion to the inverse of
+    that (seeded: the same records give the same work)."""
+    done = records[records["ok"]]
+    alone = done[done["alone"]]
+    if len(alone) < MIN_ALONE:
+        return (done["done_s"] - done["sent_s"]).to_numpy(dtype=float)
+    service = (alone["done_s"] - alone["sent_s"]).to_numpy(dtype=float)
+    weight = np.exp(replica_qps * (service - service.min()))
+    return np.random.default_rng(0).choice(service, len(service), p=weight / weight.sum())
 
 
 def steady_windows(workload: WorkloadSpec) -> list[tuple[float, Window]]:
@@ -165,7 +198,7 @@ def from_steady_stages(run: Path, stack: str) -> Measured:
     trials = read_trials(run, stack)
     if not trials:
         raise UsageError(f"--calibrate-from {run}: no records of stack {stack!r} there")
-    records = pd.concat(trials, ignore_index=True)
+    records = pd.concat([mark_alone(trial) for trial in trials], ignore_index=True)
     stages = steady_windows(workload)
     lowest = min(rate for rate, _ in stages)
     references = {k: in_window(records, window) for k, (rate, window) in enumerate(stages)
@@ -190,12 +223,10 @@ def from_steady_stages(run: Path, stack: str) -> Measured:
         levels.extend([level] if level is not None else [])
     if len(levels) < MIN_LEVELS:
         raise too_few(run, stack, len(levels), "steady stage(s) served whole")
-    service = pd.concat([part["done_s"] - part["sent_s"]
-                         for part in references.values()]).to_numpy(dtype=float)
     setup = stack_setup(run, stack)
-    held = max(1.0, lowest * float(service.mean()) / setup.replicas)
+    service = solo_service(pd.concat(references.values()), lowest / setup.replicas)
     return Measured(stack, setup.replicas, setup.policy,
-                    sorted(levels, key=lambda level: level.rate_qps), service, held,
+                    sorted(levels, key=lambda level: level.rate_qps), service,
                     setup.front_servers)
 
 

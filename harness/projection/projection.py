@@ -70,6 +70,8 @@ class StackProjection(BaseModel):
     replicas_measured: int
     policy_measured: str
     slowdown: float = Field(description="the fitted batching cost (`ReplicaModel.slowdown`)")
+    jump: float = Field(default=0.0, description="the fitted cost of sharing the engine at all "
+                        "(`ReplicaModel.jump`)")
     front_s: float = Field(description="the fitted API server time per request, s "
                            "(`ReplicaModel.front_s`)")
     front_servers: int = Field(description="API servers per replica, from the spec")
@@ -117,6 +119,7 @@ def project_stack(run: Path, stack: str, target_qps: float, slo_p99_s: float,
     result = StackProjection(
         stack=stack, replicas_measured=calibration.replicas,
         policy_measured=calibration.policy, slowdown=calibration.model.slowdown,
+        jump=calibration.model.jump,
         front_s=calibration.model.front_s, front_servers=calibration.model.front_servers,
         calibration_error=calibration.max_error, held_out_error=calibration.held_out_error,
         trusted=calibration.trusted,

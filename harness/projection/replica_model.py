@@ -8,9 +8,13 @@
   (the seed's reason for several API servers).
 - **The engine** serves every request it holds at once, each a little slower the more it
   holds, as continuous batching does: a request alone takes its engine `work` (seconds), and
-  with n requests in service each progresses at 1 / (1 + slowdown × (n - 1)) of that speed.
-  It completes at most 1 / (slowdown × mean work) requests a second however many it holds.
-  Beyond `max_batch` requests (vLLM's `max_num_seqs`) the rest wait their turn.
+  with n ≥ 2 requests in service each progresses at 1 / (1 + jump + slowdown × (n - 1)) of
+  that speed. `jump` is what sharing costs at all, apart from how many share: on a CPU
+  without a bf16 matrix unit, a bf16 GEMM over two rows costs half again one row's, and
+  little more per row after that (docs/findings.md, "One replica's latency against the
+  requests it holds"); an int8 or a GPU engine has next to none. The engine completes at most
+  1 / (slowdown × mean work) requests a second however many it holds. Beyond `max_batch`
+  requests (vLLM's `max_num_seqs`) the rest wait their turn.
 """
 
 from __future__ import annotations
@@ -30,8 +34,13 @@ class ReplicaModel:
     work_s: np.ndarray  # engine time of a request alone: each request draws one at random
     slowdown: float  # the batching cost per extra request in service
     max_batch: int = 256
+    jump: float = 0.0  # the cost of sharing the engine at all, once a second request is in
     front_s: float = 0.0  # an API server's time per request; 0: no front stage
     front_servers: int = 1
+
+    def factor(self, n: int) -> float:
+        """How many times its work alone a request takes with `n` requests in service."""
+        return 1.0 + self.jump * (n >= 2) + self.slowdown * (n - 1)
 
     @property
     def mean_work_s(self) -> float:
@@ -41,7 +50,7 @@ class ReplicaModel:
         """The most it completes a second: the engine with a full batch held, or its API
         servers all busy, whichever is fewer."""
         n = self.max_batch
-        engine = n / (self.mean_work_s * (1 + self.slowdown * (n - 1)))
+        engine = n / (self.mean_work_s * self.factor(n))
         return min(engine, self.front_servers / self.front_s) if self.front_s else engine
 
 
@@ -69,7 +78,7 @@ class SimReplica:
 
     def speed(self) -> float:
         n = len(self.serving)
-        return 1.0 / (1.0 + self.model.slowdown * (n - 1)) if n else 0.0
+        return 1.0 / self.model.factor(n) if n else 0.0
 
     def _advance(self) -> None:
         now = self.env.now

@@ -22,7 +22,7 @@ from harness.projection.cold_starts import measured_cold_starts
 from harness.projection.diurnal import DAY_S, diurnal_rate, simulate_day
 from harness.projection.fleet_sim import rate_at_slo, simulate_steady
 from harness.projection.fleet_size import replicas_needed
-from harness.projection.measured import Level, Measured, read_measured
+from harness.projection.measured import Level, Measured, mark_alone, read_measured, solo_service
 from harness.projection.replica_model import ReplicaModel
 from harness.report.coldstart_results import (
     ColdStartResult,
@@ -44,6 +44,7 @@ def short_simulations(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(calibration_module, "SEARCH_REPEATS", 1)
     monkeypatch.setattr(calibration_module, "SLOWDOWNS", np.geomspace(0.01, 1.0, 11))
     monkeypatch.setattr(calibration_module, "FRONTS_S", np.array([0.0]))
+    monkeypatch.setattr(calibration_module, "JUMPS", np.array([0.0]))
     monkeypatch.setattr(fleet_size, "SIM_REPLICAS", 4)
     monkeypatch.setattr(fleet_size, "SIM_S", 30.0)
 
@@ -100,10 +101,8 @@ def planted_levels(rates: list[float], p99_factor: float = 1.0,
         run = simulate_steady(model, 2, "p2c", rate, duration_s=60, seed=11, warmup_s=10)
         levels.append(Level(rate, run.percentile(50), p99_factor * run.percentile(99),
                             len(run.latencies_s), 60.0, 10.0))
-    low = simulate_steady(model, 2, "p2c", rates[0], duration_s=60, seed=11)
-    held = max(1.0, rates[0] * float(low.latencies_s.mean()) / 2)
-    service = model.front_s + model.work_s * (1 + model.slowdown * (held - 1))
-    return Measured("optimized", 2, "p2c", levels, service, held, model.front_servers)
+    return Measured("optimized", 2, "p2c", levels, model.front_s + model.work_s,
+                    model.front_servers)
 
 
 def test_calibration_recovers_a_planted_replica() -> None:
@@ -124,6 +123,42 @@ def test_calibration_finds_a_planted_front_stage_and_predicts_each_level_left_ou
     assert (fitted.model.front_s, fitted.model.front_servers) == (0.045, 1)
     assert [f.level.rate_qps for f in fitted.held_out] == [4.0, 20.0, 32.0, 40.0]
     assert fitted.held_out_error <= 0.15, [f.error for f in fitted.held_out]
+
+
+def test_calibration_finds_a_planted_cost_of_sharing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A replica whose requests take half again as long as soon as two share it (bf16 on a
+    CPU): without a jump in the grid, no batching cost fits both light and heavy load."""
+    jumping = ReplicaModel(WORK, slowdown=0.05, jump=0.5)
+    assert jumping.factor(1) == 1.0
+    assert jumping.factor(3) == pytest.approx(1.6)
+    measured = planted_levels([2.0, 8.0, 24.0, 48.0], model=jumping)
+    monkeypatch.setattr(calibration_module, "SLOWDOWNS", np.geomspace(0.0125, 0.2, 5))
+    linear = calibrate(measured)  # the fixture's grid: no jump
+    monkeypatch.setattr(calibration_module, "JUMPS", np.array([0.0, 0.25, 0.5, 0.75]))
+    fitted = calibrate(measured)
+    assert fitted.trusted, [(f.p50_error, f.p99_error) for f in fitted.fits]
+    assert (fitted.model.jump, fitted.model.slowdown) == (0.5, pytest.approx(0.05))
+    assert fitted.max_error < linear.max_error
+
+
+def test_work_is_taken_from_requests_alone_on_their_replica() -> None:
+    records = pd.DataFrame({
+        "sent_s": [0.0, 0.5, 2.0, 0.2, 3.0], "done_s": [1.0, 1.2, 2.3, 0.4, 3.1],
+        "ok": [True, True, True, True, False],
+        "replica": ["replica-0", "replica-0", "replica-0", "replica-1", None]})
+    assert mark_alone(records)["alone"].tolist() == [False, False, True, True, False]
+    # Too few alone: every success is taken
+    np.testing.assert_allclose(sorted(solo_service(mark_alone(records), 2.0)),
+                               [0.2, 0.3, 0.7, 1.0])
+    # 100 short and 100 long alone, one after the other: at 2 QPS a long one is alone
+    # e^(2 × 0.9) times less often than a short one, so it is drawn that much more often
+    service = np.repeat([0.1, 1.0], 100)
+    sent = np.arange(200) * 2.0
+    alone = mark_alone(pd.DataFrame({"sent_s": sent, "done_s": sent + service, "ok": True,
+                                     "replica": "replica-0"}))
+    drawn = solo_service(alone, 2.0)
+    assert len(drawn) == 200
+    assert np.mean(drawn == 1.0) == pytest.approx(math.exp(1.8) / (1 + math.exp(1.8)), abs=0.06)
 
 
 def test_a_measurement_the_model_cannot_reproduce_is_not_trusted() -> None:
@@ -168,7 +203,7 @@ def capacity_folder(tmp_path: Path, measured: Measured) -> Path:
                "throughput_qps": level.rate_qps, "goodput_qps": level.rate_qps,
                "success_rate": 1.0, "latency_p50_s": level.p50_s, "latency_p90_s": None,
                "latency_p99_s": level.p99_s, "service_p99_s": None, "send_lag_p99_s": None,
-               "concurrency": measured.held * 2 if k == 0 else None, "errors": {},
+               "concurrency": 2.0 if k == 0 else None, "errors": {},
                "drained_s": 0.0, "stopped_early": None, "schedule_sha256": "0",
                "schedule": "s", "records": "probe-1.parquet"}
               for k, level in enumerate(measured.levels)]
@@ -193,7 +228,7 @@ def test_read_measured_takes_levels_work_and_setup_from_a_capacity_folder(
     assert [level.rate_qps for level in read.levels] == [4.0, 30.0, 50.0]
     assert (read.levels[0].duration_s, read.levels[0].warmup_s) == (60.0, 10.0)
     assert (read.replicas, read.policy, read.front_servers) == (2, "p2c", 2)
-    assert read.held == pytest.approx(measured.held)
+    # All sent at once, none alone: every service time is taken
     np.testing.assert_allclose(read.work_s, measured.work_s)
 
 
@@ -204,7 +239,8 @@ def stage_records(stages: list[tuple[float, float]], trial: int,
                   fail_in: float | None = None) -> pd.DataFrame:
     """One trial of steady stages, each (rate, how many times slower the machine is), served
     by the planted replica: a machine k times slower at rate r is the planted one at k·r, k
-    times slower. Every request fails in the stage at rate `fail_in`."""
+    times slower. The two replicas' names alternate, as round-robin's would. Every request
+    fails in the stage at rate `fail_in`."""
     rng = np.random.default_rng(trial)
     frames, start = [], WARMUP_S
     for k, (rate, slower) in enumerate(stages):
@@ -217,7 +253,7 @@ def stage_records(stages: list[tuple[float, float]], trial: int,
             "scheduled_s": sent, "sent_s": sent, "first_byte_s": sent + latencies,
             "done_s": sent + latencies, "status": 200 if ok else 503, "ok": ok,
             "error": None if ok else "http_503", "prompt_tokens": 50, "output_tokens": 50,
-            "replica": "replica-1", "trial": trial}))
+            "replica": [f"replica-{k % 2}" for k in range(len(sent))], "trial": trial}))
         start += STAGE_S
     frame = pd.concat(frames, ignore_index=True)
     frame.insert(0, "index", range(len(frame)))
@@ -253,7 +289,6 @@ def test_steady_stages_of_a_run_are_levels_pooled_over_its_trials(tmp_path: Path
     assert (read.replicas, read.policy) == (2, "p2c")
     light = simulate_steady(PLANTED, 2, "p2c", 4.0, duration_s=600, seed=3)
     assert read.levels[0].p50_s == pytest.approx(light.percentile(50), rel=0.15)
-    assert read.held == pytest.approx(1.0)  # 4 QPS over 2 replicas: about one at a time
     fitted = calibrate(read)
     assert fitted.trusted, [(f.p50_error, f.p99_error) for f in fitted.fits]
 
