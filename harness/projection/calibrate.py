@@ -107,8 +107,8 @@ def calibrate(measured: Measured, seed: int = 0) -> Calibration:
 
     The whole grid is searched with SEARCH_REPEATS probes a level; the FINALISTS best sets
     of that search, for all levels and for each level left out, are simulated again with
-    REPEATS, and the choice is made among them. That keeps the full grid's reach at a sixth
-    of its cost (about 4 minutes a stack here)."""
+    REPEATS, and the choice is made among them. That keeps the full grid's reach at about a
+    fifth of its cost (about 4 minutes a stack here)."""
     pairs = [(float(front), float(jump), float(slowdown))
              for front, jump, slowdown in itertools.product(FRONTS_S, JUMPS, SLOWDOWNS)]
     search = [simulate_levels(model_for(measured, *pair), measured, seed, SEARCH_REPEATS)

@@ -10,12 +10,7 @@ Two kinds of folder give levels:
   the lowest rate, between the others, say how fast the machine was around each level.
 
 Either way the work of a request alone is taken from the lowest level's service times
-(answer done − sent) of the requests that were alone on their replica: none of its other
-requests was in flight at any moment of theirs. At 2 QPS a replica, two in five of diy's
-requests overlapped another and took 27 % longer for it (docs/findings.md): that is the
-batching's cost, which the calibration fits, not the work's. Where the records do not say which
-replica served a request, or too few were alone, every service time at the lowest level is
-taken, an overestimate of the work.
+(answer done − sent) of the requests that were alone on their replica (`solo_work`).
 """
 
 from __future__ import annotations
@@ -29,6 +24,7 @@ import pandas as pd
 
 from harness.errors import UsageError
 from harness.measure.metrics import Window, in_window, percentiles, summarize
+from harness.projection.solo_work import mark_alone, solo_service
 from harness.report.results import CapacitySummary, ProbeRow, RunInfo, read_result
 from harness.report.saved import read_specs, read_trials
 from harness.workload.spec import Steady, WorkloadSpec
@@ -36,7 +32,6 @@ from harness.workload.spec import Steady, WorkloadSpec
 MIN_LEVELS = 3
 SETTLE_S = 10.0  # of each stage: the queue left by the stage before drains or builds
 GROWTH = 1.5  # a stage whose P50 grows by more than this from its first half to its second
-MIN_ALONE = 50  # requests alone on their replica at the lowest level, to take the work from
 
 
 @dataclass(frozen=True)
@@ -121,44 +116,11 @@ def from_capacity(run: Path, stack: str) -> Measured:
         raise too_few(run, stack, len(probes), "probe(s) that ran whole")
     setup = stack_setup(run, stack)
     replicas = int(measured.replicas or setup.replicas)
-    work = solo_service(mark_alone(pd.read_parquet(run / probes[0].records)),
-                        probes[0].offered_qps / replicas)
+    work = solo_service(mark_alone(pd.read_parquet(run / probes[0].records)))
     levels = [Level(p.offered_qps, float(p.latency_p50_s or 0), float(p.latency_p99_s or 0),
                     p.requests, summary.search.duration_s, summary.search.warmup_s)
               for p in probes]
     return Measured(stack, replicas, setup.policy, levels, work, setup.front_servers)
-
-
-def mark_alone(records: pd.DataFrame) -> pd.DataFrame:
-    """One trial's records, each marked `alone` where no other request of its replica was in
-    flight (sent to done) at any moment of its own; a request no replica answered, never."""
-    alone = pd.Series(False, index=records.index)
-    if "replica" in records.columns:
-        for _, served in records.dropna(subset=["replica"]).groupby("replica"):
-            served = served.sort_values("sent_s")
-            sent, done = served["sent_s"].to_numpy(), served["done_s"].to_numpy()
-            # the latest answer among the requests sent before each one, and the next sending
-            before = np.concatenate([[-np.inf], np.maximum.accumulate(done)[:-1]])
-            after = np.concatenate([sent[1:], [np.inf]])
-            alone[served.index] = (before < sent) & (after > done)
-    return records.assign(alone=alone)
-
-
-def solo_service(records: pd.DataFrame, replica_qps: float) -> np.ndarray:
-    """Service times of the requests alone among `records` (marked by `mark_alone`), sent at
-    `replica_qps` to each replica; of all that succeeded where fewer than MIN_ALONE were alone.
-
-    A long request is less often alone than a short one: none may arrive at its replica while
-    it runs, which for Poisson arrivals happens with probability exp(-replica_qps × its time).
-    The alone ones are therefore drawn again, as many, each in proportion to the inverse of
-    that (seeded: the same records give the same work)."""
-    done = records[records["ok"]]
-    alone = done[done["alone"]]
-    if len(alone) < MIN_ALONE:
-        return (done["done_s"] - done["sent_s"]).to_numpy(dtype=float)
-    service = (alone["done_s"] - alone["sent_s"]).to_numpy(dtype=float)
-    weight = np.exp(replica_qps * (service - service.max()))  # ≤ 1: no overflow
-    return np.random.default_rng(0).choice(service, len(service), p=weight / weight.sum())
 
 
 def steady_windows(workload: WorkloadSpec) -> list[tuple[float, Window]]:
@@ -224,7 +186,7 @@ def from_steady_stages(run: Path, stack: str) -> Measured:
     if len(levels) < MIN_LEVELS:
         raise too_few(run, stack, len(levels), "steady stage(s) served whole")
     setup = stack_setup(run, stack)
-    service = solo_service(pd.concat(references.values()), lowest / setup.replicas)
+    service = solo_service(pd.concat(references.values()))
     return Measured(stack, setup.replicas, setup.policy,
                     sorted(levels, key=lambda level: level.rate_qps), service,
                     setup.front_servers)

@@ -9,10 +9,11 @@
 - **The engine** serves every request it holds at once, each a little slower the more it
   holds, as continuous batching does: a request alone takes its engine `work` (seconds), and
   with n ≥ 2 requests in service each progresses at 1 / (1 + jump + slowdown × (n - 1)) of
-  that speed. `jump` is what sharing costs at all, apart from how many share: on a CPU
-  without a bf16 matrix unit, a bf16 GEMM over two rows costs half again one row's, and
-  little more per row after that (docs/findings.md, "One replica's latency against the
-  requests it holds"); an int8 or a GPU engine has next to none. The engine completes at most
+  that speed. `jump` is what sharing costs at all, apart from how many share: diy's replica
+  measured in a closed loop takes 57 % longer as soon as two requests share it
+  (docs/findings.md, "One replica's latency against the requests it holds"); one likely
+  part of it, on a CPU without a bf16 matrix unit, is that a bf16 GEMM over two rows costs
+  half again one row's, where fp32 costs the same. The engine completes at most
   1 / (slowdown × mean work) requests a second however many it holds. Beyond `max_batch`
   requests (vLLM's `max_num_seqs`) the rest wait their turn.
 """

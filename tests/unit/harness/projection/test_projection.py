@@ -22,7 +22,7 @@ from harness.projection.cold_starts import measured_cold_starts
 from harness.projection.diurnal import DAY_S, diurnal_rate, simulate_day
 from harness.projection.fleet_sim import rate_at_slo, simulate_steady
 from harness.projection.fleet_size import replicas_needed
-from harness.projection.measured import Level, Measured, mark_alone, read_measured, solo_service
+from harness.projection.measured import Level, Measured, read_measured
 from harness.projection.replica_model import ReplicaModel
 from harness.report.coldstart_results import (
     ColdStartResult,
@@ -139,26 +139,6 @@ def test_calibration_finds_a_planted_cost_of_sharing(monkeypatch: pytest.MonkeyP
     assert fitted.trusted, [(f.p50_error, f.p99_error) for f in fitted.fits]
     assert (fitted.model.jump, fitted.model.slowdown) == (0.5, pytest.approx(0.05))
     assert fitted.max_error < linear.max_error
-
-
-def test_work_is_taken_from_requests_alone_on_their_replica() -> None:
-    records = pd.DataFrame({
-        "sent_s": [0.0, 0.5, 2.0, 0.2, 3.0], "done_s": [1.0, 1.2, 2.3, 0.4, 3.1],
-        "ok": [True, True, True, True, False],
-        "replica": ["replica-0", "replica-0", "replica-0", "replica-1", None]})
-    assert mark_alone(records)["alone"].tolist() == [False, False, True, True, False]
-    # Too few alone: every success is taken
-    np.testing.assert_allclose(sorted(solo_service(mark_alone(records), 2.0)),
-                               [0.2, 0.3, 0.7, 1.0])
-    # 100 short and 100 long alone, one after the other: at 2 QPS a long one is alone
-    # e^(2 × 0.9) times less often than a short one, so it is drawn that much more often
-    service = np.repeat([0.1, 1.0], 100)
-    sent = np.arange(200) * 2.0
-    alone = mark_alone(pd.DataFrame({"sent_s": sent, "done_s": sent + service, "ok": True,
-                                     "replica": "replica-0"}))
-    drawn = solo_service(alone, 2.0)
-    assert len(drawn) == 200
-    assert np.mean(drawn == 1.0) == pytest.approx(math.exp(1.8) / (1 + math.exp(1.8)), abs=0.06)
 
 
 def test_a_measurement_the_model_cannot_reproduce_is_not_trusted() -> None:
@@ -289,6 +269,8 @@ def test_steady_stages_of_a_run_are_levels_pooled_over_its_trials(tmp_path: Path
     assert (read.replicas, read.policy) == (2, "p2c")
     light = simulate_steady(PLANTED, 2, "p2c", 4.0, duration_s=600, seed=3)
     assert read.levels[0].p50_s == pytest.approx(light.percentile(50), rel=0.15)
+    # the work: the lowest level's requests alone, drawn again against their bias
+    assert np.median(read.work_s) == pytest.approx(np.median(light.latencies_s), rel=0.1)
     fitted = calibrate(read)
     assert fitted.trusted, [(f.p50_error, f.p99_error) for f in fitted.fits]
 
