@@ -109,15 +109,15 @@ def calibrate(measured: Measured, seed: int = 0) -> Calibration:
     of that search, for all levels and for each level left out, are simulated again with
     REPEATS, and the choice is made among them. That keeps the full grid's reach at about a
     fifth of its cost (about 4 minutes a stack here)."""
-    pairs = [(float(front), float(jump), float(slowdown))
-             for front, jump, slowdown in itertools.product(FRONTS_S, JUMPS, SLOWDOWNS)]
-    search = [simulate_levels(model_for(measured, *pair), measured, seed, SEARCH_REPEATS)
-              for pair in pairs]
+    candidates = [(float(front), float(jump), float(slowdown))
+                  for front, jump, slowdown in itertools.product(FRONTS_S, JUMPS, SLOWDOWNS)]
+    search = [simulate_levels(model_for(measured, *candidate), measured, seed, SEARCH_REPEATS)
+              for candidate in candidates]
     leave_out: list[int | None] = [None, *range(len(measured.levels))]
     finalists = sorted({k for without in leave_out
-                        for k in sorted(range(len(pairs)),
+                        for k in sorted(range(len(candidates)),
                                         key=lambda k: worst(search[k], without))[:FINALISTS]})
-    table = {k: simulate_levels(model_for(measured, *pairs[k]), measured, seed)
+    table = {k: simulate_levels(model_for(measured, *candidates[k]), measured, seed)
              for k in finalists}
 
     def best(without: int | None = None) -> int:
@@ -126,4 +126,4 @@ def calibrate(measured: Measured, seed: int = 0) -> Calibration:
     chosen = best()
     held_out = [table[best(without=i)][i] for i in range(len(measured.levels))]
     return Calibration(measured.stack, measured.replicas, measured.policy,
-                       model_for(measured, *pairs[chosen]), table[chosen], held_out)
+                       model_for(measured, *candidates[chosen]), table[chosen], held_out)
