@@ -40,7 +40,11 @@ from workloads.schedule import ScheduleEntry, read_schedule
 
 WORKLOADS_DIR = Path(__file__).resolve().parent
 DEFAULT_SCHEDULE = WORKLOADS_DIR / "schedules" / "writing_assistant.jsonl"
-START_LEAD_S = 3.0  # test start to offset 0: senders spawn, workers receive the anchor
+# Test start to offset 0. One process spawns its senders within a second (`ScheduleShape`
+# asks for them all at that count a second); a master's workers must also receive the anchor
+# and measure their clocks against the master's first.
+START_LEAD_S = 1.5
+DISTRIBUTED_START_LEAD_S = 3.0
 DRAIN_GRACE_S = 10.0  # after the last timeout, before unrecorded requests are given up on
 IDLE_S = 0.5
 SENT, FIRST_BYTE, DONE = (COLUMNS.index(name) for name in ("sent_s", "first_byte_s", "done_s"))
@@ -105,7 +109,9 @@ class Replay:
     # -- master or single process ---------------------------------------------------------
     def on_test_start(self) -> None:
         if not self.options.start_at:
-            self.options.start_at = time.time() + START_LEAD_S
+            distributed = isinstance(self.environment.runner, MasterRunner)
+            lead_s = DISTRIBUTED_START_LEAD_S if distributed else START_LEAD_S
+            self.options.start_at = time.time() + lead_s
         if not self.options.model:
             self.options.model = first_model(self.environment.host or "", self.headers())
         self.file = RecordFile(Path(self.options.records),
