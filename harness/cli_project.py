@@ -97,7 +97,9 @@ def projection_tables(stack: StackProjection, result: Projection) -> list[Table]
                               f"simulated, worst error {stack.calibration_error:.1%}; fitted "
                               f"{stack.front_s * 1000:.1f} ms a request in each of "
                               f"{stack.front_servers} API server(s), sharing cost "
-                              f"{stack.jump:.3g}, batching cost {stack.slowdown:.3g}")
+                              f"{stack.jump:.3g}, batching cost {stack.slowdown:.3g}"
+                              + (f"; the work alone: {stack.work_source}"
+                                 if stack.work_source else ""))
     for column in ("rate QPS", "machine ×", "P50 measured", "P50 simulated", "error",
                    "P99 measured", "P99 simulated", "error", "held out"):
         calibration.add_column(column, justify="right")

@@ -55,6 +55,7 @@ class Measured:
     levels: list[Level]
     work_s: np.ndarray  # service times at the lowest level, of the requests alone there
     front_servers: int = 1  # API server processes per replica (`api_server_count`)
+    work_source: str = ""  # where `work_s` came from, in words (`SoloWork.source`)
 
     def solo_work(self, front_s: float = 0.0) -> np.ndarray:
         """The service times of requests alone as the engine takes them: less the API
@@ -120,7 +121,8 @@ def from_capacity(run: Path, stack: str) -> Measured:
     levels = [Level(p.offered_qps, float(p.latency_p50_s or 0), float(p.latency_p99_s or 0),
                     p.requests, summary.search.duration_s, summary.search.warmup_s)
               for p in probes]
-    return Measured(stack, replicas, setup.policy, levels, work, setup.front_servers)
+    return Measured(stack, replicas, setup.policy, levels, work.service_s, setup.front_servers,
+                    work.source)
 
 
 def steady_windows(workload: WorkloadSpec) -> list[tuple[float, Window]]:
@@ -186,10 +188,10 @@ def from_steady_stages(run: Path, stack: str) -> Measured:
     if len(levels) < MIN_LEVELS:
         raise too_few(run, stack, len(levels), "steady stage(s) served whole")
     setup = stack_setup(run, stack)
-    service = solo_service(pd.concat(references.values()))
+    work = solo_service(pd.concat(references.values()))
     return Measured(stack, setup.replicas, setup.policy,
-                    sorted(levels, key=lambda level: level.rate_qps), service,
-                    setup.front_servers)
+                    sorted(levels, key=lambda level: level.rate_qps), work.service_s,
+                    setup.front_servers, work.source)
 
 
 def level_of(records: pd.DataFrame, window: Window, rate: float, speed: float,

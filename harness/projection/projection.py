@@ -75,6 +75,8 @@ class StackProjection(BaseModel):
     front_s: float = Field(description="the fitted API server time per request, s "
                            "(`ReplicaModel.front_s`)")
     front_servers: int = Field(description="API servers per replica, from the spec")
+    work_source: str = Field(default="", description="where a simulated request's work alone "
+                             "came from (`solo_work`); absent from earlier projections")
     calibration_error: float = Field(description="worst relative error, P50 or P99, any level")
     held_out_error: float = Field(description="worst error at a level the fit left out (leave "
                                   "one level out)")
@@ -115,12 +117,14 @@ def project_stack(run: Path, stack: str, target_qps: float, slo_p99_s: float,
                   replica_qps: float | None, scaling: AutoscalingSpec | None,
                   cold_start_s: float, cold_start_source: str, seed: int,
                   replicas_per_balancer: int = REPLICAS_PER_BALANCER) -> StackProjection:
-    calibration = calibrate(read_measured(run, stack), seed)
+    measured = read_measured(run, stack)
+    calibration = calibrate(measured, seed)
     result = StackProjection(
         stack=stack, replicas_measured=calibration.replicas,
         policy_measured=calibration.policy, slowdown=calibration.model.slowdown,
         jump=calibration.model.jump,
         front_s=calibration.model.front_s, front_servers=calibration.model.front_servers,
+        work_source=measured.work_source,
         calibration_error=calibration.max_error, held_out_error=calibration.held_out_error,
         trusted=calibration.trusted,
         levels=level_rows(calibration), cold_start_s=cold_start_s,

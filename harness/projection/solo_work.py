@@ -16,6 +16,8 @@ The alone requests are then drawn again, as many, each in proportion to exp(rate
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
@@ -70,14 +72,29 @@ def weighted_draw(service: np.ndarray, rate: float) -> np.ndarray | None:
     return np.random.default_rng(0).choice(service, len(service), p=weight / weight.sum())
 
 
-def solo_service(records: pd.DataFrame) -> np.ndarray:
+@dataclass(frozen=True)
+class SoloWork:
+    service_s: np.ndarray  # the sample each simulated request draws its engine time from
+    source: str  # where it came from, in words, for the calibration's report
+
+
+def solo_service(records: pd.DataFrame) -> SoloWork:
     """Service times (done − sent) of the requests alone among `records` (marked by
     `mark_alone`), drawn again against their bias; of every request that succeeded where too
-    few were alone, or the records do not name replicas: an overestimate of the work."""
+    few were alone, or the records do not name replicas: an overestimate of the work, and its
+    `source` says so."""
     done = records[records["ok"]]
     alone = done[done["alone"]]
     service = (alone["done_s"] - alone["sent_s"]).to_numpy(dtype=float)
-    drawn = weighted_draw(service, company_rate(records)) if len(alone) >= MIN_ALONE else None
+    rate = company_rate(records)
+    drawn = weighted_draw(service, rate) if len(alone) >= MIN_ALONE else None
     if drawn is None:
-        return (done["done_s"] - done["sent_s"]).to_numpy(dtype=float)
-    return drawn
+        why = ("the records do not name replicas" if "replica" not in records.columns else
+               f"only {len(alone)} alone" if len(alone) < MIN_ALONE else
+               f"{len(alone)} alone, fewer than {MIN_ALONE} once weighted")
+        return SoloWork((done["done_s"] - done["sent_s"]).to_numpy(dtype=float),
+                        f"every one of {len(done):,} requests at the lowest level ({why}): "
+                        "an overestimate, sharing counted twice")
+    return SoloWork(drawn, f"{len(alone):,} of {len(done):,} requests at the lowest level, "
+                    f"those alone on their replica, drawn again at a company rate of "
+                    f"{rate:.2f}/s")

@@ -208,8 +208,10 @@ def test_read_measured_takes_levels_work_and_setup_from_a_capacity_folder(
     assert [level.rate_qps for level in read.levels] == [4.0, 30.0, 50.0]
     assert (read.levels[0].duration_s, read.levels[0].warmup_s) == (60.0, 10.0)
     assert (read.replicas, read.policy, read.front_servers) == (2, "p2c", 2)
-    # All sent at once, none alone: every service time is taken
+    # Records without replicas' names: every service time is taken, and the source says so
     np.testing.assert_allclose(read.work_s, measured.work_s)
+    assert read.work_source.startswith(f"every one of {len(measured.work_s):,} requests")
+    assert "(the records do not name replicas)" in read.work_source
 
 
 STAGE_S, WARMUP_S = 70.0, 10.0
@@ -314,6 +316,7 @@ def test_the_command_projects_a_calibrated_stack_and_keeps_its_result(tmp_path: 
     stack = saved["stacks"][0]
     assert stack["trusted"]
     assert stack["calibration_error"] <= 0.15
+    assert stack["work_source"] == read_measured(run, "optimized").work_source != ""
     assert {row["policy"] for row in stack["fleets"]} == {"round_robin", "p2c"}
     assert saved["replicas_per_balancer"] == 2
     for row in stack["fleets"]:

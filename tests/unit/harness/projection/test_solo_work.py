@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from harness.projection import solo_work
 from harness.projection.solo_work import (
     MIN_ALONE,
     company_rate,
@@ -38,8 +39,12 @@ def test_company_comes_at_the_rate_measured_while_a_replica_holds_one_request() 
     assert company_rate(RECORDS.drop(columns="replica")) == 0.0
 
 
-def test_too_few_alone_takes_every_success() -> None:
-    np.testing.assert_allclose(sorted(solo_service(mark_alone(RECORDS))), [0.2, 0.3, 0.7, 1.0])
+def test_too_few_alone_takes_every_success_and_says_so() -> None:
+    work = solo_service(mark_alone(RECORDS))
+    np.testing.assert_allclose(sorted(work.service_s), [0.2, 0.3, 0.7, 1.0])
+    assert work.source.startswith("every one of 4 requests at the lowest level (only 2 alone)")
+    unnamed = solo_service(mark_alone(RECORDS.drop(columns="replica")))
+    assert "(the records do not name replicas)" in unnamed.source
 
 
 def test_a_long_request_is_drawn_as_much_more_often_as_it_is_less_often_alone() -> None:
@@ -72,4 +77,20 @@ def test_the_draw_undoes_the_bias_of_who_is_alone() -> None:
                                        "replica": "replica-0", "trial": 1}))
     alone = records[records["alone"]]
     assert np.mean(alone["done_s"] - alone["sent_s"]) < 0.9 * np.mean(service)  # the bias
-    assert np.mean(solo_service(records)) == pytest.approx(np.mean(service), rel=0.05)
+    work = solo_service(records)
+    assert np.mean(work.service_s) == pytest.approx(np.mean(service), rel=0.05)
+    assert work.source == (f"{len(alone):,} of 4,000 requests at the lowest level, those alone "
+                           f"on their replica, drawn again at a company rate of "
+                           f"{company_rate(records):.2f}/s")
+
+
+def test_weights_left_on_too_few_fall_back_to_every_success_and_say_so(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    sent = np.arange(100) * 2.0
+    records = mark_alone(pd.DataFrame({"sent_s": sent, "done_s": sent + 0.5, "ok": True,
+                                       "replica": "replica-0"}))
+    monkeypatch.setattr(solo_work, "weighted_draw", lambda service, rate: None)
+    work = solo_service(records)
+    assert len(work.service_s) == 100
+    assert work.source.startswith("every one of 100 requests at the lowest level (100 alone, "
+                                  f"fewer than {MIN_ALONE} once weighted)")
