@@ -106,12 +106,15 @@ class Replay:
         self.file: RecordFile | None = None  # opened at test start, where the anchor is fixed
         gevent.spawn(self._flush_forever)
 
+    def start_lead_s(self) -> float:
+        """The lead for this process's part: a master and its workers share the longer one."""
+        distributed = isinstance(self.environment.runner, MasterRunner | WorkerRunner)
+        return DISTRIBUTED_START_LEAD_S if distributed else START_LEAD_S
+
     # -- master or single process ---------------------------------------------------------
     def on_test_start(self) -> None:
         if not self.options.start_at:
-            distributed = isinstance(self.environment.runner, MasterRunner)
-            lead_s = DISTRIBUTED_START_LEAD_S if distributed else START_LEAD_S
-            self.options.start_at = time.time() + lead_s
+            self.options.start_at = time.time() + self.start_lead_s()
         if not self.options.model:
             self.options.model = first_model(self.environment.host or "", self.headers())
         self.file = RecordFile(Path(self.options.records),
@@ -166,7 +169,7 @@ class Replay:
         self._bodies = [request_body(header["api"], model, entry.prompt, entry.max_tokens,
                                      header["stream"], header["ignore_eos"])
                         for entry in queue]
-        start_at = self.options.start_at or time.time() + START_LEAD_S
+        start_at = self.options.start_at or time.time() + self.start_lead_s()
         self.anchor_perf_s = time.perf_counter() + (start_at - time.time())
         self._queue = queue
 
