@@ -62,6 +62,11 @@ def no_leftovers(where: Path) -> None:
     assert mine == []
 
 
+def readahead_setting(path: Path) -> Path:
+    device = path.stat().st_dev
+    return Path(f"/sys/class/bdi/{os.major(device)}:{os.minor(device)}/read_ahead_kb")
+
+
 @pytest.fixture(params=["kernel", "fuse"])
 def file_system(request: pytest.FixtureRequest) -> FileSystem:
     """Each lazy test with each reader of the image's file system that this machine allows."""
@@ -261,6 +266,26 @@ def test_a_first_lazy_start_records_its_blocks_and_the_next_prefetches_them_in_o
     fetched = registry.bytes_served(manifest.blob_path, since=since)
     assert fetched <= len(plan.blocks) * (BLOCK_SIZE + 1)
     assert node.record_plan(manifest.name) is None  # a planned mount records nothing
+    setting = readahead_setting(mount.device)
+    if os.access(setting, os.W_OK):  # where it may, the mount reads 1 MiB at a time
+        assert int(setting.read_text()) == lazy.DEVICE_READAHEAD_KB
+
+    # Each block was read whole: it waits in the page cache above the fetcher, so the
+    # engine's reads of it return even while the fetcher is busy (here: stopped).
+    fetcher = psutil.Process(mount.processes[0].pid)
+    assert fetcher.name() == "nbdkit"
+    weights: list[bytes] = []
+    reader = threading.Thread(
+        target=lambda: weights.append((second.root / "model" / "weights.bin").read_bytes()),
+        daemon=True)
+    fetcher.suspend()
+    try:
+        reader.start()
+        reader.join(10)
+    finally:
+        fetcher.resume()
+    assert not reader.is_alive(), "a read of a prefetched block waited for the fetcher"
+    assert len(weights[0]) == BIG_FILE_BYTES
 
 
 def test_a_plan_for_another_image_or_none_at_all_means_no_prefetch(

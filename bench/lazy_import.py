@@ -1,0 +1,81 @@
+"""Importing the engine from a cold lazy mount, without prefetch and with it: the part of a
+lazy start that waits for the registry. Each round mounts the stack's image afresh (nothing of
+it on the node), imports `vllm.entrypoints.openai.api_server` with the image's interpreter,
+and unmounts; the modes alternate within a round, on the same registry and link.
+
+    .venv/bin/python bench/lazy_import.py [--stack diy] [--rounds 3] \\
+        [--bandwidth-mbps 400] [--latency-ms 10]
+
+Needs the stack's image built and pushed (`harness image build STACK`) and, for prefetch, its
+plan in the registry (any `harness coldstart` with the stack lazy records one). Prints each
+import's seconds, when the prefetcher finished, and the ratio of the means.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from stacks.images.eager import fetch_manifest
+from stacks.images.lazy import LazyMount
+from stacks.images.node import runtime_env, runtime_python
+from stacks.images.prefetch import fetch_plan
+from stacks.images.registry import Registry
+
+ROOT = Path(__file__).resolve().parent.parent
+IMPORT = "import vllm.entrypoints.openai.api_server"
+
+
+def cold_import(registry: Registry, stack: str, prefetch: bool, node: Path) -> tuple[float, str]:
+    """Seconds to import the engine from a fresh mount; when the prefetcher finished."""
+    manifest = fetch_manifest(registry.url, stack)
+    plan = fetch_plan(registry.url, manifest) if prefetch else None
+    if prefetch and plan is None:
+        raise SystemExit(f"image {stack} has no prefetch plan in the registry: run "
+                         f"`harness coldstart --stacks {stack}:lazy --trials 1` once first")
+    with LazyMount(registry.url, manifest, node, prefetch=plan) as mount:
+        root = mount.root
+        started = time.monotonic()
+        subprocess.run([str(runtime_python(root)), "-c", IMPORT], check=True,
+                       env=runtime_env(root, dict(os.environ)), capture_output=True)
+        took = time.monotonic() - started
+        prefetcher = mount.prefetcher
+        if prefetcher is None:
+            return took, ""
+        if prefetcher.finished_s is None:
+            return took, "; the plan not read yet when the import ended"
+        return took, (f"; plan of {len(prefetcher.plan.blocks)} blocks read in "
+                      f"{prefetcher.finished_s:.1f} s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--stack", default="diy")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--bandwidth-mbps", type=float, default=400.0)
+    parser.add_argument("--latency-ms", type=float, default=10.0)
+    args = parser.parse_args()
+    times: dict[bool, list[float]] = {False: [], True: []}
+    with tempfile.TemporaryDirectory(prefix="lazy-import-") as scratch, \
+            Registry(ROOT / "images" / "registry", bandwidth_mbps=args.bandwidth_mbps,
+                     latency_ms=args.latency_ms, run_dir=Path(scratch) / "registry") as registry:
+        for round_ in range(1, args.rounds + 1):
+            for prefetch in (False, True):
+                took, finished = cold_import(registry, args.stack, prefetch,
+                                             Path(scratch) / "node")
+                times[prefetch].append(took)
+                print(f"round {round_}, {'prefetch' if prefetch else 'no prefetch'}: "
+                      f"cold import {took:.1f} s{finished}", flush=True)
+    without, with_ = statistics.mean(times[False]), statistics.mean(times[True])
+    print(f"{args.stack}, {args.bandwidth_mbps:g} Mbit/s, {args.latency_ms:g} ms: "
+          f"no prefetch {without:.1f} s, prefetch {with_:.1f} s: prefetch "
+          f"{without / with_:.2f}× sooner")
+
+
+if __name__ == "__main__":
+    main()
