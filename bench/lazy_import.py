@@ -21,6 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from stacks.errors import ImageError
 from stacks.images.eager import fetch_manifest
 from stacks.images.lazy import LazyMount
 from stacks.images.node import runtime_env, runtime_python
@@ -78,4 +79,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except ImageError as exc:  # an image not built or pushed, a registry that did not start
+        raise SystemExit(str(exc)) from None
