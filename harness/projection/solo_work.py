@@ -86,9 +86,10 @@ def solo_service(records: pd.DataFrame) -> SoloWork:
     done = records[records["ok"]]
     alone = done[done["alone"]]
     service = (alone["done_s"] - alone["sent_s"]).to_numpy(dtype=float)
-    enough = len(alone) >= MIN_ALONE
-    rate = company_rate(records) if enough else 0.0  # a sweep of every replica: only if used
-    drawn = weighted_draw(service, rate) if enough else None
+    drawn, rate = None, 0.0
+    if len(alone) >= MIN_ALONE:  # the company rate sweeps every replica: only where it is used
+        rate = company_rate(records)
+        drawn = weighted_draw(service, rate)
     if drawn is None:
         why = ("the records do not name replicas" if "replica" not in records.columns else
                f"only {len(alone)} alone" if len(alone) < MIN_ALONE else

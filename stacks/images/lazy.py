@@ -190,9 +190,7 @@ class LazyMount:
         """The device's readahead raised to `DEVICE_READAHEAD_KB`, where this process may
         (root); elsewhere it stays at the kernel's default."""
         with contextlib.suppress(OSError):  # nbdfuse gone: the superblock's check says so
-            device = os.stat(self.device).st_dev
-            Path(f"/sys/class/bdi/{os.major(device)}:{os.minor(device)}/read_ahead_kb"
-                 ).write_text(f"{DEVICE_READAHEAD_KB}\n")
+            readahead_setting(self.device).write_text(f"{DEVICE_READAHEAD_KB}\n")
 
     def _check_superblock(self) -> None:
         try:
@@ -266,6 +264,12 @@ class LazyMount:
         # died (a killed run's) is listed too, and detached alike.
         tool = [FUSERMOUNT, "-u", "-z"] if kind.startswith("fuse") else [UMOUNT, "-l"]
         subprocess.run([*tool, str(point)], capture_output=True, check=False)
+
+
+def readahead_setting(device: Path) -> Path:
+    """The kernel's readahead for the file system holding `device` (nbdfuse's, here), KiB."""
+    number = os.stat(device).st_dev
+    return Path(f"/sys/class/bdi/{os.major(number)}:{os.minor(number)}/read_ahead_kb")
 
 
 def kernel_mount_refusal() -> str:

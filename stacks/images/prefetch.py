@@ -23,7 +23,8 @@ from a cold mount, 3 rounds alternating: 23.6–24.0 s prefetching a page of eac
 s without prefetch, 17.4–17.9 s prefetching whole blocks (findings.md).
 
 The page cache kept is the device file's, and nbdfuse does not ask FUSE to keep it across
-opens: a new open of the device drops it. Only the mount and the prefetcher open the device.
+opens: a new open of the device drops it. Past the superblock's check, only the mount and the
+prefetcher open the device.
 """
 
 from __future__ import annotations

@@ -62,11 +62,6 @@ def no_leftovers(where: Path) -> None:
     assert mine == []
 
 
-def readahead_setting(path: Path) -> Path:
-    device = path.stat().st_dev
-    return Path(f"/sys/class/bdi/{os.major(device)}:{os.minor(device)}/read_ahead_kb")
-
-
 @pytest.fixture(params=["kernel", "fuse"])
 def file_system(request: pytest.FixtureRequest) -> FileSystem:
     """Each lazy test with each reader of the image's file system that this machine allows."""
@@ -267,7 +262,7 @@ def test_a_first_lazy_start_records_its_blocks_and_the_next_prefetches_them_in_o
     fetched = registry.bytes_served(manifest.blob_path, since=since)
     assert fetched <= len(plan.blocks) * (BLOCK_SIZE + 1)
     assert node.record_plan(manifest.name) is None  # a planned mount records nothing
-    setting = readahead_setting(mount.device)
+    setting = lazy.readahead_setting(mount.device)
     if os.access(setting, os.W_OK):  # where it may, the mount reads 1 MiB at a time
         assert int(setting.read_text()) == lazy.DEVICE_READAHEAD_KB
 
