@@ -153,7 +153,8 @@ def time_start(spec: StackSpec, label: str, registry: Registry, node: NodeImages
         first_response_s=round(first_s, 4),
         total_s=round(image.usable_s + engine_s + first_s, 4), bytes_fetched=fetched,
         image_bytes=image.manifest.size, fetched_fraction=fetched / image.manifest.size,
-        prefetch_blocks=image.prefetch_blocks, file_system=image.file_system)
+        prefetch_blocks=image.prefetch_blocks, file_system=image.file_system,
+        download_s=round(image.download_s, 4), unpack_s=round(image.unpack_s, 4))
 
 
 def record_plan(spec: StackSpec, label: str, manifest: ImageManifest, registry: Registry,
@@ -211,7 +212,9 @@ def run_coldstart(config: ColdStartConfig, say: Callable[[str], None]) -> Path:
                         with (out / STARTS_FILE).open("a") as handle:
                             handle.write(record.model_dump_json() + "\n")
                         starts.append(record)
-                        say(f"{label}: {cache}: image {record.image_s:.2f} s, engine "
+                        pulled = (f" (download {record.download_s:.1f} s, unpack "
+                                  f"{record.unpack_s:.1f} s)" if record.unpack_s else "")
+                        say(f"{label}: {cache}: image {record.image_s:.2f} s{pulled}, engine "
                             f"{record.engine_s:.1f} s, first response "
                             f"{record.first_response_s:.2f} s, fetched "
                             f"{record.fetched_fraction:.1%} of the image")

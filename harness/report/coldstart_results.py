@@ -10,7 +10,9 @@ from harness.report.result_base import Figure, Result
 COLDSTART_FILE = "coldstart.json"
 PHASES = ("image_s", "engine_s", "first_response_s")
 PHASE_LABELS = {"image_s": "image fetch or mount", "engine_s": "engine start to /health",
-                "first_response_s": "/health to first completion"}
+                "first_response_s": "/health to first completion",
+                "total_s": "scheduled to first answer",
+                "image_part_s": "the image's part: cold less warm first answer"}
 
 
 class StartRecord(Result):
@@ -34,6 +36,10 @@ class StartRecord(Result):
                                  "its image's plan, in the background from the mount on")
     file_system: str = Field(default="", description="lazy: what read the mounted image, "
                              "kernel (squashfs on a loop device) or fuse (squashfuse_ll)")
+    download_s: float = Field(default=0.0, description="eager, cold: of image_s, the blob's "
+                              "download and digest check")
+    unpack_s: float = Field(default=0.0, description="eager, cold: of image_s, its unpacking "
+                            "to local disk")
 
 
 class PhaseFigure(Result):
@@ -55,7 +61,8 @@ class StartSummary(Result):
 class StartRatio(Result):
     """A phase of the eager stack ÷ the same phase of the lazy one, paired by trial."""
 
-    phase: str
+    phase: str = Field(description="image_s, engine_s or total_s; or image_part_s: each "
+                                   "trial's cold total_s less its warm one")
     cache: str
     eager: str
     lazy: str

@@ -60,7 +60,7 @@ def coldstart_ratio_table(result: ColdStartResult) -> ReportTable | None:
         interval = ("" if missing(ratio.ci_low) else
                     f" [{ratio.ci_low:.2f}, {ratio.ci_high:.2f}]")
         goal = "" if ratio.goal is None else f"≥ {ratio.goal:g}×"
-        label = PHASE_LABELS.get(ratio.phase, "scheduled to first answer")
+        label = PHASE_LABELS[ratio.phase]
         rows.append([f"{ratio.eager} ÷ {ratio.lazy}", label, ratio.cache,
                      f"{ratio.value:.2f}×{interval}", goal])
     return ReportTable("Eager ÷ lazy, paired by trial",

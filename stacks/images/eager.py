@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 import shutil
 import subprocess
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -87,14 +89,26 @@ def unpacked_tree(node_dir: Path, manifest: ImageManifest) -> Path:
     return node_dir / "eager" / manifest.digest.removeprefix("sha256:")[:16]
 
 
-def pull(registry_url: str, manifest: ImageManifest, node_dir: Path) -> Path:
-    """Download, check and unpack the image under `node_dir`; the unpacked tree."""
+@dataclass(frozen=True, slots=True)
+class PulledImage:
+    tree: Path
+    # Timed apart because they wait on different things: the download on the link, the
+    # unpack on the cores and the disk (it writes the whole unpacked tree).
+    download_s: float  # the blob downloaded and its digest checked
+    unpack_s: float
+
+
+def pull(registry_url: str, manifest: ImageManifest, node_dir: Path) -> PulledImage:
+    """Download, check and unpack the image under `node_dir`."""
     tree = unpacked_tree(node_dir, manifest)
     blob = tree.with_suffix(".sqfs")
     blob.parent.mkdir(parents=True, exist_ok=True)
     try:
+        started = time.monotonic()
         download(registry_url, manifest, blob)
+        downloaded = time.monotonic()
         unpack(blob, tree, manifest.name)
+        unpacked = time.monotonic()
     finally:
         blob.unlink(missing_ok=True)  # the tree is what stays on the node
-    return tree
+    return PulledImage(tree, downloaded - started, unpacked - downloaded)

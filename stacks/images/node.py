@@ -44,6 +44,8 @@ class OpenedImage:
     warm: bool  # the node already held it
     prefetch_blocks: int = 0  # blocks a lazy mount prefetches from its image's plan
     file_system: str = ""  # lazy: "kernel" or "fuse", what reads the mounted image
+    download_s: float = 0.0  # eager, cold: the blob's download and digest check, of usable_s
+    unpack_s: float = 0.0  # eager, cold: its unpacking, of usable_s
 
 
 class NodeImages:
@@ -69,11 +71,12 @@ class NodeImages:
         manifest = fetch_manifest(self.registry_url, stack)
         warm = False
         plan = None
+        pulled = None
         if mode == "eager":
             root = unpacked_tree(self.node_dir, manifest)
             warm = root.is_dir()  # unpacked by an earlier run on this node
             if not warm:
-                pull(self.registry_url, manifest, self.node_dir)
+                pulled = pull(self.registry_url, manifest, self.node_dir)
         else:
             plan = fetch_plan(self.registry_url, manifest)
             if plan is None:
@@ -86,7 +89,9 @@ class NodeImages:
         opened = OpenedImage(manifest, mode, root, time.monotonic() - started, warm,
                              prefetch_blocks=len(plan.blocks) if plan else 0,
                              file_system=self.mounts[stack].file_system if mode == "lazy"
-                             else "")
+                             else "",
+                             download_s=pulled.download_s if pulled else 0.0,
+                             unpack_s=pulled.unpack_s if pulled else 0.0)
         self.opened[(stack, mode)] = opened
         return opened
 

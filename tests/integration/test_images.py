@@ -114,11 +114,16 @@ def test_the_registry_s_bandwidth_holds_for_small_range_requests_and_banks_no_id
 def test_an_eager_pull_checks_the_digest_and_unpacks_the_whole_image(
         image: tuple[Registry, ImageManifest], tmp_path: Path) -> None:
     registry, manifest = image
-    tree = pull(registry.url, manifest, tmp_path / "node")
+    pulled = pull(registry.url, manifest, tmp_path / "node")
+    tree = pulled.tree
     assert (tree / "python" / "lib" / "hello.py").read_text().startswith("print")
     assert (tree / "model" / "weights.bin").stat().st_size == BIG_FILE_BYTES
     assert registry.bytes_served(manifest.blob_path) == manifest.size
     assert sorted(p.name for p in (tmp_path / "node" / "eager").iterdir()) == [tree.name]
+    # Timed apart: the download carries the link's time for the whole blob, the unpack none.
+    carried = manifest.size / (registry.bandwidth_mbps * 1e6 / 8)
+    assert pulled.download_s >= carried - SLACK_S, (pulled.download_s, carried)
+    assert pulled.unpack_s > 0
 
 
 def test_a_tampered_blob_is_refused_before_anything_is_unpacked_or_mounted(

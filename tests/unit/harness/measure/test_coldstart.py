@@ -53,6 +53,33 @@ def test_ratios_pair_eager_with_lazy_by_trial_and_notes_judge_the_goals() -> Non
     assert any(note.startswith("optimized (lazy, cold): the engine's own start") for note in notes)
 
 
+def test_the_images_part_takes_each_stacks_own_engine_start_out() -> None:
+    _, ratios, notes = summarize_starts(STARTS)
+    part = next(r for r in ratios if r.phase == "image_part_s")
+    # Per trial, cold less warm: diy (30 + j) + (35 + j) − (0.01 + 34 + j), optimized
+    # 0.2 + 50 + j − (0.01 + 36 + j): the jitter of each engine's start cancels.
+    assert part.value == pytest.approx((30.99 * 31.99 * 29.99) ** (1 / 3) / 14.19)
+    assert part.ci_low < part.value < part.ci_high
+    # Warm, optimized's engine takes 2 s longer in every trial: a note says the first
+    # answer's ratio carries the engines too, and gives the images' part.
+    engines = [note for note in notes if "the warm starts differ" in note]
+    assert len(engines) == 1
+    assert f"{part.value:.2f}×" in engines[0]
+
+
+def test_engines_alike_need_no_note_and_a_part_not_above_zero_is_not_compared() -> None:
+    alike = [s.model_copy(update={"engine_s": s.engine_s - 2, "total_s": s.total_s - 2})
+             if s.stack == "optimized" and s.cache == "warm" else s for s in STARTS]
+    _, _, notes = summarize_starts(alike)
+    assert not any("the warm starts differ" in note for note in notes)
+    # A cold start as quick as its warm one leaves nothing of the image to compare.
+    quick_cold = [s.model_copy(update={"total_s": 36.0}) if s.stack == "optimized" and
+                  s.cache == "cold" and s.trial == 2 else s for s in STARTS]
+    _, ratios, notes = summarize_starts(quick_cold)
+    assert not any(r.phase == "image_part_s" for r in ratios)
+    assert any("not compared" in note for note in notes)
+
+
 def test_without_a_lazy_stack_there_is_no_ratio() -> None:
     _, ratios, _ = summarize_starts([s for s in STARTS if s.mode == "eager"])
     assert ratios == []
