@@ -63,9 +63,11 @@ def project(result: ColdStartResult, image_gb: float, bandwidths: list[float],
     if not eager or not lazy:
         return ["projection: needs a cold eager and a cold lazy start"]
     rate = result.registry.bandwidth_mbps * 1e6 / 8
-    # Unpacking, per compressed byte: what the eager image phase took beyond its download.
+    # Unpacking, per compressed byte: as timed, or in runs from before it was, what the eager
+    # image phase took beyond its download at the link's rate.
     unpack_s_per_byte = statistics.median(
-        max(start.image_s - start.image_bytes / rate, 0.0) / start.image_bytes
+        (start.unpack_s if start.unpack_s > 0 else
+         max(start.image_s - start.image_bytes / rate, 0.0)) / start.image_bytes
         for start in eager)
     fraction = statistics.median(start.fetched_fraction for start in lazy)
     mount_s = statistics.median(start.image_s for start in lazy)

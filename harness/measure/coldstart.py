@@ -154,8 +154,9 @@ def _engine_notes(ratios: Sequence[StartRatio]) -> list[str]:
         part = next((r for r in ratios if r.phase == IMAGE_PART and r.eager == warm.eager
                      and r.lazy == warm.lazy), None)
         said = ("not compared: a trial's cold start took no longer than its warm one"
-                if part is None else
-                f"{part.value:.2f}× [{part.ci_low:.2f}, {part.ci_high:.2f}]")
+                if part is None else f"{part.value:.2f}×" + (
+                    "" if part.ci_low is None or part.ci_high is None
+                    else f" [{part.ci_low:.2f}, {part.ci_high:.2f}]"))
         notes.append(f"{warm.eager} ÷ {warm.lazy}: the warm starts differ ({warm.value:.2f}× "
                      f"[{warm.ci_low:.2f}, {warm.ci_high:.2f}]: the engines, or the file "
                      f"system they read), so the cold first answer's ratio carries that too; "
