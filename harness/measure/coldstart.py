@@ -78,42 +78,35 @@ def _paired_ratios(starts: Sequence[StartRecord], eager: str, lazy: str) -> list
         pairs = {row.trial: row for row in _by(starts, eager, cache)}
         paired = [(pairs[row.trial], row) for row in _by(starts, lazy, cache)
                   if row.trial in pairs]
-        if not paired:
-            continue
-        for phase in RATIO_PHASES:
-            top = [float(getattr(mine, phase)) for mine, _ in paired]
-            bottom = [float(getattr(theirs, phase)) for _, theirs in paired]
-            if min(top + bottom) <= 0:
-                continue
-            interval = ratio_interval(top, bottom)
-            ratios.append(StartRatio(phase=phase, cache=cache, eager=eager, lazy=lazy,
-                                     value=interval.value, ci_low=interval.low,
-                                     ci_high=interval.high, goal=GOALS.get((phase, cache)),
-                                     method=interval.method))
-    part = _image_part_ratio(starts, eager, lazy)
-    return ratios if part is None else [*ratios, part]
+        for phase in RATIO_PHASES if paired else ():
+            ratios.append(_ratio(phase, cache, eager, lazy,
+                                 [float(getattr(mine, phase)) for mine, _ in paired],
+                                 [float(getattr(theirs, phase)) for _, theirs in paired]))
+    mine, theirs = _image_parts(starts, eager), _image_parts(starts, lazy)
+    trials = sorted(set(mine) & set(theirs))
+    ratios.append(_ratio(IMAGE_PART, "cold", eager, lazy, [mine[t] for t in trials],
+                         [theirs[t] for t in trials]))
+    return [ratio for ratio in ratios if ratio is not None]
 
 
-def image_parts(starts: Sequence[StartRecord], stack: str) -> dict[int, float]:
+def _ratio(phase: str, cache: str, eager: str, lazy: str, top: list[float],
+           bottom: list[float]) -> StartRatio | None:
+    """Eager's figures ÷ lazy's, paired by trial; none where there is no pair, or where a
+    figure is not above 0 (an image's part, when a cold start took no longer than its warm
+    one): no ratio of it means anything."""
+    if not top or min(top + bottom) <= 0:
+        return None
+    interval = ratio_interval(top, bottom)
+    return StartRatio(phase=phase, cache=cache, eager=eager, lazy=lazy, value=interval.value,
+                      ci_low=interval.low, ci_high=interval.high,
+                      goal=GOALS.get((phase, cache)), method=interval.method)
+
+
+def _image_parts(starts: Sequence[StartRecord], stack: str) -> dict[int, float]:
     """Per trial, the stack's cold first answer less its warm one: what the image added."""
     warm = {row.trial: row.total_s for row in _by(starts, stack, "warm")}
     return {row.trial: row.total_s - warm[row.trial] for row in _by(starts, stack, "cold")
             if row.trial in warm}
-
-
-def _image_part_ratio(starts: Sequence[StartRecord], eager: str, lazy: str
-                      ) -> StartRatio | None:
-    """Eager's image part ÷ lazy's, paired by trial; none where a trial's part is not above 0
-    (its cold start no longer than its warm one): no ratio of such a part means anything."""
-    mine, theirs = image_parts(starts, eager), image_parts(starts, lazy)
-    trials = sorted(set(mine) & set(theirs))
-    top, bottom = [mine[t] for t in trials], [theirs[t] for t in trials]
-    if not trials or min(top + bottom) <= 0:
-        return None
-    interval = ratio_interval(top, bottom)
-    return StartRatio(phase=IMAGE_PART, cache="cold", eager=eager, lazy=lazy,
-                      value=interval.value, ci_low=interval.low, ci_high=interval.high,
-                      method=interval.method)
 
 
 def _notes(summaries: Sequence[StartSummary], ratios: Sequence[StartRatio]) -> list[str]:
