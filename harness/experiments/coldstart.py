@@ -50,7 +50,7 @@ from harness.report.coldstart_results import (
 from harness.report.results import RunInfo
 from stacks.images.build import build_image, built_dir
 from stacks.images.manifest import ImageManifest
-from stacks.images.node import Mode, NodeImages
+from stacks.images.node import Mode, NodeImages, forgotten_cleared
 from stacks.images.prefetch import fetch_plan, plan_name
 from stacks.images.registry import (
     DEFAULT_BANDWIDTH_MBPS,
@@ -194,7 +194,7 @@ def run_coldstart(config: ColdStartConfig, say: Callable[[str], None]) -> Path:
     settings = RegistrySettings(bandwidth_mbps=config.bandwidth_mbps,
                                 latency_ms=config.latency_ms)
     with Registry(REGISTRY_DIR, config.bandwidth_mbps, config.latency_ms,
-                  run_dir=out / "registry") as registry:
+                  run_dir=out / "registry") as registry, forgotten_cleared():
         for label, spec in started:
             record_plan(spec, label, manifests[spec.name], registry, out / label / "recording",
                         say)

@@ -65,7 +65,7 @@ from harness.workload.schedule import build_schedule
 from harness.workload.spec import WorkloadSpec
 from stacks.autoscaler.actuator import Autoscaler
 from stacks.autoscaler.config import AutoscalingSpec
-from stacks.images.node import forget_unpacked
+from stacks.images.node import forget_unpacked, forgotten_cleared
 from stacks.launcher import SCALING_EVENTS
 from stacks.spec import EndpointSpec, StackSpec, load_stack_spec
 
@@ -221,7 +221,8 @@ class ScorecardRun(CapacityRun):
             summarize(frame, phase.window, self.config.slo_p99_s, phase.workload.stream)))
 
     def run(self) -> Path:
-        super().run()
+        with forgotten_cleared():
+            super().run()
         return self.out / SCORECARD_FILE
 
     def write_summary(self) -> None:

@@ -8,7 +8,8 @@ blocks and then only the files it opens. That is what lets the lazy start fetch 
 of the image; a tar archive would have to be read to its end to find one file.
 
 Pruning (`stacks.images.contents`) rests on a trace: the stack's replica is started once from
-this machine's environment, serves a completion, and the files its processes map are noted.
+this machine's environment, serves a completion, and the files its processes map are noted;
+and on the engine's word for what it switches off here (triton on the CPU build).
 The same trace notes the order its processes open files in (`stacks.images.read_order`): those
 files are packed first, in that order, so a lazy start reads a few consecutive blocks.
 The image is rebuilt when what it is built from changes (the engine's version, the
@@ -31,7 +32,7 @@ import httpx
 import psutil
 
 from stacks.errors import ImageError
-from stacks.images.contents import engine_distribution, stage
+from stacks.images.contents import engine_distribution, stage, switched_off_by_engine
 from stacks.images.manifest import ImageContents, ImageManifest, digests
 from stacks.images.read_order import OpenTrace, write_sort_file
 from stacks.models.prepare import prepare
@@ -42,8 +43,9 @@ BUILT_DIR = IMAGES_DIR / "built"
 MKSQUASHFS = shutil.which("mksquashfs") or "/usr/bin/mksquashfs"
 # zstd at level 3 packs 2.2 GB in about half the time level 15 takes, and the image is
 # within a few % of the size; a registry serves it at the same speed either way.
-# How the files lie in the image; part of the source key, so a new layout is a rebuild.
-LAYOUT = "read-order"
+# How the files lie in the image and what is pruned; part of the source key, so a change
+# is a rebuild.
+LAYOUT = "read-order, engine-switched-off pruned"
 MKSQUASHFS_ARGS = ["-comp", "zstd", "-Xcompression-level", "3", "-b", "1M", "-noappend",
                    "-no-progress", "-quiet", "-all-root"]
 
@@ -71,12 +73,14 @@ def build_image(spec: StackSpec, say: Callable[[str], None] = lambda _: None,
     started = time.monotonic()
     mapped: set[Path] | None = None
     order: list[Path] = []
+    switched_off: list[str] = []
     if trace:
         say(f"image {spec.name}: tracing what one replica loads (a start and a completion)")
         mapped, order = trace_replica(served, out / "trace")
+        switched_off = switched_off_by_engine()
     say(f"image {spec.name}: staging the runtime, the engine and the model")
     staging = out / "staging"
-    contents = stage(staging, model, mapped)
+    contents = stage(staging, model, mapped, switched_off)
     sort_file = out / "read-order.txt"
     ordered = write_sort_file(order, mapped or set(), contents.placed, sort_file)
     say(f"image {spec.name}: packing {contents.files} files "

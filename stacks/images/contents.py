@@ -13,16 +13,24 @@ costs no disk.
 
 What is left out: distributions outside the engine's requirement closure (the harness's own
 tools: MLflow, Streamlit, Playwright...), and, given a trace of a running replica, every
-distribution with native libraries of which that replica mapped none (triton, 1 GB, is
-required by the CPU build but never loaded there). A distribution of pure Python stays: it is
-small, and a module imported late (first request, an error path) must still be there.
+distribution with native libraries of which that replica mapped none (numba and llvmlite on
+the CPU build). A distribution of pure Python stays: it is small, and a module imported late
+(first request, an error path) must still be there.
+
+Also left out with a trace: a distribution the engine imports only to switch it off on this
+platform, by the engine's own check (`SWITCHED_OFF_BY_ENGINE`). vLLM's CPU build imports
+triton, 1 GB of the 3.3 GB tree (libtriton.so alone 500 MB, mapped by every engine process),
+finds no CPU backend in it and logs "Disabling Triton": the replica maps it and never runs
+it. Without it, vLLM takes the path it takes on a machine without triton.
 """
 
 from __future__ import annotations
 
 import importlib.metadata as metadata
+import json
 import os
 import shutil
+import subprocess
 import sys
 import sysconfig
 from collections.abc import Iterable, Iterator
@@ -44,6 +52,8 @@ PY_VERSION = f"python{sys.version_info.major}.{sys.version_info.minor}"
 STDLIB_LEFT_OUT = {"test", "idlelib", "tkinter", "turtledemo", "ensurepip", "lib2to3",
                    "site-packages"}
 NATIVE_SUFFIXES = (".so",)
+# A distribution → the engine's module and flag that say whether the engine uses it here.
+SWITCHED_OFF_BY_ENGINE = {"triton": ("vllm.triton_utils.importing", "HAS_TRITON")}
 
 
 @dataclass(slots=True)
@@ -116,9 +126,39 @@ def loaded(files: Iterable[Path], mapped: set[Path]) -> bool:
     return not native or any(path in mapped for path in native)
 
 
-def stage(target: Path, model: Path, mapped: set[Path] | None) -> Contents:
+def switched_off_by_engine() -> list[str]:
+    """The distributions of `SWITCHED_OFF_BY_ENGINE` that are installed and that the engine,
+    imported by this machine's interpreter, switches off."""
+    checks = {name: flag for name, flag in SWITCHED_OFF_BY_ENGINE.items()
+              if _installed(name)}
+    if not checks:
+        return []
+    script = ("import importlib, json, sys\n"
+              "checks = json.loads(sys.argv[1])\n"
+              "print(json.dumps([name for name, (module, flag) in checks.items()\n"
+              "                  if not getattr(importlib.import_module(module), flag)]))")
+    done = subprocess.run([sys.executable, "-c", script, json.dumps(checks)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        raise ImageError("asking the engine which distributions it switches off failed: "
+                         f"{done.stderr.strip()[-300:]}")
+    return cast(list[str], json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def _installed(name: str) -> bool:
+    try:
+        metadata.distribution(name)
+    except metadata.PackageNotFoundError:
+        return False
+    return True
+
+
+def stage(target: Path, model: Path, mapped: set[Path] | None,
+          switched_off: Iterable[str] = ()) -> Contents:
     """Fill `target` (a fresh directory) with the image's tree; `mapped` is the set of files a
-    traced replica mapped (None: prune nothing)."""
+    traced replica mapped (None: prune nothing), `switched_off` the distributions the engine
+    turns off here (left out as well)."""
+    switched_off = {canonicalize_name(name) for name in switched_off}
     if target.exists():
         shutil.rmtree(target)
     python = target / PYTHON_DIR
@@ -129,7 +169,7 @@ def stage(target: Path, model: Path, mapped: set[Path] | None) -> Contents:
     image_site = python / "lib" / PY_VERSION / "site-packages"
     for key, dist in sorted(requirement_closure(engine_distribution()).items()):
         files = distribution_files(dist, site)
-        if mapped is not None and not loaded(files, mapped):
+        if key in switched_off or (mapped is not None and not loaded(files, mapped)):
             contents.pruned.append(key)
             continue
         contents.distributions.append(key)

@@ -50,6 +50,7 @@ http {{
     uwsgi_temp_path {run}/uwsgi;
     scgi_temp_path {run}/scgi;
     default_type application/octet-stream;
+    sendfile on;  # off by default: nginx would copy every blob through its own buffers
     log_format served '$msec $request_method $uri $status $body_bytes_sent';
     access_log {run}/served.log served;
     server {{

@@ -22,7 +22,7 @@ from stacks.images.eager import pull, unpacked_tree
 from stacks.images.lazy import FileSystem, LazyMount, kernel_mount_refusal, mounted_type
 from stacks.images.link import SLACK_S
 from stacks.images.manifest import BLOCK_SIZE, ImageContents, ImageManifest, digests
-from stacks.images.node import NodeImages
+from stacks.images.node import NodeImages, forget_unpacked, forgotten_cleared, forgotten_dir
 from stacks.images.prefetch import PrefetchPlan, blocks_fetched, fetch_plan, plan_name, publish
 from stacks.images.read_order import write_sort_file
 from stacks.images.registry import Registry, manifest_name, push
@@ -223,6 +223,29 @@ def test_a_node_opens_an_image_once_and_shares_it_until_forgotten(
     eager = node.open(manifest.name, "eager")
     assert not eager.warm
     assert NodeImages(registry.url, tmp_path / "node").open(manifest.name, "eager").warm
+
+
+def test_a_forgotten_tree_is_moved_aside_until_the_run_ends(
+        image: tuple[Registry, ImageManifest], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    registry, manifest = image
+    monkeypatch.setattr("stacks.images.build.BUILT_DIR", tmp_path / "built")
+    node_dir = tmp_path / "node"
+    first = NodeImages(registry.url, node_dir).open(manifest.name, "eager")
+    inode = first.root.stat().st_ino
+    with forgotten_cleared(node_dir):
+        assert forget_unpacked(manifest.name, node_dir)
+        assert not first.root.exists()
+        # Not deleted: its inodes stay in use while the next start unpacks.
+        [aside] = forgotten_dir(node_dir).iterdir()
+        assert aside.stat().st_ino == inode
+        assert (aside / "python" / "lib" / "hello.py").is_file()
+        again = NodeImages(registry.url, node_dir).open(manifest.name, "eager")
+        assert not again.warm
+        assert (again.root / "model" / "weights.bin").stat().st_size == BIG_FILE_BYTES
+        assert not forget_unpacked("no-such-image", node_dir)
+    assert not forgotten_dir(node_dir).exists()
+    assert again.root.is_dir()
 
 
 def test_a_manifest_missing_from_the_registry_says_to_push(

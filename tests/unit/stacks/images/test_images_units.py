@@ -10,7 +10,14 @@ from pathlib import Path
 import pytest
 
 from stacks.errors import ImageError, SpecError
-from stacks.images.contents import engine_distribution, loaded, requirement_closure
+from stacks.images.contents import (
+    PY_VERSION,
+    engine_distribution,
+    loaded,
+    requirement_closure,
+    stage,
+    switched_off_by_engine,
+)
 from stacks.images.manifest import digests
 from stacks.images.node import runtime_env
 from stacks.images.registry import Registry, _delay
@@ -121,3 +128,21 @@ def test_a_stack_made_of_the_same_things_takes_the_built_image_of_another(
     assert shared.digest == "sha256:" + "a" * 64
     assert (tmp_path / "diy-rr" / "image.sqfs").read_bytes() == b"squashfs bytes"
     assert ImageManifest.read(tmp_path / "diy-rr" / "manifest.json").name == "diy-rr"
+
+
+def test_a_distribution_the_engine_switches_off_here_is_left_out(tmp_path: Path) -> None:
+    from vllm.triton_utils import importing
+
+    switched_off = switched_off_by_engine()
+    # The engine's own verdict, asked in another process, is the one it reaches here.
+    assert ("triton" in switched_off) == (not importing.HAS_TRITON)
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    contents = stage(tmp_path / "tree", model, mapped=None, switched_off=["triton"])
+    assert "triton" in contents.pruned
+    assert "triton" not in contents.distributions
+    site = tmp_path / "tree" / "python" / "lib" / PY_VERSION / "site-packages"
+    assert (site / "torch").is_dir()
+    assert not (site / "triton").exists()
+    assert (tmp_path / "tree" / "model" / "config.json").is_file()
