@@ -30,6 +30,9 @@ def run(
     workload: Annotated[str, typer.Option(help=WORKLOAD_HELP)] = "writing_assistant",
     rate: Annotated[float | None, typer.Option(help="steady QPS (replaces stages)")] = None,
     duration: Annotated[float | None, typer.Option(help="measured seconds")] = None,
+    rate_scale: Annotated[float, typer.Option(
+        help="every rate of the schedule × this, its times unchanged: fits a shape to this "
+             "machine's capacity (calibration levels: docs/projection.md)")] = 1.0,
     trials: Annotated[int, typer.Option(help="trials per stack, interleaved A B A B")] = 1,
     workers: Annotated[int, typer.Option(help="Locust workers (0: one process)")] = 0,
     out: Annotated[Path | None, typer.Option(help="results folder (new or empty)")] = None,
@@ -48,7 +51,8 @@ def run(
 ) -> None:
     """Replay one schedule against each stack in turn and compare them side by side."""
     config = make_config(RunConfig, stacks=stack_list(stacks), workload=workload,
-                         rate_qps=rate, duration_s=duration, trials=trials, workers=workers,
+                         rate_qps=rate, duration_s=duration, rate_scale=rate_scale,
+                         trials=trials, workers=workers,
                          out=out, experiment=experiment, ablate=ablate, scenario=scenario,
                          ablate_scaling=ablate_scaling)
     with stop_signals_interrupt(), interrupt_keeps("run", LOG_HINT), RunProgress(err) as progress:

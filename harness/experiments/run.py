@@ -69,6 +69,7 @@ from stacks.spec import StackSpec
 class RunConfig(ExperimentConfig):
     rate_qps: float | None = Field(default=None, gt=0)
     duration_s: float | None = Field(default=None, gt=0)
+    rate_scale: float = Field(default=1.0, gt=0)  # every rate of the schedule × this
     scenario: str | None = None  # a name under workloads/scenarios/ or a YAML path
     ablate_scaling: bool = False  # the studied stack under each autoscaling policy
 
@@ -89,6 +90,8 @@ class RunExperiment(Experiment[RunConfig, RunObserver]):
         self.faults: FaultPlan | None = None
         if self.scenario is not None:
             workload = self.scenario.shape(workload)
+        workload = workload.scaled(config.rate_scale)
+        if self.scenario is not None:
             self.faults = self.scenario.plan(workload)
         super().__init__(config, workload, workload.name, observer)
         self.scaling_ablation: tuple[str, str, dict[str, str]] | None = None

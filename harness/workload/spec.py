@@ -206,6 +206,23 @@ class WorkloadSpec(_Strict):
             reason = describe_validation_error(exc, WorkloadSpec)
             raise SpecError(f"workload {self.name}: {reason}") from exc
 
+    def scaled(self, factor: float) -> WorkloadSpec:
+        """Every rate of the schedule × `factor` (`--rate-scale`), times unchanged: a shape
+        written for one machine's capacity, fitted to another's."""
+        if factor <= 0:
+            raise SpecError(f"--rate-scale must be above 0, got {factor:g}")
+        if factor == 1:
+            return self
+
+        def times(fields: dict[str, object]) -> dict[str, object]:
+            return {key: value * factor if key.endswith("qps") and isinstance(value, float)
+                    else value for key, value in fields.items()}
+
+        dumped = times(self.model_dump())
+        if self.stages is not None:
+            dumped["stages"] = [times(stage.model_dump()) for stage in self.stages]
+        return WorkloadSpec.model_validate(dumped)
+
     def tokenizer_path(self) -> Path:
         path = Path(self.tokenizer).expanduser()
         return path if path.is_absolute() else PROJECT_ROOT / path

@@ -44,6 +44,32 @@ def test_rate_override_replaces_stages_and_duration_needs_a_rate() -> None:
         staged.with_overrides(duration_s=12)
 
 
+def test_a_rate_scale_multiplies_every_rate_and_leaves_the_times() -> None:
+    levels = load_workload_spec("calibration_levels")
+    quarter = levels.scaled(0.25)
+    assert [(s.start_qps, s.duration_s) for s in quarter.segments()] == [
+        (s.start_qps * 0.25, s.duration_s) for s in levels.segments()]
+    assert quarter.model_dump(exclude={"stages"}) == levels.model_dump(exclude={"stages"})
+    shaped = WorkloadSpec.model_validate({
+        "name": "w", "stages": [
+            {"kind": "ramp", "from_qps": 2, "to_qps": 8, "duration_s": 10},
+            {"kind": "spike", "base_qps": 1, "peak_qps": 9, "at_s": 1, "spike_s": 2,
+             "duration_s": 4},
+            {"kind": "sinusoid", "mean_qps": 4, "amplitude_qps": 2, "period_s": 24,
+             "duration_s": 24}]})
+    doubled = shaped.scaled(2).stages
+    assert doubled is not None
+    assert doubled[0].model_dump() == {"kind": "ramp", "from_qps": 4, "to_qps": 16,
+                                       "duration_s": 10}
+    assert doubled[1].model_dump() == {"kind": "spike", "base_qps": 2, "peak_qps": 18,
+                                       "at_s": 1, "spike_s": 2, "duration_s": 4}
+    assert isinstance(doubled[2], Sinusoid)
+    assert (doubled[2].mean_qps, doubled[2].amplitude_qps) == (8, 4)
+    assert WorkloadSpec.model_validate(BASE).scaled(0.5).rate_qps == 5
+    with pytest.raises(SpecError, match="--rate-scale must be above 0, got -1"):
+        shaped.scaled(-1)
+
+
 @pytest.mark.parametrize(("change", "message"), [
     ({"rate_qps": None}, "give rate_qps and duration_s, or a list of stages"),
     ({"stages": [{"kind": "steady", "qps": 1, "duration_s": 1}]}, "not both"),
