@@ -53,6 +53,9 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=float, default=10.0)
     parser.add_argument("--ranges", type=int, default=60, help="4 MiB ranges, one at a time")
     args = parser.parse_args()
+    if args.ranges < 1 or args.bandwidth_mbps <= 0 or args.latency_ms < 0:
+        parser.error("--ranges must be 1 or more, --bandwidth-mbps above 0, --latency-ms 0 "
+                     "or more")
     manifest_path = built_dir(args.stack) / "manifest.json"
     if not manifest_path.is_file():
         parser.error(f"no built image for {args.stack}: run `harness image build {args.stack}`")
@@ -66,12 +69,17 @@ def main() -> None:
 
             def whole() -> int:
                 with client.stream("GET", url) as response:
+                    response.raise_for_status()
                     return sum(len(chunk) for chunk in response.iter_raw(1 << 20))
 
             def ranges() -> int:
-                return sum(len(client.get(url, headers={
-                    "Range": f"bytes={k * BLOCK_SIZE}-{(k + 1) * BLOCK_SIZE - 1}"}).content)
-                    for k in range(blocks))
+                served = 0
+                for k in range(blocks):
+                    response = client.get(url, headers={
+                        "Range": f"bytes={k * BLOCK_SIZE}-{(k + 1) * BLOCK_SIZE - 1}"})
+                    response.raise_for_status()
+                    served += len(response.content)
+                return served
 
             measure("whole blob", registry, whole)
             measure(f"{blocks} ranges of 4 MiB", registry, ranges)

@@ -31,8 +31,8 @@ def run(
     rate: Annotated[float | None, typer.Option(help="steady QPS (replaces stages)")] = None,
     duration: Annotated[float | None, typer.Option(help="measured seconds")] = None,
     rate_scale: Annotated[float, typer.Option(
-        help="every rate of the schedule × this, its times unchanged: fits a shape to this "
-             "machine's capacity (calibration levels: docs/projection.md)")] = 1.0,
+        help="every rate of the schedule × this (--rate's too), its times unchanged: fits a "
+             "shape to this machine's capacity (calibration levels: docs/projection.md)")] = 1.0,
     trials: Annotated[int, typer.Option(help="trials per stack, interleaved A B A B")] = 1,
     workers: Annotated[int, typer.Option(help="Locust workers (0: one process)")] = 0,
     out: Annotated[Path | None, typer.Option(help="results folder (new or empty)")] = None,

@@ -69,7 +69,7 @@ from stacks.spec import StackSpec
 class RunConfig(ExperimentConfig):
     rate_qps: float | None = Field(default=None, gt=0)
     duration_s: float | None = Field(default=None, gt=0)
-    rate_scale: float = Field(default=1.0, gt=0)  # every rate of the schedule × this
+    rate_scale: float = Field(default=1.0, gt=0, allow_inf_nan=False)  # every rate × this
     scenario: str | None = None  # a name under workloads/scenarios/ or a YAML path
     ablate_scaling: bool = False  # the studied stack under each autoscaling policy
 

@@ -209,19 +209,24 @@ class WorkloadSpec(_Strict):
     def scaled(self, factor: float) -> WorkloadSpec:
         """Every rate of the schedule × `factor` (`--rate-scale`), times unchanged: a shape
         written for one machine's capacity, fitted to another's."""
-        if factor <= 0:
-            raise SpecError(f"--rate-scale must be above 0, got {factor:g}")
+        if not 0 < factor < math.inf:
+            raise SpecError(f"--rate-scale must be a number above 0, got {factor:g}")
         if factor == 1:
             return self
 
         def times(fields: dict[str, object]) -> dict[str, object]:
-            return {key: value * factor if key.endswith("qps") and isinstance(value, float)
-                    else value for key, value in fields.items()}
+            # Every rate is a float field named *qps; rounded, so that 0.1 × 3 reads 0.3.
+            return {key: round(value * factor, 9) if key.endswith("qps")
+                    and isinstance(value, float) else value for key, value in fields.items()}
 
         dumped = times(self.model_dump())
         if self.stages is not None:
             dumped["stages"] = [times(stage.model_dump()) for stage in self.stages]
-        return WorkloadSpec.model_validate(dumped)
+        try:
+            return WorkloadSpec.model_validate(dumped)
+        except ValidationError as exc:
+            reason = describe_validation_error(exc, WorkloadSpec)
+            raise SpecError(f"workload {self.name} × {factor:g}: {reason}") from exc
 
     def tokenizer_path(self) -> Path:
         path = Path(self.tokenizer).expanduser()

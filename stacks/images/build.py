@@ -32,7 +32,13 @@ import httpx
 import psutil
 
 from stacks.errors import ImageError
-from stacks.images.contents import engine_distribution, stage, switched_off_by_engine
+from stacks.images.contents import (
+    SWITCHED_OFF_BY_ENGINE,
+    engine_distribution,
+    installed_version,
+    stage,
+    switched_off_by_engine,
+)
 from stacks.images.manifest import ImageContents, ImageManifest, digests
 from stacks.images.read_order import OpenTrace, write_sort_file
 from stacks.models.prepare import prepare
@@ -77,7 +83,7 @@ def build_image(spec: StackSpec, say: Callable[[str], None] = lambda _: None,
     if trace:
         say(f"image {spec.name}: tracing what one replica loads (a start and a completion)")
         mapped, order = trace_replica(served, out / "trace")
-        switched_off = switched_off_by_engine()
+        switched_off = switched_off_by_engine(served.engine.env)
     say(f"image {spec.name}: staging the runtime, the engine and the model")
     staging = out / "staging"
     contents = stage(staging, model, mapped, switched_off)
@@ -149,9 +155,12 @@ def pack(tree: Path, blob: Path, name: str, sort_file: Path | None = None) -> No
 
 def source_key(model: Path, trace: bool) -> str:
     """What an image is built from: the engine's version, the interpreter, the model's files
-    (names, sizes, modification times) and whether it was pruned by a trace."""
+    (names, sizes, modification times), whether it was pruned by a trace, and the versions of
+    what the engine may switch off."""
     engine = engine_distribution()
-    parts = [engine.metadata["Name"], engine.version, sys.version, str(trace), LAYOUT]
+    parts = [engine.metadata["Name"], engine.version, sys.version, str(trace), LAYOUT,
+             # what the engine's verdict on them rests on (a new release may change it)
+             *(f"{name}:{installed_version(name)}" for name in SWITCHED_OFF_BY_ENGINE)]
     for path in sorted(model.rglob("*")):
         if path.is_file():
             stat = path.stat()

@@ -61,7 +61,7 @@ class Contents:
     """What was staged, for the manifest and the report."""
 
     distributions: list[str] = field(default_factory=list)
-    pruned: list[str] = field(default_factory=list)  # required, but never loaded (traced)
+    pruned: list[str] = field(default_factory=list)  # required, unused (traced, switched off)
     files: int = 0
     bytes: int = 0
     # Each file placed: its real path on this machine → its path in the image's tree.
@@ -126,31 +126,51 @@ def loaded(files: Iterable[Path], mapped: set[Path]) -> bool:
     return not native or any(path in mapped for path in native)
 
 
-def switched_off_by_engine() -> list[str]:
+ASK_ENGINE_TIMEOUT_S = 300
+VERDICT = "switched off: "  # the answer's line; the engine's logger writes to stdout too
+# A flag the engine no longer has, or a module moved, keeps the distribution: keeping it is
+# always safe.
+ASK_ENGINE = f"""\
+import importlib, json, sys
+off = []
+for name, (module, flag) in json.loads(sys.argv[1]).items():
+    try:
+        if not getattr(importlib.import_module(module), flag):
+            off.append(name)
+    except (ImportError, AttributeError):
+        pass
+print({VERDICT!r} + json.dumps(off))
+"""
+
+
+def switched_off_by_engine(env: dict[str, str] | None = None) -> list[str]:
     """The distributions of `SWITCHED_OFF_BY_ENGINE` that are installed and that the engine,
-    imported by this machine's interpreter, switches off."""
+    imported by this machine's interpreter with the replica's environment added (`env`; a
+    GPU build's verdict depends on the devices it sees), switches off."""
     checks = {name: flag for name, flag in SWITCHED_OFF_BY_ENGINE.items()
-              if _installed(name)}
+              if installed_version(name)}
     if not checks:
         return []
-    script = ("import importlib, json, sys\n"
-              "checks = json.loads(sys.argv[1])\n"
-              "print(json.dumps([name for name, (module, flag) in checks.items()\n"
-              "                  if not getattr(importlib.import_module(module), flag)]))")
-    done = subprocess.run([sys.executable, "-c", script, json.dumps(checks)],
-                          capture_output=True, text=True)
-    if done.returncode != 0:
+    try:
+        done = subprocess.run([sys.executable, "-c", ASK_ENGINE, json.dumps(checks)],
+                              capture_output=True, text=True, timeout=ASK_ENGINE_TIMEOUT_S,
+                              env={**os.environ, **(env or {})})
+    except subprocess.TimeoutExpired as exc:
+        raise ImageError("asking the engine which distributions it switches off took over "
+                         f"{ASK_ENGINE_TIMEOUT_S} s") from exc
+    answers = [line.removeprefix(VERDICT) for line in done.stdout.splitlines()
+               if line.startswith(VERDICT)]
+    if done.returncode != 0 or not answers:
         raise ImageError("asking the engine which distributions it switches off failed: "
                          f"{done.stderr.strip()[-300:]}")
-    return cast(list[str], json.loads(done.stdout.strip().splitlines()[-1]))
+    return cast(list[str], json.loads(answers[-1]))
 
 
-def _installed(name: str) -> bool:
+def installed_version(name: str) -> str | None:
     try:
-        metadata.distribution(name)
+        return metadata.version(name)
     except metadata.PackageNotFoundError:
-        return False
-    return True
+        return None
 
 
 def stage(target: Path, model: Path, mapped: set[Path] | None,

@@ -49,9 +49,9 @@ def pump(source: socket.socket, sink: socket.socket, bytes_per_s: float | None) 
     """Move bytes until end of stream; with a bandwidth, each chunk leaves when the link has
     carried the ones before it. Then the sink's sending side is shut, as the source's was."""
     pipe_out, pipe_in = os.pipe()
-    fcntl.fcntl(pipe_in, fcntl.F_SETPIPE_SZ, CHUNK)  # 64 KiB by default: 4 calls a chunk
     free_at = 0.0
     try:
+        fcntl.fcntl(pipe_in, fcntl.F_SETPIPE_SZ, CHUNK)  # 64 KiB by default: 4 calls a chunk
         while count := os.splice(source.fileno(), pipe_in, CHUNK):
             if bytes_per_s:
                 now = time.monotonic()
@@ -61,8 +61,10 @@ def pump(source: socket.socket, sink: socket.socket, bytes_per_s: float | None) 
             while count:
                 count -= os.splice(pipe_out, sink.fileno(), count)
         sink.shutdown(socket.SHUT_WR)
-    except OSError:  # either side reset or gone: the relay closes both
-        pass
+    except OSError:  # either side reset or gone: both ends learn it at once
+        for end in (source, sink):
+            with contextlib.suppress(OSError):
+                end.shutdown(socket.SHUT_RDWR)  # wakes the other direction's splice too
     finally:
         os.close(pipe_out)
         os.close(pipe_in)
@@ -86,7 +88,11 @@ def relay(client: socket.socket, upstream: int, bytes_per_s: float) -> None:
 def serve(port: int, upstream: int, bytes_per_s: float) -> None:
     with socket.create_server(("127.0.0.1", port)) as listener:
         while True:
-            client, _ = listener.accept()
+            try:
+                client, _ = listener.accept()
+            except OSError:  # out of descriptors for a moment: the link stays up
+                time.sleep(0.05)
+                continue
             threading.Thread(target=relay, args=(client, upstream, bytes_per_s),
                              daemon=True).start()
 

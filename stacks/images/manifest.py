@@ -22,8 +22,9 @@ class ImageContents(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     distributions: list[str] = Field(description="Python distributions packed")
-    pruned: list[str] = Field(description="required by the engine, never loaded by a traced "
-                                          "replica: left out")
+    pruned: list[str] = Field(description="required by the engine, and never loaded by a "
+                                          "traced replica or switched off by the engine "
+                                          "here: left out")
     files: int
     unpacked_bytes: int
     model: str = Field(description="the model directory packed, as the stack serves it")

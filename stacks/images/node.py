@@ -167,12 +167,21 @@ def forget_unpacked(stack: str, node_dir: Path = NODE_DIR) -> bool:
     manifest_path = built_dir(stack) / "manifest.json"
     if not manifest_path.is_file():
         return False
-    tree = unpacked_tree(node_dir, ImageManifest.read(manifest_path))
+    manifest = ImageManifest.read(manifest_path)
+    tree = unpacked_tree(node_dir, manifest)
     if not tree.is_dir():
         return False
     aside = forgotten_dir(node_dir)
-    aside.mkdir(parents=True, exist_ok=True)
-    tree.rename(aside / f"{tree.name}-{time.time_ns()}")
+    # Room for the next unpack and one more besides: a long run must not fill the disk with
+    # trees kept aside. Short of it, the tree is deleted now, at the next unpack's cost.
+    room = shutil.disk_usage(node_dir).free >= 2 * manifest.contents.unpacked_bytes
+    try:
+        if not room:
+            raise OSError("no room to keep it aside")
+        aside.mkdir(parents=True, exist_ok=True)
+        tree.rename(aside / f"{tree.name}-{time.time_ns()}")
+    except OSError:  # no room, or another file system
+        shutil.rmtree(tree, ignore_errors=True)
     return True
 
 
@@ -187,8 +196,10 @@ def clear_forgotten(node_dir: Path = NODE_DIR) -> None:
 
 @contextlib.contextmanager
 def forgotten_cleared(node_dir: Path = NODE_DIR) -> Iterator[None]:
-    """A run that forgets trees: they are deleted when it ends, however it ends, when no
-    timed unpack follows."""
+    """A run that forgets trees: they are deleted when it ends (an error or Ctrl-C
+    included; a killed run's are deleted by the next run's end), when no timed unpack of
+    this run follows. A cold run started within minutes of that pays for them once, in its
+    first unpack, as a trial once paid for the one before it."""
     try:
         yield
     finally:

@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import psutil
 import pytest
@@ -246,6 +247,12 @@ def test_a_forgotten_tree_is_moved_aside_until_the_run_ends(
         assert not forget_unpacked("no-such-image", node_dir)
     assert not forgotten_dir(node_dir).exists()
     assert again.root.is_dir()
+    # Without room for the next unpack and one more, the tree is deleted at once instead.
+    monkeypatch.setattr("stacks.images.node.shutil.disk_usage",
+                        lambda _: SimpleNamespace(total=10**12, used=10**12, free=0))
+    assert forget_unpacked(manifest.name, node_dir)
+    assert not again.root.exists()
+    assert not forgotten_dir(node_dir).exists()
 
 
 def test_a_manifest_missing_from_the_registry_says_to_push(

@@ -1,12 +1,14 @@
 from __future__ import annotations
 
+import math
+import typing
 from pathlib import Path
 
 import pytest
 import yaml
 
 from harness.workload.arrivals import Segment
-from harness.workload.spec import Sinusoid, WorkloadSpec, load_workload_spec
+from harness.workload.spec import Sinusoid, Stage, WorkloadSpec, load_workload_spec
 from stacks.errors import SpecError
 
 BASE = {"name": "w", "rate_qps": 10, "duration_s": 30}
@@ -66,8 +68,22 @@ def test_a_rate_scale_multiplies_every_rate_and_leaves_the_times() -> None:
     assert isinstance(doubled[2], Sinusoid)
     assert (doubled[2].mean_qps, doubled[2].amplitude_qps) == (8, 4)
     assert WorkloadSpec.model_validate(BASE).scaled(0.5).rate_qps == 5
-    with pytest.raises(SpecError, match="--rate-scale must be above 0, got -1"):
-        shaped.scaled(-1)
+    staircase = WorkloadSpec.model_validate({"name": "w", "stages": [
+        {"kind": "step", "from_qps": 0.1, "to_qps": 0.7, "steps": 3, "duration_s": 9}]})
+    assert [s.start_qps for s in staircase.scaled(3).measured_segments()] == [0.3, 1.2, 2.1]
+    for bad in (-1, 0, math.inf):
+        with pytest.raises(SpecError, match="--rate-scale must be a number above 0"):
+            shaped.scaled(bad)
+
+
+def test_every_stage_kind_s_rates_are_scaled() -> None:
+    """A rate field added to a stage kind and not named *qps would be missed: caught here."""
+    for kind in typing.get_args(typing.get_args(Stage)[0]):
+        rates = [name for name, field in kind.model_fields.items()
+                 if field.annotation is float and name != "duration_s"
+                 and not name.endswith("_s")]
+        assert rates, kind
+        assert all(name.endswith("qps") for name in rates), (kind.__name__, rates)
 
 
 @pytest.mark.parametrize(("change", "message"), [

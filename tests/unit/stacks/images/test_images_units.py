@@ -13,6 +13,7 @@ from stacks.errors import ImageError, SpecError
 from stacks.images.contents import (
     PY_VERSION,
     engine_distribution,
+    installed_version,
     loaded,
     requirement_closure,
     stage,
@@ -130,19 +131,26 @@ def test_a_stack_made_of_the_same_things_takes_the_built_image_of_another(
     assert ImageManifest.read(tmp_path / "diy-rr" / "manifest.json").name == "diy-rr"
 
 
-def test_a_distribution_the_engine_switches_off_here_is_left_out(tmp_path: Path) -> None:
+@pytest.mark.skipif(installed_version("triton") is None, reason="triton is not installed")
+def test_the_engine_s_verdict_on_triton_is_asked_in_a_process_of_its_own() -> None:
     from vllm.triton_utils import importing
 
-    switched_off = switched_off_by_engine()
-    # The engine's own verdict, asked in another process, is the one it reaches here.
-    assert ("triton" in switched_off) == (not importing.HAS_TRITON)
+    # The verdict read from another process is the one the engine reaches in this one.
+    assert ("triton" in switched_off_by_engine()) == (not importing.HAS_TRITON)
+
+
+def test_a_distribution_the_engine_switches_off_is_left_out(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Two small distributions stand for the engine's closure: staging all of it is 2 GB.
+    closure = {name: metadata.distribution(name) for name in ("packaging", "idna")}
+    monkeypatch.setattr("stacks.images.contents.requirement_closure", lambda _: closure)
     model = tmp_path / "model"
     model.mkdir()
     (model / "config.json").write_text("{}")
-    contents = stage(tmp_path / "tree", model, mapped=None, switched_off=["triton"])
-    assert "triton" in contents.pruned
-    assert "triton" not in contents.distributions
+    contents = stage(tmp_path / "tree", model, mapped=None, switched_off=["IDNA"])
+    assert contents.pruned == ["idna"]
+    assert contents.distributions == ["packaging"]
     site = tmp_path / "tree" / "python" / "lib" / PY_VERSION / "site-packages"
-    assert (site / "torch").is_dir()
-    assert not (site / "triton").exists()
+    assert (site / "packaging" / "version.py").is_file()
+    assert not (site / "idna").exists()
     assert (tmp_path / "tree" / "model" / "config.json").is_file()
