@@ -174,14 +174,11 @@ def forget_unpacked(stack: str, node_dir: Path = NODE_DIR) -> bool:
     aside = forgotten_dir(node_dir)
     # Room for the next unpack and one more besides: a long run must not fill the disk with
     # trees kept aside. Short of it, the tree is deleted now, at the next unpack's cost.
-    room = shutil.disk_usage(node_dir).free >= 2 * manifest.contents.unpacked_bytes
-    try:
-        if not room:
-            raise OSError("no room to keep it aside")
+    if shutil.disk_usage(node_dir).free >= 2 * manifest.contents.unpacked_bytes:
         aside.mkdir(parents=True, exist_ok=True)
-        tree.rename(aside / f"{tree.name}-{time.time_ns()}")
-    except OSError:  # no room, or another file system
-        shutil.rmtree(tree, ignore_errors=True)
+        with contextlib.suppress(OSError):  # another file system: deleted below instead
+            tree.rename(aside / f"{tree.name}-{time.time_ns()}")
+    shutil.rmtree(tree, ignore_errors=True)  # what is still here: no room, or not moved
     return True
 
 
