@@ -4,9 +4,10 @@ counted every 100 ms, beside the steal time the kernel reports (`/proc/stat`).
 On a shared virtual machine the host runs other guests on the same physical cores; the
 guest's kernel counts the time it was ready to run and was not as steal. An average hides
 what hurts a latency percentile: a burst that stops a core for part of a second. This
-prints, per core, the 100 ms windows in which the loop ran under `--floor` of its median
-speed, and the steal share's mean, maximum and how many windows it passed 30 % in. Run it
-with nothing else on the machine.
+prints, per core, how many 100 ms windows the loop ran under `--floor` of its median speed
+(the first 20, seconds from that core's start), and the steal share's mean, maximum and how
+many windows it passed 30 % in (a window holds about 20 jiffies on 2 cores: each share to
+about ±5 %). Run it with nothing else on the machine.
 
     .venv/bin/python bench/host_steal.py [--seconds 90] [--floor 0.6]
 """

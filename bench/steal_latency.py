@@ -1,11 +1,16 @@
-"""Does the host's steal move a run's latency? Runs `harness run` with the arguments given
-after `--`, reads the steal time in `/proc/stat` every 100 ms while it runs, then, for each
-trial's requests, the steal share over each request's life against its latency
-(from its scheduled time, as the run measures it).
+"""The host's steal beside a run's latency. Runs `harness run` with the arguments given after
+`--`, reads the steal time in `/proc/stat` every 100 ms while it runs, then, for each trial's
+requests, the steal share over each request's life against its latency (from its scheduled
+time, as the run measures it).
 
 It prints the run's mean steal, the steal the fastest half of the requests saw against the
-slowest 5 %, and the correlation of latency with steal. A read of /proc/stat took 0.04 ms
-of CPU here (6,000 timed): ten a second take 0.04 % of a core from the run.
+slowest 5 %, and the correlation of latency with steal. The share is of all CPU time, idle
+included, and the host can only take time the guest wants: a busy moment raises both a
+request's latency and the steal counted, so this shows how closely they go together, not
+which drives which (`host_steal.py` measures the host's part under a constant demand). A
+read of /proc/stat took 0.04 ms of CPU here (6,000 timed): ten a second take 0.04 % of a
+core from the run. The samples are kept in the run's folder (`steal.txt`), also when the
+run fails.
 
     .venv/bin/python bench/steal_latency.py -- --stacks optimized --workload \\
         calibration_levels --rate 4 --duration 200 --trials 1 --out /tmp/steal-run
@@ -41,9 +46,12 @@ def sample_steal(stop: threading.Event, samples: list[tuple[float, float]]) -> N
 
 
 def out_dir(harness_args: list[str]) -> Path:
-    if "--out" not in harness_args or harness_args.index("--out") + 1 >= len(harness_args):
-        raise SystemExit("error: give `harness run` an --out DIR after --, to read its records")
-    return Path(harness_args[harness_args.index("--out") + 1])
+    for index, arg in enumerate(harness_args):
+        if arg.startswith("--out="):
+            return Path(arg.removeprefix("--out="))
+        if arg == "--out" and index + 1 < len(harness_args):
+            return Path(harness_args[index + 1])
+    raise SystemExit("error: give `harness run` an --out DIR after --, to read its records")
 
 
 def steal_between(samples: np.ndarray, start: float, end: float) -> float:
@@ -56,6 +64,7 @@ def report(records_path: Path, samples: np.ndarray) -> None:
     header, rows = read_record_lines(records_path)
     anchor = header["anchor_unix_s"]
     frame = pd.DataFrame(rows, columns=list(COLUMNS))
+    failed = int((~frame["ok"].astype(bool)).sum())
     frame = frame[frame["ok"].astype(bool)]
     latency = (frame["done_s"] - frame["scheduled_s"]).to_numpy()
     steal = np.array([steal_between(samples, anchor + begun, anchor + done)
@@ -67,10 +76,11 @@ def report(records_path: Path, samples: np.ndarray) -> None:
     latency, steal = latency[seen], steal[seen]
     fast = steal[latency <= np.percentile(latency, 50)]
     slow = steal[latency >= np.percentile(latency, 95)]
-    print(f"{records_path.parent}: {len(latency)} requests, P50 {np.percentile(latency, 50):.3f}"
-          f" s, P99 {np.percentile(latency, 99):.3f} s; steal over a request's life: fastest "
-          f"half {fast.mean():.1%}, slowest 5 % {slow.mean():.1%}; correlation with latency "
-          f"{np.corrcoef(latency, steal)[0, 1]:.2f}")
+    dropped = f" ({failed} failed, left out)" if failed else ""
+    print(f"{records_path.parent}: {len(latency)} requests{dropped}, P50 "
+          f"{np.percentile(latency, 50):.3f} s, P99 {np.percentile(latency, 99):.3f} s; "
+          f"steal over a request's life: fastest half {fast.mean():.1%}, slowest 5 % "
+          f"{slow.mean():.1%}; correlation with latency {np.corrcoef(latency, steal)[0, 1]:.2f}")
 
 
 def main() -> None:
@@ -89,15 +99,16 @@ def main() -> None:
     finally:
         stop.set()
         sampler.join()
+        table = np.array(samples).reshape(-1, 2)
+        out.mkdir(parents=True, exist_ok=True)
+        np.savetxt(out / "steal.txt", table, fmt="%.6f", header="unix_s steal_share")
+    if len(table):
+        print(f"steal over the run: {table[:, 1].mean():.1%} on average, at most "
+              f"{table[:, 1].max():.0%} in {SAMPLE_S:g} s")
+        for records in sorted(out.glob("*/trial-*/records.jsonl")):
+            report(records, table)
     if code != 0:
-        raise SystemExit(f"error: harness run exited {code}")
-    table = np.array(samples)
-    np.savetxt(out / "steal.txt", table, fmt="%.3f", header="unix_s steal_share")
-    print(f"steal over the run: {table[:, 1].mean():.1%} on average, at most "
-          f"{table[:, 1].max():.0%} in {SAMPLE_S:g} s")
-    for records in sorted(out.glob("*/trial-*/records.jsonl")):
-        report(records, table)
-
+        raise SystemExit(f"error: harness run exited {code}; what it measured is reported above")
 
 if __name__ == "__main__":
     main()
