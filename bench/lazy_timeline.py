@@ -101,8 +101,8 @@ def image_fetch(served: list[Served], start: StartRecord, lines: ReplicaLines
     blobs = [row for row in served if began <= row.at <= began + start.total_s + 0.5
              and row.method == "GET" and row.path.startswith("/blobs/")]
     fetched = sum(row.size for row in blobs)
-    # The harness counts the manifests too: a few kB. More apart than that, the window is
-    # someone else's start.
+    # The harness counts the manifests too (a few kB); more than a MiB or 1 % apart, the
+    # window holds another start's requests.
     if not candidates or not blobs or abs(start.bytes_fetched - fetched) > max(
             2**20, 0.01 * fetched):
         raise SystemExit(
