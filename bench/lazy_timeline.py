@@ -39,7 +39,7 @@ from pathlib import Path
 
 from harness.report.coldstart_results import ColdStartResult, StartRecord
 from harness.report.results import read_result
-from stacks.images.registry import manifest_name
+from stacks.images.registry import ServedRow, manifest_name, served_rows
 
 # vLLM's log prefix: "(APIServer pid=20720) INFO 12-06 02:43:02 [...]", local time, no year.
 PROCESS_LINE = re.compile(
@@ -48,26 +48,14 @@ SERVING = "Starting vLLM server"
 
 
 @dataclass(frozen=True)
-class Served:
-    at: float
-    method: str
-    path: str
-    size: int
-
-
-@dataclass(frozen=True)
 class ReplicaLines:
     first: dict[str, float]  # process → its first line's time
     serving: float
 
 
-def read_served(path: Path) -> list[Served]:
-    rows = []
-    for line in path.read_text().splitlines():
-        parts = line.split()
-        if len(parts) == 5 and parts[3] in ("200", "206"):  # 206: a range, a lazy block
-            rows.append(Served(float(parts[0]), parts[1], parts[2], int(parts[4])))
-    return rows
+def read_served(path: Path) -> list[ServedRow]:
+    """The registry's responses that sent something: 200 whole, 206 a range (a lazy block)."""
+    return [row for row in served_rows(path) if row.status in (200, 206)]
 
 
 def read_replica(path: Path, year: int, utc_offset_s: float) -> ReplicaLines | None:
@@ -86,7 +74,7 @@ def read_replica(path: Path, year: int, utc_offset_s: float) -> ReplicaLines | N
     return ReplicaLines(first, serving)
 
 
-def image_fetch(served: list[Served], start: StartRecord, lines: ReplicaLines
+def image_fetch(served: list[ServedRow], start: StartRecord, lines: ReplicaLines
                 ) -> tuple[int, float, float] | None:
     """(blob responses, MB, seconds from the start's manifest to the last one) of a cold
     start, up to its first answer as the harness counted; None where the registry's log is

@@ -27,7 +27,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from workloads.records import COLUMNS, read_record_lines
+from harness.measure.metrics import percentiles
+from harness.measure.records import read_records
 
 SAMPLE_S = 0.1
 
@@ -61,11 +62,10 @@ def steal_between(samples: np.ndarray, start: float, end: float) -> float:
 
 
 def report(records_path: Path, samples: np.ndarray) -> None:
-    header, rows = read_record_lines(records_path)
+    header, frame = read_records(records_path)
     anchor = header["anchor_unix_s"]
-    frame = pd.DataFrame(rows, columns=list(COLUMNS))
-    failed = int((~frame["ok"].astype(bool)).sum())
-    frame = frame[frame["ok"].astype(bool)]
+    failed = int((~frame["ok"]).sum())
+    frame = frame[frame["ok"]]
     latency = (frame["done_s"] - frame["scheduled_s"]).to_numpy()
     steal = np.array([steal_between(samples, anchor + begun, anchor + done)
                       for begun, done in zip(frame["scheduled_s"], frame["done_s"], strict=True)])
@@ -77,8 +77,10 @@ def report(records_path: Path, samples: np.ndarray) -> None:
     fast = steal[latency <= np.percentile(latency, 50)]
     slow = steal[latency >= np.percentile(latency, 95)]
     dropped = f" ({failed} failed, left out)" if failed else ""
+    # The run's own percentiles, over the successes that have steal samples.
+    quantiles = percentiles(pd.Series(latency), "latency")
     print(f"{records_path.parent}: {len(latency)} requests{dropped}, P50 "
-          f"{np.percentile(latency, 50):.3f} s, P99 {np.percentile(latency, 99):.3f} s; "
+          f"{quantiles['latency_p50_s']:.3f} s, P99 {quantiles['latency_p99_s']:.3f} s; "
           f"steal over a request's life: fastest half {fast.mean():.1%}, slowest 5 % "
           f"{slow.mean():.1%}; correlation with latency {np.corrcoef(latency, steal)[0, 1]:.2f}")
 

@@ -20,6 +20,7 @@ import shutil
 import socket
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
@@ -135,12 +136,27 @@ class Registry:
         """Body bytes sent for any of `paths` (blobs' or manifests' paths under the root) in
         responses logged from `since` to `until` (wall-clock seconds); one read of the log.
         nginx logs a response when it ends."""
-        total = 0
-        for line in self.served_log.read_text().splitlines():
-            stamp, _method, uri, _status, sent = line.split()
-            if uri in paths and since <= float(stamp) <= until:
-                total += int(sent)
-        return total
+        return sum(row.size for row in served_rows(self.served_log)
+                   if row.path in paths and since <= row.at <= until)
+
+
+@dataclass(frozen=True)
+class ServedRow:
+    """One line of the served log: when the response ended, and what it sent."""
+
+    at: float
+    method: str
+    path: str
+    status: int
+    size: int
+
+
+def served_rows(served_log: Path) -> list[ServedRow]:
+    rows = []
+    for line in served_log.read_text().splitlines():
+        stamp, method, uri, status, sent = line.split()
+        rows.append(ServedRow(float(stamp), method, uri, int(status), int(sent)))
+    return rows
 
 
 def push(manifest_path: Path, registry_root: Path) -> ImageManifest:
