@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
+from harness.measure.records import STOPPED
+
 pytestmark = pytest.mark.e2e
 
 
@@ -41,7 +43,11 @@ def test_a_short_capacity_search_of_both_stacks(tmp_path: Path, mlflow_store: st
         assert row["ci_low"] is None  # one trial: no interval is made up
         first = row["probes"][0]
         assert first["rate_qps"] == starts[name]
-        assert first["success_rate"] == 1.0
+        # A probe stopped once its failure was certain counts the requests it cut off as
+        # failures (`stopped`); the stack itself answered every request it was sent.
+        assert first["errors"].get(STOPPED, 0) == first["failed_requests"], first["errors"]
+        if first["stopped_early"] is None:
+            assert first["success_rate"] == 1.0
         assert (out / first["records"]).is_file()
         assert (out / name / "trial-1" / "logs" / "replica-0.log").is_file()
     ratio = summary["ratio"]
