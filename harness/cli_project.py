@@ -91,6 +91,10 @@ def project(
     err.print(f"\nsaved in {folder / 'projection.json'}", highlight=False)
 
 
+def share(value: float | None) -> str:
+    return "–" if value is None else f"{value:.1%}"
+
+
 def projection_tables(stack: StackProjection, result: Projection) -> list[Table]:
     calibration = Table(title=f"{stack.stack}: calibration on {stack.replicas_measured} "
                               f"replicas behind {stack.policy_measured} — measured against "
@@ -100,11 +104,13 @@ def projection_tables(stack: StackProjection, result: Projection) -> list[Table]
                               f"{stack.jump:.3g}, batching cost {stack.slowdown:.3g}"
                               + (f"; the work alone: {stack.work_source}"
                                  if stack.work_source else ""))
-    for column in ("rate QPS", "machine ×", "P50 measured", "P50 simulated", "error",
-                   "P99 measured", "P99 simulated", "error", "held out"):
+    for column in ("rate QPS", "machine ×", "steal: all", "slowest 1 %", "P50 measured",
+                   "P50 simulated", "error", "P99 measured", "P99 simulated", "error",
+                   "held out"):
         calibration.add_column(column, justify="right")
     for level in stack.levels:
         calibration.add_row(f"{level.rate_qps:.1f}", f"{level.speed:.2f}",
+                            share(level.steal), share(level.steal_slowest),
                             f"{level.measured_p50_s:.3f}",
                             f"{level.simulated_p50_s:.3f}", f"{level.p50_error:.1%}",
                             f"{level.measured_p99_s:.3f}", f"{level.simulated_p99_s:.3f}",

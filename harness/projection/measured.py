@@ -10,7 +10,10 @@ Two kinds of folder give levels:
   the lowest rate, between the others, say how fast the machine was around each level.
 
 Either way the work of a request alone is taken from the lowest level's service times
-(answer done − sent) of the requests that were alone on their replica (`solo_work`).
+(answer done − sent) of the requests that were alone on their replica (`solo_work`), and each
+level carries the host's steal over its requests' lives, all of them and the slowest 1 %
+(`harness.measure.host_steal`, from each trial's samples): where the slowest saw much more,
+the host, not the stack, set that level's P99.
 """
 
 from __future__ import annotations
@@ -18,11 +21,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypedDict
 
 import numpy as np
 import pandas as pd
 
 from harness.errors import UsageError
+from harness.experiments.trial import RAW_RECORDS
+from harness.measure.host_steal import request_steal, tail_steal
 from harness.measure.metrics import Window, in_window, percentiles, summarize
 from harness.projection.solo_work import mark_alone, solo_service
 from harness.report.results import CapacitySummary, ProbeRow, RunInfo, read_result
@@ -45,6 +51,10 @@ class Level:
     # How slow the machine was around this level against the lowest level's stages (1: as
     # then), measured by the stages at the lowest rate around it. Reported, not applied.
     speed: float = 1.0
+    # The host's steal share over the lives of the level's answered requests, and of its
+    # slowest 1 % (those that set its P99); None where the run sampled none.
+    steal: float | None = None
+    steal_slowest: float | None = None
 
 
 @dataclass(frozen=True)
@@ -118,11 +128,44 @@ def from_capacity(run: Path, stack: str) -> Measured:
     setup = stack_setup(run, stack)
     replicas = int(measured.replicas or setup.replicas)
     work = solo_service(mark_alone(pd.read_parquet(run / probes[0].records)))
+    window = Window(summary.search.warmup_s, summary.search.duration_s)
     levels = [Level(p.offered_qps, float(p.latency_p50_s or 0), float(p.latency_p99_s or 0),
-                    p.requests, summary.search.duration_s, summary.search.warmup_s)
+                    p.requests, summary.search.duration_s, summary.search.warmup_s,
+                    **level_steal(in_window(probe_records(run, stack, p), window)))
               for p in probes]
     return Measured(stack, replicas, setup.policy, levels, work.service_s, setup.front_servers,
                     work.source)
+
+
+def probe_records(run: Path, stack: str, probe: ProbeRow) -> pd.DataFrame:
+    """A probe's records, with each request's steal (`with_steal`)."""
+    records = run / probe.records
+    return with_steal(pd.read_parquet(records), run / stack / f"trial-{probe.trial}",
+                      records.parent / RAW_RECORDS)
+
+
+def with_steal(frame: pd.DataFrame, trial_dir: Path, raw_records: Path) -> pd.DataFrame:
+    """The frame with `steal`: each request's host steal share over its life."""
+    return frame.assign(steal=request_steal(frame, trial_dir, raw_records))
+
+
+def trial_records(run: Path, stack: str, frame: pd.DataFrame) -> pd.DataFrame:
+    """A trial's records of a `harness run`, the requests alone marked, with their steal."""
+    trial_dir = run / stack / f"trial-{int(frame['trial'].iloc[0])}"
+    return with_steal(mark_alone(frame), trial_dir, trial_dir / RAW_RECORDS)
+
+
+class LevelSteal(TypedDict):
+    steal: float | None
+    steal_slowest: float | None
+
+
+def level_steal(part: pd.DataFrame) -> LevelSteal:
+    """A level's `steal` and `steal_slowest` from its records: over the lives of its answered
+    requests, and of its slowest 1 %."""
+    ok = part[part["ok"]]
+    steal, slowest = tail_steal(ok["done_s"] - ok["scheduled_s"], ok["steal"])
+    return LevelSteal(steal=steal, steal_slowest=slowest)
 
 
 def steady_windows(workload: WorkloadSpec) -> list[tuple[float, Window]]:
@@ -162,7 +205,8 @@ def from_steady_stages(run: Path, stack: str) -> Measured:
     trials = read_trials(run, stack)
     if not trials:
         raise UsageError(f"--calibrate-from {run}: no records of stack {stack!r} there")
-    records = pd.concat([mark_alone(trial) for trial in trials], ignore_index=True)
+    records = pd.concat([trial_records(run, stack, trial) for trial in trials],
+                        ignore_index=True)
     stages = steady_windows(workload)
     lowest = min(rate for rate, _ in stages)
     references = {k: in_window(records, window) for k, (rate, window) in enumerate(stages)
@@ -174,10 +218,11 @@ def from_steady_stages(run: Path, stack: str) -> Measured:
              for k in references}
     overall = float(np.mean([means[k] for k in references]))
     speeds = {k: mean / overall for k, mean in means.items()}
-    latency = pd.concat([part["done_s"] - part["scheduled_s"] for part in references.values()])
-    figures = percentiles(latency, "latency")
-    levels = [Level(lowest, figures["latency_p50_s"], figures["latency_p99_s"], len(latency),
-                    stages[min(references)][1].length_s, SETTLE_S)]
+    lowest_records = pd.concat(references.values())
+    figures = percentiles(lowest_records["done_s"] - lowest_records["scheduled_s"], "latency")
+    levels = [Level(lowest, figures["latency_p50_s"], figures["latency_p99_s"],
+                    len(lowest_records), stages[min(references)][1].length_s, SETTLE_S,
+                    **level_steal(lowest_records))]
     for k, (rate, window) in enumerate(stages):
         if k in references or grew(records, window, workload.slo_s):
             continue
@@ -188,7 +233,7 @@ def from_steady_stages(run: Path, stack: str) -> Measured:
     if len(levels) < MIN_LEVELS:
         raise too_few(run, stack, len(levels), "steady stage(s) served whole")
     setup = stack_setup(run, stack)
-    work = solo_service(pd.concat(references.values()))
+    work = solo_service(lowest_records)
     return Measured(stack, setup.replicas, setup.policy,
                     sorted(levels, key=lambda level: level.rate_qps), work.service_s,
                     setup.front_servers, work.source)
@@ -202,4 +247,4 @@ def level_of(records: pd.DataFrame, window: Window, rate: float, speed: float,
     if not figures["requests"] or figures["ok_requests"] < figures["requests"]:
         return None
     return Level(rate, figures["latency_p50_s"], figures["latency_p99_s"], figures["requests"],
-                 window.length_s, SETTLE_S, speed)
+                 window.length_s, SETTLE_S, speed, **level_steal(in_window(records, window)))

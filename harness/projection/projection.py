@@ -33,6 +33,10 @@ class LevelRow(BaseModel):
     rate_qps: float
     speed: float = Field(default=1.0, description="how much slower the machine was around this "
                          "level than in the lowest level's stages; reported, not applied")
+    steal: float | None = Field(default=None, description="the host's steal share over the "
+                                "lives of the level's answered requests (null: not sampled)")
+    steal_slowest: float | None = Field(default=None, description="the same over its slowest "
+                                        "1 %, those that set its P99")
     measured_p50_s: float
     measured_p99_s: float
     simulated_p50_s: float
@@ -106,7 +110,8 @@ class Projection(BaseModel):
 
 
 def level_rows(calibration: Calibration) -> list[LevelRow]:
-    return [LevelRow(rate_qps=f.level.rate_qps, speed=f.level.speed, measured_p50_s=f.level.p50_s,
+    return [LevelRow(rate_qps=f.level.rate_qps, speed=f.level.speed, steal=f.level.steal,
+                     steal_slowest=f.level.steal_slowest, measured_p50_s=f.level.p50_s,
                      measured_p99_s=f.level.p99_s, simulated_p50_s=f.sim_p50_s,
                      simulated_p99_s=f.sim_p99_s, p50_error=f.p50_error, p99_error=f.p99_error,
                      held_out_error=out.error)

@@ -15,6 +15,7 @@ import yaml
 
 from harness.cli import main
 from harness.errors import UsageError
+from harness.measure.host_steal import STEAL_FILE
 from harness.projection import calibrate as calibration_module
 from harness.projection import fleet_size
 from harness.projection.calibrate import calibrate
@@ -174,7 +175,8 @@ def capacity_folder(tmp_path: Path, measured: Measured) -> Path:
     (run / "specs" / "optimized.yaml").write_text(yaml.safe_dump(
         {"name": "optimized", "replicas": 2, "balancer": {"policy": "p2c"},
          "engine": {"api_server_count": 2}}))
-    records = pd.DataFrame({"sent_s": np.zeros(len(measured.work_s)),
+    records = pd.DataFrame({"scheduled_s": np.zeros(len(measured.work_s)),
+                            "sent_s": np.zeros(len(measured.work_s)),
                             "done_s": measured.work_s, "ok": True})
     records.to_parquet(run / "probe-1.parquet")
     probes = [{"trial": 1, "probe": k + 1, "rate_qps": level.rate_qps, "passed": True,
@@ -288,6 +290,28 @@ def test_the_lowest_stages_measure_the_machines_drift_around_each_level(
     assert by_rate == pytest.approx({4.0: 1.0, 20.0: 1.0, 30.0: 1.1 / 1.3, 35.0: 1.5 / 1.3},
                                     rel=0.06)  # against the 4 QPS stages pooled: 1.3 on average
     assert read.levels[0].requests == pytest.approx(2 * 4 * 4.0 * 60, rel=0.15)  # 4 stages
+
+
+def test_each_level_carries_the_hosts_steal_over_its_requests_lives(tmp_path: Path) -> None:
+    run = levels_folder(tmp_path, [4.0, 30.0, 50.0])
+    assert all(level.steal is None for level in read_measured(run, "optimized").levels)
+    # In both trials the host steals 40 % through the 30 QPS stage and 2 % around it; the
+    # samples are on the wall clock, the records on their trial's own (from its anchor).
+    for trial, anchor in ((1, 5000.0), (2, 9000.0)):
+        folder = run / "optimized" / f"trial-{trial}"
+        folder.mkdir()
+        (folder / "records.jsonl").write_text(json.dumps(
+            {"records_version": 1, "anchor_unix_s": anchor, "schedule_sha256": "0" * 64}) + "\n")
+        taken = 0.1 * np.arange(1, int((WARMUP_S + 4 * STAGE_S) * 10))
+        burst = (taken > WARMUP_S + STAGE_S) & (taken <= WARMUP_S + 2 * STAGE_S)
+        pd.DataFrame({"unix_s": anchor + taken, "steal_share": np.where(burst, 0.4, 0.02)}
+                     ).to_csv(folder / STEAL_FILE, index=False)
+    by_rate = {level.rate_qps: level for level in read_measured(run, "optimized").levels}
+    assert by_rate[30.0].steal == pytest.approx(0.4, rel=0.02)  # a few end past the burst
+    assert by_rate[30.0].steal_slowest == pytest.approx(0.4, rel=0.1)
+    for rate in (4.0, 50.0):
+        assert by_rate[rate].steal == pytest.approx(0.02, abs=0.002)
+        assert by_rate[rate].steal_slowest == pytest.approx(0.02, abs=0.01)
 
 
 def test_a_stage_with_failures_or_a_growing_queue_is_no_level_and_other_shapes_are_refused(
