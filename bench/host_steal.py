@@ -21,6 +21,8 @@ import os
 import statistics
 import time
 
+from harness.measure.host_timeline import cpu_times
+
 WINDOW_S = 0.1
 CHECK_EVERY = 20_000  # loop steps between clock reads: well under a window on any core
 
@@ -45,13 +47,6 @@ def spin(core: int, seconds: float, results: mp.Queue) -> None:
     results.put((core, counts))
 
 
-def steal_and_total() -> tuple[int, int]:
-    """Jiffies: (steal, all) over every core, from the first line of /proc/stat."""
-    with open("/proc/stat") as stat:
-        fields = [int(value) for value in stat.readline().split()[1:9]]
-    return fields[7], sum(fields)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=90.0)
@@ -68,7 +63,9 @@ def main() -> None:
     samples = []
     end = time.monotonic() + args.seconds
     while time.monotonic() < end:
-        samples.append(steal_and_total())
+        if (taken := cpu_times()) is None:
+            raise SystemExit("error: this kernel reports no steal time (/proc/stat)")
+        samples.append(taken)
         time.sleep(WINDOW_S)
     counts = dict(results.get() for _ in spinners)
     for process in spinners:
@@ -79,8 +76,8 @@ def main() -> None:
                 for at, rate in counts[core] if rate < args.floor * median]
         print(f"core {core}: {len(counts[core])} windows, {len(slow)} under "
               f"{args.floor:.0%} of its median speed (time s, speed): {slow[:20]}")
-    shares = [(after[0] - before[0]) / (after[1] - before[1])
-              for before, after in itertools.pairwise(samples) if after[1] > before[1]]
+    shares = [(after.steal - before.steal) / (after.total - before.total)
+              for before, after in itertools.pairwise(samples) if after.total > before.total]
     if shares:
         print(f"steal: {statistics.mean(shares):.1%} of CPU time on average, at most "
               f"{max(shares):.0%} in a window, over 30 % in {sum(s > 0.3 for s in shares)} "

@@ -91,8 +91,18 @@ def project(
     err.print(f"\nsaved in {folder / 'projection.json'}", highlight=False)
 
 
-def share(value: float | None) -> str:
-    return "–" if value is None else f"{value:.1%}"
+def all_and_slowest(overall: float | None, slowest: float | None, form: str) -> str:
+    """A level's figure over all its requests' lives and over its slowest 1 %'s."""
+    if overall is None or slowest is None:
+        return "–"
+    return f"{overall:{form}} / {slowest:{form}}"
+
+
+def spread(values: list[float]) -> str:
+    """The lowest and highest of several trials' figures; the one where there is one."""
+    if len(values) < 2:
+        return f"{values[0]:.3f}" if values else "–"
+    return f"{min(values):.3f}–{max(values):.3f}"
 
 
 def projection_tables(stack: StackProjection, result: Projection) -> list[Table]:
@@ -104,15 +114,18 @@ def projection_tables(stack: StackProjection, result: Projection) -> list[Table]
                               f"{stack.jump:.3g}, batching cost {stack.slowdown:.3g}"
                               + (f"; the work alone: {stack.work_source}"
                                  if stack.work_source else ""))
-    for column in ("rate QPS", "machine ×", "steal: all", "slowest 1 %", "P50 measured",
-                   "P50 simulated", "error", "P99 measured", "P99 simulated", "error",
-                   "held out"):
+    for column in ("rate QPS", "machine ×", "steal: all / slowest 1 %",
+                   "cores ×: all / slowest 1 %", "P50 measured",
+                   "P50 simulated", "error", "P99 per trial", "P99 measured", "P99 simulated",
+                   "error", "held out"):
         calibration.add_column(column, justify="right")
     for level in stack.levels:
         calibration.add_row(f"{level.rate_qps:.1f}", f"{level.speed:.2f}",
-                            share(level.steal), share(level.steal_slowest),
+                            all_and_slowest(level.steal, level.steal_slowest, ".1%"),
+                            all_and_slowest(level.core_speed, level.core_speed_slowest, ".2f"),
                             f"{level.measured_p50_s:.3f}",
                             f"{level.simulated_p50_s:.3f}", f"{level.p50_error:.1%}",
+                            spread(level.p99_trials),
                             f"{level.measured_p99_s:.3f}", f"{level.simulated_p99_s:.3f}",
                             f"{level.p99_error:.1%}", f"{level.held_out_error:.1%}")
     if not stack.trusted:

@@ -8,8 +8,8 @@ what one trial measures and what its summary is. The driver does the rest, the s
       <stack>/trial-<k>/logs/   replica and balancer logs of that trial's stack
       <stack>/trial-<k>/machine.json  the machine's own speed before and after the trial
                                 (`harness.measure.machine_speed`)
-      <stack>/trial-<k>/steal.csv   the host's steal every 100 ms through it
-                                (`harness.measure.host_steal`)
+      <stack>/trial-<k>/host.csv    the host's steal and the cores' speed every 100 ms
+                                through it (`harness.measure.host_timeline`)
       ...                       what the experiment's trials wrote (schedules, records)
       summary.json              the experiment's typed summary, rewritten after every trial
 
@@ -39,7 +39,7 @@ from harness.errors import LoadError, UsageError
 from harness.experiments.ablation import ablation_variants
 from harness.experiments.target import Spec, Target, load_stacks, serving
 from harness.measure.environment import capture_environment
-from harness.measure.host_steal import steal_sampled
+from harness.measure.host_timeline import host_sampled
 from harness.measure.loadgen import LoadJob, StopWhen, run_load
 from harness.measure.machine_speed import machine_speed_around
 from harness.measure.records import STOPPED, UNRECORDED, account_for_schedule, read_records
@@ -174,7 +174,7 @@ class Experiment(ABC, Generic[Config, Observer]):
             for spec in self.stacks:
                 trial_dir = self.out / spec.name / f"trial-{trial}"
                 self.before_start(spec, trial)
-                with machine_speed_around(trial_dir), steal_sampled(trial_dir), serving(
+                with machine_speed_around(trial_dir), host_sampled(trial_dir), serving(
                         spec, trial_dir / "logs",
                         self.observer.stack_starting(spec.name, trial)) as target:
                     self.measure(spec, trial, target, trial_dir)

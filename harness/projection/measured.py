@@ -11,9 +11,10 @@ Two kinds of folder give levels:
 
 Either way the work of a request alone is taken from the lowest level's service times
 (answer done − sent) of the requests that were alone on their replica (`solo_work`), and each
-level carries the host's steal over its requests' lives, all of them and the slowest 1 %
-(`harness.measure.host_steal`, from each trial's samples): where the slowest saw much more,
-the host, not the stack, set that level's P99.
+level carries what its tail rests on: each trial's own P99, and the host's steal and the
+cores' speed over its requests' lives, all of them and the slowest 1 %
+(`harness.measure.host_timeline`, from each trial's samples); where the slowest saw much
+more steal or slower cores, the host, not the stack, set its P99.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import pandas as pd
 
 from harness.errors import UsageError
 from harness.experiments.trial import RAW_RECORDS
-from harness.measure.host_steal import request_steal, tail_steal
+from harness.measure.host_timeline import request_host, tail_means
 from harness.measure.metrics import Window, in_window, percentiles, summarize
 from harness.projection.solo_work import mark_alone, solo_service
 from harness.report.results import CapacitySummary, ProbeRow, RunInfo, read_result
@@ -52,9 +53,14 @@ class Level:
     # then), measured by the stages at the lowest rate around it. Reported, not applied.
     speed: float = 1.0
     # The host's steal share over the lives of the level's answered requests, and of its
-    # slowest 1 % (those that set its P99); None where the run sampled none.
+    # slowest 1 % (those that set its P99), and the cores' speed over them (1: as usual in
+    # their trial); None where the run sampled none (`host_timeline`).
     steal: float | None = None
     steal_slowest: float | None = None
+    core_speed: float | None = None
+    core_speed_slowest: float | None = None
+    # Each trial's own P99 here: pooled, a level's P99 is near its slowest trial's.
+    p99_trials: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -131,41 +137,52 @@ def from_capacity(run: Path, stack: str) -> Measured:
     window = Window(summary.search.warmup_s, summary.search.duration_s)
     levels = [Level(p.offered_qps, float(p.latency_p50_s or 0), float(p.latency_p99_s or 0),
                     p.requests, summary.search.duration_s, summary.search.warmup_s,
-                    **level_steal(in_window(probe_records(run, stack, p), window)))
+                    **tail_of(in_window(probe_records(run, stack, p), window)))
               for p in probes]
     return Measured(stack, replicas, setup.policy, levels, work.service_s, setup.front_servers,
                     work.source)
 
 
 def probe_records(run: Path, stack: str, probe: ProbeRow) -> pd.DataFrame:
-    """A probe's records, with each request's steal (`with_steal`)."""
+    """A probe's records, with the host over each request's life (`with_host`)."""
     records = run / probe.records
-    return with_steal(pd.read_parquet(records), run / stack / f"trial-{probe.trial}",
-                      records.parent / RAW_RECORDS)
+    return with_host(pd.read_parquet(records), run / stack / f"trial-{probe.trial}",
+                     records.parent / RAW_RECORDS)
 
 
-def with_steal(frame: pd.DataFrame, trial_dir: Path, raw_records: Path) -> pd.DataFrame:
-    """The frame with `steal`: each request's host steal share over its life."""
-    return frame.assign(steal=request_steal(frame, trial_dir, raw_records))
+def with_host(frame: pd.DataFrame, trial_dir: Path, raw_records: Path) -> pd.DataFrame:
+    """The frame with `steal` and `core_speed` over each request's life
+    (`host_timeline.request_host`)."""
+    return frame.join(request_host(frame, trial_dir, raw_records))
 
 
 def trial_records(run: Path, stack: str, frame: pd.DataFrame) -> pd.DataFrame:
-    """A trial's records of a `harness run`, the requests alone marked, with their steal."""
+    """A trial's records of a `harness run`, the requests alone marked, with the host over
+    each one's life."""
     trial_dir = run / stack / f"trial-{int(frame['trial'].iloc[0])}"
-    return with_steal(mark_alone(frame), trial_dir, trial_dir / RAW_RECORDS)
+    return with_host(mark_alone(frame), trial_dir, trial_dir / RAW_RECORDS)
 
 
-class LevelSteal(TypedDict):
+class Tail(TypedDict):
     steal: float | None
     steal_slowest: float | None
+    core_speed: float | None
+    core_speed_slowest: float | None
+    p99_trials: tuple[float, ...]
 
 
-def level_steal(part: pd.DataFrame) -> LevelSteal:
-    """A level's `steal` and `steal_slowest` from its records: over the lives of its answered
-    requests, and of its slowest 1 %."""
+def tail_of(part: pd.DataFrame) -> Tail:
+    """What a level's records say of its tail beyond its P99: the host's steal and the cores'
+    speed over the lives of its answered requests and of its slowest 1 %, and each trial's
+    own P99."""
     ok = part[part["ok"]]
-    steal, slowest = tail_steal(ok["done_s"] - ok["scheduled_s"], ok["steal"])
-    return LevelSteal(steal=steal, steal_slowest=slowest)
+    latency = ok["done_s"] - ok["scheduled_s"]
+    steal, steal_slowest = tail_means(latency, ok["steal"])
+    speed, speed_slowest = tail_means(latency, ok["core_speed"])
+    trials = latency.groupby(ok["trial"]) if "trial" in ok else [(1, latency)]
+    return Tail(steal=steal, steal_slowest=steal_slowest, core_speed=speed,
+                core_speed_slowest=speed_slowest,
+                p99_trials=tuple(float(np.quantile(one, 0.99)) for _, one in trials if len(one)))
 
 
 def steady_windows(workload: WorkloadSpec) -> list[tuple[float, Window]]:
@@ -222,7 +239,7 @@ def from_steady_stages(run: Path, stack: str) -> Measured:
     figures = percentiles(lowest_records["done_s"] - lowest_records["scheduled_s"], "latency")
     levels = [Level(lowest, figures["latency_p50_s"], figures["latency_p99_s"],
                     len(lowest_records), stages[min(references)][1].length_s, SETTLE_S,
-                    **level_steal(lowest_records))]
+                    **tail_of(lowest_records))]
     for k, (rate, window) in enumerate(stages):
         if k in references or grew(records, window, workload.slo_s):
             continue
@@ -247,4 +264,4 @@ def level_of(records: pd.DataFrame, window: Window, rate: float, speed: float,
     if not figures["requests"] or figures["ok_requests"] < figures["requests"]:
         return None
     return Level(rate, figures["latency_p50_s"], figures["latency_p99_s"], figures["requests"],
-                 window.length_s, SETTLE_S, speed, **level_steal(in_window(records, window)))
+                 window.length_s, SETTLE_S, speed, **tail_of(in_window(records, window)))

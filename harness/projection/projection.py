@@ -37,6 +37,14 @@ class LevelRow(BaseModel):
                                 "lives of the level's answered requests (null: not sampled)")
     steal_slowest: float | None = Field(default=None, description="the same over its slowest "
                                         "1 %, those that set its P99")
+    core_speed: float | None = Field(default=None, description="the cores' speed over the "
+                                     "lives of the level's answered requests, against their "
+                                     "trial's usual (1: as usual; null: not sampled)")
+    core_speed_slowest: float | None = Field(default=None, description="the same over its "
+                                             "slowest 1 %")
+    p99_trials: list[float] = Field(default_factory=list, description="each trial's own P99 "
+                                    "at this level (pooled, the level's P99 is near the "
+                                    "slowest trial's)")
     measured_p50_s: float
     measured_p99_s: float
     simulated_p50_s: float
@@ -111,7 +119,10 @@ class Projection(BaseModel):
 
 def level_rows(calibration: Calibration) -> list[LevelRow]:
     return [LevelRow(rate_qps=f.level.rate_qps, speed=f.level.speed, steal=f.level.steal,
-                     steal_slowest=f.level.steal_slowest, measured_p50_s=f.level.p50_s,
+                     steal_slowest=f.level.steal_slowest, core_speed=f.level.core_speed,
+                     core_speed_slowest=f.level.core_speed_slowest,
+                     p99_trials=list(f.level.p99_trials),
+                     measured_p50_s=f.level.p50_s,
                      measured_p99_s=f.level.p99_s, simulated_p50_s=f.sim_p50_s,
                      simulated_p99_s=f.sim_p99_s, p50_error=f.p50_error, p99_error=f.p99_error,
                      held_out_error=out.error)

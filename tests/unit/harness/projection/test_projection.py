@@ -15,7 +15,7 @@ import yaml
 
 from harness.cli import main
 from harness.errors import UsageError
-from harness.measure.host_steal import STEAL_FILE
+from harness.measure.host_timeline import HOST_FILE
 from harness.projection import calibrate as calibration_module
 from harness.projection import fleet_size
 from harness.projection.calibrate import calibrate
@@ -271,6 +271,9 @@ def test_steady_stages_of_a_run_are_levels_pooled_over_its_trials(tmp_path: Path
     assert (read.levels[0].duration_s, read.levels[0].warmup_s) == (60.0, 10.0)
     assert read.levels[0].requests == pytest.approx(2 * 4.0 * 60, rel=0.2)  # both trials
     assert (read.replicas, read.policy) == (2, "p2c")
+    for level in read.levels:  # each trial's own P99, the pooled one between them
+        assert len(level.p99_trials) == 2
+        assert min(level.p99_trials) - 1e-9 <= level.p99_s <= max(level.p99_trials) + 1e-9
     light = simulate_steady(PLANTED, 2, "p2c", 4.0, duration_s=600, seed=3)
     assert read.levels[0].p50_s == pytest.approx(light.percentile(50), rel=0.15)
     # the work: the lowest level's requests alone, drawn again against their bias
@@ -292,11 +295,12 @@ def test_the_lowest_stages_measure_the_machines_drift_around_each_level(
     assert read.levels[0].requests == pytest.approx(2 * 4 * 4.0 * 60, rel=0.15)  # 4 stages
 
 
-def test_each_level_carries_the_hosts_steal_over_its_requests_lives(tmp_path: Path) -> None:
+def test_each_level_carries_the_host_over_its_requests_lives(tmp_path: Path) -> None:
     run = levels_folder(tmp_path, [4.0, 30.0, 50.0])
     assert all(level.steal is None for level in read_measured(run, "optimized").levels)
-    # In both trials the host steals 40 % through the 30 QPS stage and 2 % around it; the
-    # samples are on the wall clock, the records on their trial's own (from its anchor).
+    # In both trials the host steals 40 % through the 30 QPS stage and 2 % around it, and
+    # the cores run at half speed there; the samples are on the wall clock, the records on
+    # their trial's own (from its anchor).
     for trial, anchor in ((1, 5000.0), (2, 9000.0)):
         folder = run / "optimized" / f"trial-{trial}"
         folder.mkdir()
@@ -304,14 +308,18 @@ def test_each_level_carries_the_hosts_steal_over_its_requests_lives(tmp_path: Pa
             {"records_version": 1, "anchor_unix_s": anchor, "schedule_sha256": "0" * 64}) + "\n")
         taken = 0.1 * np.arange(1, int((WARMUP_S + 4 * STAGE_S) * 10))
         burst = (taken > WARMUP_S + STAGE_S) & (taken <= WARMUP_S + 2 * STAGE_S)
-        pd.DataFrame({"unix_s": anchor + taken, "steal_share": np.where(burst, 0.4, 0.02)}
-                     ).to_csv(folder / STEAL_FILE, index=False)
+        pd.DataFrame({"unix_s": anchor + taken, "steal_share": np.where(burst, 0.4, 0.02),
+                      "loop_speed": np.where(burst, 10.0, 20.0)}
+                     ).to_csv(folder / HOST_FILE, index=False)
     by_rate = {level.rate_qps: level for level in read_measured(run, "optimized").levels}
     assert by_rate[30.0].steal == pytest.approx(0.4, rel=0.02)  # a few end past the burst
     assert by_rate[30.0].steal_slowest == pytest.approx(0.4, rel=0.1)
+    # the loop ran at half its usual (median) speed through the burst
+    assert by_rate[30.0].core_speed == pytest.approx(0.5, rel=0.05)
     for rate in (4.0, 50.0):
         assert by_rate[rate].steal == pytest.approx(0.02, abs=0.002)
         assert by_rate[rate].steal_slowest == pytest.approx(0.02, abs=0.01)
+        assert by_rate[rate].core_speed == pytest.approx(1.0, abs=0.01)
 
 
 def test_a_stage_with_failures_or_a_growing_queue_is_no_level_and_other_shapes_are_refused(

@@ -1,0 +1,179 @@
+"""The host through every trial, every 100 ms, from before the stack starts until after it
+stops: how much CPU time it took (steal), and how fast a core ran while ours.
+
+On a shared virtual machine the host runs other guests on the same physical cores. It can
+take a core outright: the guest's kernel counts the time it was ready to run and was not as
+steal (`/proc/stat`). It can also leave the core ours and make it slower, through a busy
+sibling hyper-thread or cache, which no counter shows. The machine's yardsticks
+(`machine_speed`) are taken between trials; both come in bursts of a fraction of a second to
+seconds inside them (`bench/host_steal.py`), and a burst is what puts a request in a P99.
+
+So each trial folder keeps `host.csv`, one line a sample, written as taken (a run killed
+midway keeps what it sampled):
+
+- `unix_s`: when taken;
+- `steal_share`: steal ÷ all CPU time, idle included, since the sample before (over 2 cores
+  a sample holds about 20 jiffies, so each share is good to about ±5 %);
+- `busy_share`: the guest's own work ÷ all CPU time; steal ÷ (busy + steal) is the part of
+  the time the guest wanted to run that the host took;
+- `loop_speed`: a fixed Python loop of `PROBE_STEPS` steps, in million steps per second of
+  this thread's own CPU time, so that waiting for a core busy with the stack does not count,
+  only how fast the core ran once it was ours.
+
+The cost: a read of /proc/stat takes 0.04 ms of CPU and the loop about 0.25 ms, so ten a
+second take 0.3 % of a core from the run. The shares are of all CPU time: the host takes
+only time the guest wants, so a busy moment raises both a request's latency and the steal
+counted there (`bench/host_steal.py` measures the host's part under a constant demand)."""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import pandas as pd
+
+from harness.measure.records import read_records
+
+HOST_FILE = "host.csv"  # in each trial's folder
+SAMPLE_S = 0.1
+PROBE_STEPS = 5_000  # about 0.25 ms on this machine's cores
+STAT = Path("/proc/stat")
+STEAL_COLUMN = 8  # of the "cpu" line: user nice system idle iowait irq softirq steal
+
+
+class CpuTimes(NamedTuple):
+    """Jiffies over every core since boot."""
+
+    steal: int
+    busy: int  # user, nice, system, irq and softirq: the guest's own work
+    total: int  # idle and iowait included
+
+
+def cpu_times(stat: Path = STAT) -> CpuTimes | None:
+    """The first line of /proc/stat; None where the kernel reports no steal (not Linux, or
+    one older than 2.6.11)."""
+    try:
+        with stat.open() as lines:
+            fields = lines.readline().split()
+    except OSError:
+        return None
+    if len(fields) <= STEAL_COLUMN or fields[0] != "cpu":
+        return None
+    counts = [int(value) for value in fields[1:STEAL_COLUMN + 1]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = counts
+    return CpuTimes(steal, user + nice + system + irq + softirq, sum(counts))
+
+
+def loop_speed(steps: int = PROBE_STEPS) -> float:
+    """Million loop steps per second of this thread's CPU time; NaN where the clock did not
+    move (a coarse thread clock)."""
+    start = time.thread_time()
+    total = 0
+    for step in range(steps):
+        total += step * step
+    spent = time.thread_time() - start
+    return steps / spent / 1e6 if spent > 0 else math.nan
+
+
+def _sample(path: Path, stop: threading.Event, stat: Path, every_s: float) -> None:
+    before = cpu_times(stat)
+    if before is None:
+        return
+    with path.open("w", buffering=1) as out:  # a line each sample: a kill loses at most one
+        out.write("unix_s,steal_share,busy_share,loop_speed\n")
+        while not stop.wait(every_s):
+            speed = loop_speed()
+            now = cpu_times(stat)
+            if now is None:
+                return
+            if now.total > before.total:
+                total = now.total - before.total
+                out.write(f"{time.time():.3f},{(now.steal - before.steal) / total:.4f},"
+                          f"{(now.busy - before.busy) / total:.4f},{speed:.3f}\n")
+                before = now
+
+
+@contextmanager
+def host_sampled(trial_dir: Path, stat: Path = STAT,
+                 every_s: float = SAMPLE_S) -> Iterator[None]:
+    """Sample the host into `trial_dir/host.csv` while the block runs; nothing is written
+    where the kernel reports no steal."""
+    trial_dir.mkdir(parents=True, exist_ok=True)
+    stop = threading.Event()
+    sampler = threading.Thread(target=_sample, args=(trial_dir / HOST_FILE, stop, stat,
+                                                     every_s), name="host", daemon=True)
+    sampler.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        sampler.join()
+
+
+def read_host(trial_dir: Path) -> pd.DataFrame | None:
+    """A trial's samples (the columns above; `loop_speed` and `busy_share` may be missing, as
+    in runs that took steal alone); None where it has none (a run from before they were
+    taken, or a kernel without steal) or the file is unreadable."""
+    try:
+        samples = pd.read_csv(trial_dir / HOST_FILE)
+    except (OSError, ValueError):
+        return None
+    if not {"unix_s", "steal_share"} <= set(samples.columns) or samples.empty:
+        return None
+    return samples
+
+
+def mean_over(samples: pd.DataFrame, column: str, starts_unix: np.ndarray,
+              ends_unix: np.ndarray) -> np.ndarray:
+    """For each span [start, end], the mean of `column` over the samples covering it (a
+    sample covers the `SAMPLE_S` before it was taken); NaN where no sample does or the span
+    has no end."""
+    taken = samples["unix_s"].to_numpy()
+    values = samples[column].to_numpy(dtype=np.float64)
+    known = ~np.isnan(values)
+    sums = np.concatenate([[0.0], np.cumsum(np.where(known, values, 0.0))])
+    counts = np.concatenate([[0], np.cumsum(known)])
+    first = np.searchsorted(taken, starts_unix, side="left")
+    last = np.searchsorted(taken, ends_unix + SAMPLE_S, side="right")
+    covered = counts[last] - counts[first]
+    spans = ~(np.isnan(starts_unix) | np.isnan(ends_unix))  # an unanswered request has no end
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(spans & (covered > 0), (sums[last] - sums[first]) / covered, np.nan)
+
+
+def request_host(frame: pd.DataFrame, trial_dir: Path, raw_records: Path) -> pd.DataFrame:
+    """For each request, over its life (scheduled → done, on the clock of the records at
+    `raw_records`, whose header holds their anchor): `steal`, the host's mean steal share,
+    and `core_speed`, the loop's mean speed ÷ its median through the trial (1: as usual;
+    0.5: the cores ran at half their usual speed). NaN where the trial has no samples or the
+    request no answer."""
+    samples = read_host(trial_dir)
+    if samples is None or not raw_records.is_file():
+        return pd.DataFrame({"steal": np.nan, "core_speed": np.nan}, index=frame.index)
+    anchor = float(read_records(raw_records)[0]["anchor_unix_s"])
+    starts = anchor + frame["scheduled_s"].to_numpy(dtype=np.float64)
+    ends = anchor + frame["done_s"].to_numpy(dtype=np.float64)
+    speed = samples.get("loop_speed", pd.Series(np.nan, index=samples.index))
+    samples = samples.assign(relative=speed / speed.median())
+    return pd.DataFrame({"steal": mean_over(samples, "steal_share", starts, ends),
+                         "core_speed": mean_over(samples, "relative", starts, ends)},
+                        index=frame.index)
+
+
+def tail_means(latency: pd.Series, values: pd.Series,
+               quantile: float = 0.99) -> tuple[float | None, float | None]:
+    """The mean of `values` over all requests that have one, and over those at or above the
+    `quantile` of their latency (the requests that set it; one at least); Nones where no
+    request has one."""
+    known = values.notna()
+    if not known.any():
+        return None, None
+    latency, values = latency[known], values[known]
+    slowest = values[latency >= latency.quantile(quantile)]
+    return float(values.mean()), float(slowest.mean())
