@@ -170,14 +170,16 @@ class Experiment(ABC, Generic[Config, Observer]):
         self.run_info.write(self.out / "run.json")
 
     def run(self) -> Path:
+        speeds = None  # the machine's, after the trial before: this one's before
         for trial in range(1, self.config.trials + 1):
             for spec in self.stacks:
                 trial_dir = self.out / spec.name / f"trial-{trial}"
                 self.before_start(spec, trial)
-                with machine_speed_around(trial_dir), host_sampled(trial_dir), serving(
-                        spec, trial_dir / "logs",
-                        self.observer.stack_starting(spec.name, trial)) as target:
+                with (machine_speed_around(trial_dir, speeds) as taken, host_sampled(trial_dir),
+                      serving(spec, trial_dir / "logs",
+                              self.observer.stack_starting(spec.name, trial)) as target):
                     self.measure(spec, trial, target, trial_dir)
+                speeds = taken.after if taken is not None else None
                 self.write_summary()
         return self.summary_path
 

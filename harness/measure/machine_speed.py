@@ -12,7 +12,9 @@ two processes on two cores wakes a sleeping process twice, as every request does
 from the load generator through the balancer to a replica and back.
 
 Each trial folder keeps `machine.json` (`MachineSpeed`); the scorecard lists the speeds per
-trial next to its rows (`harness.report.scorecard_results.MachineCheck`)."""
+trial next to its rows (`harness.report.scorecard_results.MachineCheck`). Trials follow one
+another with nothing run between them, so one trial's speeds after are the next one's
+before."""
 
 from __future__ import annotations
 
@@ -152,16 +154,20 @@ def _speeds_or_none() -> dict[str, dict[str, float]] | None:
 
 
 @contextmanager
-def machine_speed_around(trial_dir: Path) -> Iterator[None]:
+def machine_speed_around(trial_dir: Path, before: dict[str, dict[str, float]] | None = None
+                         ) -> Iterator[MachineSpeed | None]:
     """Measure the machine before the trial's stack starts and after it stops (also when the
-    trial fails: the speed then is as telling)."""
+    trial fails: the speed then is as telling). `before`: the speeds the trial before took
+    after its stack stopped, with nothing run since: the same moment, so it is taken once
+    (2.5 s on 2 cores). Yields what it took, `after` filled in once the block ends; None where
+    the machine refuses the yardsticks."""
     trial_dir.mkdir(parents=True, exist_ok=True)
-    before = _speeds_or_none()
+    before = before if before is not None else _speeds_or_none()
     taken = None if before is None else MachineSpeed(before=before)
     if taken is not None:
         taken.write(trial_dir / MACHINE_FILE)
     try:
-        yield
+        yield taken
     finally:
         if taken is not None and (after := _speeds_or_none()) is not None:
             taken.after = after

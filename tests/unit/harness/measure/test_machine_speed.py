@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.measure import machine_speed
 from harness.measure.machine_speed import (
     MACHINE_FILE,
     MachineSpeed,
@@ -49,6 +50,29 @@ def test_a_trial_keeps_its_speed_before_and_after_even_when_it_fails(tmp_path: P
     assert taken is not None
     assert taken.after is not None
     assert set(taken.after) == set(taken.before)
+
+
+def test_a_trial_right_after_another_starts_from_the_speeds_that_one_ended_with(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    taken: list[dict[str, dict[str, float]]] = []
+
+    def counted() -> dict[str, dict[str, float]]:  # the nth measurement runs at n
+        taken.append({"python": {"0": float(len(taken) + 1)}})
+        return taken[-1]
+
+    monkeypatch.setattr(machine_speed, "core_speeds", counted)
+    with machine_speed_around(tmp_path / "trial-1") as first:
+        pass
+    assert first is not None
+    assert first.after is not None
+    with machine_speed_around(tmp_path / "trial-2", first.after) as second:
+        pass
+    assert len(taken) == 3  # not 4: the moment between the trials is measured once
+    kept = read_machine_speed(tmp_path / "trial-2")
+    assert kept is not None
+    assert (kept.before, kept.after) == ({"python": {"0": 2.0}}, {"python": {"0": 3.0}})
+    assert second is not None
+    assert second.after == kept.after
 
 
 def _trial(folder: Path, stack: str, trial: int, before: float, after: float) -> None:
