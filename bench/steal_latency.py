@@ -1,11 +1,11 @@
-"""The host's steal and the cores' speed beside a run's latency. Runs `harness run` with the
-arguments given after `--`; every trial samples the host through it
-(`harness.measure.host_timeline`, kept as the trial's `host.csv`). Then, for each trial's
-requests, it sets the steal share and the cores' speed over each request's life against its
-latency (from its scheduled time, as the run measures it).
+"""The host's steal, the cores' speed and the CPU taken outside the run, beside a run's
+latency. Runs `harness run` with the arguments given after `--`; every trial samples them
+through it (`harness.measure.host_timeline`, kept as the trial's `host.csv`). Then, for each
+trial's requests, it sets each over the request's life against its latency (from its
+scheduled time, as the run measures it).
 
-It prints the steal over each trial, the steal and the cores' speed the fastest half of the
-requests saw against the slowest 5 %, and the correlation of latency with each. The share
+It prints the steal over each trial, each figure over the lives of the fastest half of the
+requests against the slowest 5 %, and the correlation of latency with each. The share
 is of all CPU time, idle included, and the host can only take time the guest wants: a busy
 moment raises both a request's latency and the steal counted, so this shows how closely they
 go together, not which drives which (`host_steal.py` measures the host's part under a
@@ -57,7 +57,7 @@ def report(records_path: Path) -> None:
     print(f"{trial_dir}: steal {samples['steal_share'].mean():.1%} on average, at most "
           f"{samples['steal_share'].max():.0%} in a sample; {len(host)} requests{dropped}, "
           f"P50 {quantiles['latency_p50_s']:.3f} s, P99 {quantiles['latency_p99_s']:.3f} s")
-    for column, form in (("steal", ".1%"), ("core_speed", ".2f")):
+    for column, form in (("steal", ".1%"), ("core_speed", ".2f"), ("outside", ".1%")):
         if host[column].notna().sum() > 2:
             print(f"  {column} over a request's life: fastest half {fast[column].mean():{form}}, "
                   f"slowest 5 % {slow[column].mean():{form}}; correlation with latency "

@@ -105,6 +105,22 @@ def spread(values: list[float]) -> str:
     return f"{min(values):.3f}–{max(values):.3f}"
 
 
+def tail_table(stack: StackProjection) -> Table:
+    """What each level's measured P99 rests on: how far the trials' own P99s spread, and the
+    machine over the lives of all its requests against its slowest 1 %."""
+    tail = Table(title=f"{stack.stack}: what each level's measured P99 rests on — over the "
+                       "lives of all its requests / of its slowest 1 %")
+    for column in ("rate QPS", "P99 per trial", "host's steal", "cores ×",
+                   "CPU outside the run"):
+        tail.add_column(column, justify="right")
+    for level in stack.levels:
+        tail.add_row(f"{level.rate_qps:.1f}", spread(level.p99_trials),
+                     all_and_slowest(level.steal, level.steal_slowest, ".1%"),
+                     all_and_slowest(level.core_speed, level.core_speed_slowest, ".2f"),
+                     all_and_slowest(level.outside, level.outside_slowest, ".1%"))
+    return tail
+
+
 def projection_tables(stack: StackProjection, result: Projection) -> list[Table]:
     calibration = Table(title=f"{stack.stack}: calibration on {stack.replicas_measured} "
                               f"replicas behind {stack.policy_measured} — measured against "
@@ -114,27 +130,23 @@ def projection_tables(stack: StackProjection, result: Projection) -> list[Table]
                               f"{stack.jump:.3g}, batching cost {stack.slowdown:.3g}"
                               + (f"; the work alone: {stack.work_source}"
                                  if stack.work_source else ""))
-    for column in ("rate QPS", "machine ×", "steal: all / slowest 1 %",
-                   "cores ×: all / slowest 1 %", "P50 measured",
-                   "P50 simulated", "error", "P99 per trial", "P99 measured", "P99 simulated",
-                   "error", "held out"):
+    for column in ("rate QPS", "machine ×", "P50 measured", "P50 simulated", "error",
+                   "P99 measured", "P99 simulated", "error", "held out"):
         calibration.add_column(column, justify="right")
     for level in stack.levels:
         calibration.add_row(f"{level.rate_qps:.1f}", f"{level.speed:.2f}",
-                            all_and_slowest(level.steal, level.steal_slowest, ".1%"),
-                            all_and_slowest(level.core_speed, level.core_speed_slowest, ".2f"),
                             f"{level.measured_p50_s:.3f}",
                             f"{level.simulated_p50_s:.3f}", f"{level.p50_error:.1%}",
-                            spread(level.p99_trials),
                             f"{level.measured_p99_s:.3f}", f"{level.simulated_p99_s:.3f}",
                             f"{level.p99_error:.1%}", f"{level.held_out_error:.1%}")
+    tail = tail_table(stack)
     if not stack.trusted:
         calibration.caption = (f"not projected: the error is over {result.max_error:.0%}, or "
                                "fewer than 3 levels")
-        return [calibration]
+        return [calibration, tail]
     if stack.note:
         calibration.caption = stack.note
-        return [calibration]
+        return [calibration, tail]
     label = f"simulated (calibrated, error {stack.calibration_error:.0%})"
     simulated = stack.fleets[0] if stack.fleets else None
     fleet = Table(title=f"{stack.stack}: replicas for {result.target_qps:,.0f} QPS at P99 ≤ "
@@ -156,4 +168,4 @@ def projection_tables(stack: StackProjection, result: Projection) -> list[Table]
         day.add_row(hours.policy, f"{hours.replica_hours:,.0f}", str(hours.violating_minutes),
                     f"{hours.peak_replicas:,}", f"{hours.static_replicas:,}",
                     f"{hours.static_replica_hours:,.0f}")
-    return [calibration, fleet, day]
+    return [calibration, tail, fleet, day]

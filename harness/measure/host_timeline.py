@@ -1,5 +1,6 @@
 """The host through every trial, every 100 ms, from before the stack starts until after it
-stops: how much CPU time it took (steal), and how fast a core ran while ours.
+stops: how much CPU time it took (steal), how fast a core ran while ours, and how much CPU
+time processes outside the run took.
 
 On a shared virtual machine the host runs other guests on the same physical cores. It can
 take a core outright: the guest's kernel counts the time it was ready to run and was not as
@@ -18,16 +19,21 @@ midway keeps what it sampled):
   the time the guest wanted to run that the host took;
 - `loop_speed`: a fixed Python loop of `PROBE_STEPS` steps, in million steps per second of
   this thread's own CPU time, so that waiting for a core busy with the stack does not count,
-  only how fast the core ran once it was ours.
+  only how fast the core ran once it was ours;
+- `outside_share`, once a second (empty between): the CPU time of the processes outside the
+  run ÷ all CPU time since the scan before (`outside_cpu`): our own machine's noise, apart
+  from the host's.
 
-The cost: a read of /proc/stat takes 0.04 ms of CPU and the loop about 0.25 ms, so ten a
-second take 0.3 % of a core from the run. The shares are of all CPU time: the host takes
-only time the guest wants, so a busy moment raises both a request's latency and the steal
-counted there (`bench/host_steal.py` measures the host's part under a constant demand)."""
+The cost: a read of /proc/stat takes 0.04 ms of CPU and the loop about 0.25 ms, ten times a
+second, and a scan of /proc about 2 ms once a second: 0.5 % of a core from the run. The
+shares are of all CPU time: the host takes only time the guest wants, so a busy moment
+raises both a request's latency and the steal counted there (`bench/host_steal.py` measures
+the host's part under a constant demand)."""
 
 from __future__ import annotations
 
 import math
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -38,11 +44,13 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
+from harness.measure.outside_cpu import PROC, outside_ticks, process_times, ticks_since
 from harness.measure.records import read_records
 
 HOST_FILE = "host.csv"  # in each trial's folder
 SAMPLE_S = 0.1
 PROBE_STEPS = 5_000  # about 0.25 ms on this machine's cores
+OUTSIDE_EVERY = 10  # samples between scans of /proc: one costs about 2 ms (70 processes)
 STAT = Path("/proc/stat")
 STEAL_COLUMN = 8  # of the "cpu" line: user nice system idle iowait irq softirq steal
 
@@ -81,12 +89,36 @@ def loop_speed(steps: int = PROBE_STEPS) -> float:
     return steps / spent / 1e6 if spent > 0 else math.nan
 
 
-def _sample(path: Path, stop: threading.Event, stat: Path, every_s: float) -> None:
+class Outside:
+    """The CPU share of the processes outside the run (`outside_cpu`), scanned every
+    `OUTSIDE_EVERY` samples."""
+
+    def __init__(self, proc: Path, root: int, total: int) -> None:
+        self.proc, self.root = proc, root
+        self.ticks = outside_ticks(process_times(proc), root)
+        self.total = total
+        self.samples = 0
+
+    def share(self, total: int) -> float:
+        """Their share of all CPU time since the last scan, on every `OUTSIDE_EVERY`th call;
+        NaN on the others."""
+        self.samples += 1
+        if self.samples % OUTSIDE_EVERY or total <= self.total:
+            return math.nan
+        ticks = outside_ticks(process_times(self.proc), self.root)
+        share = ticks_since(ticks, self.ticks) / (total - self.total)
+        self.ticks, self.total = ticks, total
+        return share
+
+
+def _sample(path: Path, stop: threading.Event, stat: Path, proc: Path,
+            every_s: float) -> None:
     before = cpu_times(stat)
     if before is None:
         return
+    outside = Outside(proc, os.getpid(), before.total)
     with path.open("w", buffering=1) as out:  # a line each sample: a kill loses at most one
-        out.write("unix_s,steal_share,busy_share,loop_speed\n")
+        out.write("unix_s,steal_share,busy_share,loop_speed,outside_share\n")
         while not stop.wait(every_s):
             speed = loop_speed()
             now = cpu_times(stat)
@@ -94,19 +126,21 @@ def _sample(path: Path, stop: threading.Event, stat: Path, every_s: float) -> No
                 return
             if now.total > before.total:
                 total = now.total - before.total
+                others = outside.share(now.total)
                 out.write(f"{time.time():.3f},{(now.steal - before.steal) / total:.4f},"
-                          f"{(now.busy - before.busy) / total:.4f},{speed:.3f}\n")
+                          f"{(now.busy - before.busy) / total:.4f},{speed:.3f},"
+                          f"{'' if math.isnan(others) else f'{others:.4f}'}\n")
                 before = now
 
 
 @contextmanager
-def host_sampled(trial_dir: Path, stat: Path = STAT,
+def host_sampled(trial_dir: Path, stat: Path = STAT, proc: Path = PROC,
                  every_s: float = SAMPLE_S) -> Iterator[None]:
     """Sample the host into `trial_dir/host.csv` while the block runs; nothing is written
     where the kernel reports no steal."""
     trial_dir.mkdir(parents=True, exist_ok=True)
     stop = threading.Event()
-    sampler = threading.Thread(target=_sample, args=(trial_dir / HOST_FILE, stop, stat,
+    sampler = threading.Thread(target=_sample, args=(trial_dir / HOST_FILE, stop, stat, proc,
                                                      every_s), name="host", daemon=True)
     sampler.start()
     try:
@@ -117,8 +151,8 @@ def host_sampled(trial_dir: Path, stat: Path = STAT,
 
 
 def read_host(trial_dir: Path) -> pd.DataFrame | None:
-    """A trial's samples (the columns above; `loop_speed` and `busy_share` may be missing, as
-    in runs that took steal alone); None where it has none (a run from before they were
+    """A trial's samples (the columns above; all but `unix_s` and `steal_share` may be
+    missing, as in runs that took steal alone); None where it has none (a run from before they were
     taken, or a kernel without steal) or the file is unreadable."""
     try:
         samples = pd.read_csv(trial_dir / HOST_FILE)
@@ -130,17 +164,17 @@ def read_host(trial_dir: Path) -> pd.DataFrame | None:
 
 
 def mean_over(samples: pd.DataFrame, column: str, starts_unix: np.ndarray,
-              ends_unix: np.ndarray) -> np.ndarray:
+              ends_unix: np.ndarray, covers_s: float = SAMPLE_S) -> np.ndarray:
     """For each span [start, end], the mean of `column` over the samples covering it (a
-    sample covers the `SAMPLE_S` before it was taken); NaN where no sample does or the span
-    has no end."""
+    sample covers the `covers_s` before it was taken; one without a value, none); NaN where
+    no sample does or the span has no end."""
     taken = samples["unix_s"].to_numpy()
     values = samples[column].to_numpy(dtype=np.float64)
     known = ~np.isnan(values)
     sums = np.concatenate([[0.0], np.cumsum(np.where(known, values, 0.0))])
     counts = np.concatenate([[0], np.cumsum(known)])
     first = np.searchsorted(taken, starts_unix, side="left")
-    last = np.searchsorted(taken, ends_unix + SAMPLE_S, side="right")
+    last = np.searchsorted(taken, ends_unix + covers_s, side="right")
     covered = counts[last] - counts[first]
     spans = ~(np.isnan(starts_unix) | np.isnan(ends_unix))  # an unanswered request has no end
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -149,21 +183,27 @@ def mean_over(samples: pd.DataFrame, column: str, starts_unix: np.ndarray,
 
 def request_host(frame: pd.DataFrame, trial_dir: Path, raw_records: Path) -> pd.DataFrame:
     """For each request, over its life (scheduled → done, on the clock of the records at
-    `raw_records`, whose header holds their anchor): `steal`, the host's mean steal share,
-    and `core_speed`, the loop's mean speed ÷ its median through the trial (1: as usual;
-    0.5: the cores ran at half their usual speed). NaN where the trial has no samples or the
-    request no answer."""
+    `raw_records`, whose header holds their anchor): `steal`, the host's mean steal share;
+    `core_speed`, the loop's mean speed ÷ its median through the trial (1: as usual; 0.5:
+    the cores ran at half their usual speed); `outside`, the share of CPU time outside the
+    run over the seconds it lived in. NaN where the trial has none of them or the request no
+    answer."""
+    host = pd.DataFrame(np.nan, index=frame.index, columns=["steal", "core_speed", "outside"])
     samples = read_host(trial_dir)
     if samples is None or not raw_records.is_file():
-        return pd.DataFrame({"steal": np.nan, "core_speed": np.nan}, index=frame.index)
+        return host
     anchor = float(read_records(raw_records)[0]["anchor_unix_s"])
     starts = anchor + frame["scheduled_s"].to_numpy(dtype=np.float64)
     ends = anchor + frame["done_s"].to_numpy(dtype=np.float64)
-    speed = samples.get("loop_speed", pd.Series(np.nan, index=samples.index))
-    samples = samples.assign(relative=speed / speed.median())
-    return pd.DataFrame({"steal": mean_over(samples, "steal_share", starts, ends),
-                         "core_speed": mean_over(samples, "relative", starts, ends)},
-                        index=frame.index)
+    host["steal"] = mean_over(samples, "steal_share", starts, ends)
+    if "loop_speed" in samples:
+        speed = samples["loop_speed"]
+        host["core_speed"] = mean_over(samples.assign(relative=speed / speed.median()),
+                                       "relative", starts, ends)
+    if "outside_share" in samples:
+        host["outside"] = mean_over(samples, "outside_share", starts, ends,
+                                    covers_s=OUTSIDE_EVERY * SAMPLE_S)
+    return host
 
 
 def tail_means(latency: pd.Series, values: pd.Series,

@@ -11,10 +11,10 @@ Two kinds of folder give levels:
 
 Either way the work of a request alone is taken from the lowest level's service times
 (answer done − sent) of the requests that were alone on their replica (`solo_work`), and each
-level carries what its tail rests on: each trial's own P99, and the host's steal and the
-cores' speed over its requests' lives, all of them and the slowest 1 %
-(`harness.measure.host_timeline`, from each trial's samples); where the slowest saw much
-more steal or slower cores, the host, not the stack, set its P99.
+level carries what its tail rests on: each trial's own P99, and over its requests' lives,
+all of them and the slowest 1 %, the host's steal, the cores' speed and the CPU taken by
+processes outside the run (`harness.measure.host_timeline`, from each trial's samples);
+where the slowest saw much more of any, the machine, not the stack, set its P99.
 """
 
 from __future__ import annotations
@@ -52,13 +52,15 @@ class Level:
     # How slow the machine was around this level against the lowest level's stages (1: as
     # then), measured by the stages at the lowest rate around it. Reported, not applied.
     speed: float = 1.0
-    # The host's steal share over the lives of the level's answered requests, and of its
-    # slowest 1 % (those that set its P99), and the cores' speed over them (1: as usual in
-    # their trial); None where the run sampled none (`host_timeline`).
+    # Over the lives of the level's answered requests, and of its slowest 1 % (those that set
+    # its P99): the host's steal share, the cores' speed (1: as usual in their trial) and the
+    # share of CPU time outside the run; None where the run sampled none (`host_timeline`).
     steal: float | None = None
     steal_slowest: float | None = None
     core_speed: float | None = None
     core_speed_slowest: float | None = None
+    outside: float | None = None
+    outside_slowest: float | None = None
     # Each trial's own P99 here: pooled, a level's P99 is near its slowest trial's.
     p99_trials: tuple[float, ...] = ()
 
@@ -168,20 +170,24 @@ class Tail(TypedDict):
     steal_slowest: float | None
     core_speed: float | None
     core_speed_slowest: float | None
+    outside: float | None
+    outside_slowest: float | None
     p99_trials: tuple[float, ...]
 
 
 def tail_of(part: pd.DataFrame) -> Tail:
-    """What a level's records say of its tail beyond its P99: the host's steal and the cores'
-    speed over the lives of its answered requests and of its slowest 1 %, and each trial's
-    own P99."""
+    """What a level's records say of its tail beyond its P99: the host's steal, the cores'
+    speed and the CPU taken outside the run over the lives of its answered requests and of
+    its slowest 1 %, and each trial's own P99."""
     ok = part[part["ok"]]
     latency = ok["done_s"] - ok["scheduled_s"]
     steal, steal_slowest = tail_means(latency, ok["steal"])
     speed, speed_slowest = tail_means(latency, ok["core_speed"])
+    outside, outside_slowest = tail_means(latency, ok["outside"])
     trials = latency.groupby(ok["trial"]) if "trial" in ok else [(1, latency)]
     return Tail(steal=steal, steal_slowest=steal_slowest, core_speed=speed,
-                core_speed_slowest=speed_slowest,
+                core_speed_slowest=speed_slowest, outside=outside,
+                outside_slowest=outside_slowest,
                 p99_trials=tuple(float(np.quantile(one, 0.99)) for _, one in trials if len(one)))
 
 

@@ -42,6 +42,11 @@ class LevelRow(BaseModel):
                                      "trial's usual (1: as usual; null: not sampled)")
     core_speed_slowest: float | None = Field(default=None, description="the same over its "
                                              "slowest 1 %")
+    outside: float | None = Field(default=None, description="the share of CPU time taken by "
+                                  "processes outside the run over the lives of the level's "
+                                  "answered requests (null: not sampled)")
+    outside_slowest: float | None = Field(default=None, description="the same over its "
+                                          "slowest 1 %")
     p99_trials: list[float] = Field(default_factory=list, description="each trial's own P99 "
                                     "at this level (pooled, the level's P99 is near the "
                                     "slowest trial's)")
@@ -120,7 +125,8 @@ class Projection(BaseModel):
 def level_rows(calibration: Calibration) -> list[LevelRow]:
     return [LevelRow(rate_qps=f.level.rate_qps, speed=f.level.speed, steal=f.level.steal,
                      steal_slowest=f.level.steal_slowest, core_speed=f.level.core_speed,
-                     core_speed_slowest=f.level.core_speed_slowest,
+                     core_speed_slowest=f.level.core_speed_slowest, outside=f.level.outside,
+                     outside_slowest=f.level.outside_slowest,
                      p99_trials=list(f.level.p99_trials),
                      measured_p50_s=f.level.p50_s,
                      measured_p99_s=f.level.p99_s, simulated_p50_s=f.sim_p50_s,

@@ -63,6 +63,7 @@ def test_the_sampler_keeps_the_shares_between_samples_and_the_loops_speed(
     assert samples["busy_share"].to_numpy() == pytest.approx(0.5, abs=0.01)
     assert samples["unix_s"].is_monotonic_increasing
     assert (samples["loop_speed"] > 0).all()
+    assert "outside_share" in samples  # once a second: test_outside_cpu
 
 
 def test_the_loop_counts_only_its_own_cpu_time() -> None:

@@ -298,9 +298,9 @@ def test_the_lowest_stages_measure_the_machines_drift_around_each_level(
 def test_each_level_carries_the_host_over_its_requests_lives(tmp_path: Path) -> None:
     run = levels_folder(tmp_path, [4.0, 30.0, 50.0])
     assert all(level.steal is None for level in read_measured(run, "optimized").levels)
-    # In both trials the host steals 40 % through the 30 QPS stage and 2 % around it, and
-    # the cores run at half speed there; the samples are on the wall clock, the records on
-    # their trial's own (from its anchor).
+    # In both trials the host steals 40 % through the 30 QPS stage and 2 % around it, the
+    # cores run at half speed there and other processes take 30 %; the samples are on the
+    # wall clock, the records on their trial's own (from its anchor).
     for trial, anchor in ((1, 5000.0), (2, 9000.0)):
         folder = run / "optimized" / f"trial-{trial}"
         folder.mkdir()
@@ -308,18 +308,23 @@ def test_each_level_carries_the_host_over_its_requests_lives(tmp_path: Path) -> 
             {"records_version": 1, "anchor_unix_s": anchor, "schedule_sha256": "0" * 64}) + "\n")
         taken = 0.1 * np.arange(1, int((WARMUP_S + 4 * STAGE_S) * 10))
         burst = (taken > WARMUP_S + STAGE_S) & (taken <= WARMUP_S + 2 * STAGE_S)
+        scanned = np.arange(len(taken)) % 10 == 9  # /proc, once a second
         pd.DataFrame({"unix_s": anchor + taken, "steal_share": np.where(burst, 0.4, 0.02),
-                      "loop_speed": np.where(burst, 10.0, 20.0)}
+                      "loop_speed": np.where(burst, 10.0, 20.0),
+                      "outside_share": np.where(scanned, np.where(burst, 0.3, 0.0), np.nan)}
                      ).to_csv(folder / HOST_FILE, index=False)
     by_rate = {level.rate_qps: level for level in read_measured(run, "optimized").levels}
     assert by_rate[30.0].steal == pytest.approx(0.4, rel=0.02)  # a few end past the burst
     assert by_rate[30.0].steal_slowest == pytest.approx(0.4, rel=0.1)
-    # the loop ran at half its usual (median) speed through the burst
+    # the loop ran at half its usual (median) speed through the burst, and processes
+    # outside the run took 30 % of the CPU time
     assert by_rate[30.0].core_speed == pytest.approx(0.5, rel=0.05)
+    assert by_rate[30.0].outside == pytest.approx(0.3, rel=0.05)
     for rate in (4.0, 50.0):
         assert by_rate[rate].steal == pytest.approx(0.02, abs=0.002)
         assert by_rate[rate].steal_slowest == pytest.approx(0.02, abs=0.01)
         assert by_rate[rate].core_speed == pytest.approx(1.0, abs=0.01)
+        assert by_rate[rate].outside == pytest.approx(0.0, abs=0.01)
 
 
 def test_a_stage_with_failures_or_a_growing_queue_is_no_level_and_other_shapes_are_refused(
