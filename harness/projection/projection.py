@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 from pydantic import BaseModel, Field
 
 from harness.projection.calibrate import MAX_ERROR, Calibration, calibrate
@@ -26,6 +27,10 @@ from harness.projection.measured import read_measured
 from stacks.autoscaler.config import AutoscalingSpec
 
 POLICIES = ("round_robin", "p2c")
+# A replica that meets the SLO only while it holds a request less than this share of the time
+# meets it by the tail of a request alone, not by how requests queue, and so does a fleet: a
+# few slow draws decide both rates, and their ratio (a policy's efficiency) is noise.
+MIN_BUSY_AT_SLO = 0.1
 DEFAULT_SCALING = AutoscalingSpec(policy="asymmetric", reference="hpa")
 
 
@@ -159,6 +164,17 @@ def project_stack(run: Path, stack: str, target_qps: float, slo_p99_s: float,
     one = one_replica_qps(model, slo_p99_s, seed)  # alone, a replica's policy makes no odds
     if one <= 0:
         result.note = unmet
+        return result
+    alone_s = model.mean_work_s + model.front_s
+    if (busy := one * alone_s) < MIN_BUSY_AT_SLO:  # Little's law, each request alone
+        result.note = (f"not projected: a simulated replica meets P99 ≤ {slo_p99_s:g} s only "
+                       f"up to {one:.3g} QPS, holding a request {busy:.1%} of the time. The "
+                       "SLO lies in the tail of a request alone (its P99 alone "
+                       f"{float(np.quantile(model.work_s, 0.99)) + model.front_s:.2f} s), where "
+                       "a few slow requests, not how a balancer spreads the load, decide a "
+                       "fleet's rate at the SLO: no policy's efficiency can be told. Give a "
+                       "looser --slo-p99, or calibrate where a request alone is further "
+                       "inside the SLO.")
         return result
     near = simulate_steady(model, 1, POLICIES[0], 0.9 * one, seed=seed)
     latency = float(near.latencies_s[near.latencies_s < float("inf")].mean())

@@ -18,6 +18,7 @@ from harness.errors import UsageError
 from harness.measure.host_timeline import HOST_FILE
 from harness.projection import calibrate as calibration_module
 from harness.projection import fleet_size
+from harness.projection import projection as projection_module
 from harness.projection.calibrate import calibrate
 from harness.projection.cold_starts import measured_cold_starts
 from harness.projection.diurnal import DAY_S, diurnal_rate, simulate_day
@@ -408,3 +409,22 @@ def test_an_slo_no_replica_can_meet_is_said_not_projected(tmp_path: Path) -> Non
     assert stack["trusted"]
     assert not stack["fleets"]
     assert "not projected" in stack["note"]
+
+
+def test_an_slo_in_the_tail_of_a_request_alone_gives_no_fleet(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A replica that meets the SLO only while nearly idle: its rate at the SLO, and a
+    fleet's, are a few slow draws, and their ratio would be read as an efficiency."""
+    run = capacity_folder(tmp_path, planted_levels([4.0, 30.0, 50.0]))
+    def nearly_idle(model: ReplicaModel, slo_p99_s: float, seed: int = 0) -> float:
+        return 0.05 / (model.mean_work_s + model.front_s)  # busy 5 % of the time
+
+    monkeypatch.setattr(projection_module, "one_replica_qps", nearly_idle)
+    out = tmp_path / "projection"
+    assert main(["project", "--calibrate-from", str(run), "--stacks", "optimized",
+                 "--out", str(out)]) == 0
+    stack = json.loads((out / "projection.json").read_text())["stacks"][0]
+    assert stack["trusted"]
+    assert (stack["fleets"], stack["day"]) == ([], [])
+    assert "holding a request 5.0% of the time" in stack["note"]
+    assert "the tail of a request alone" in stack["note"]
