@@ -8,8 +8,8 @@ what one trial measures and what its summary is. The driver does the rest, the s
       <stack>/trial-<k>/logs/   replica and balancer logs of that trial's stack
       <stack>/trial-<k>/machine.json  the machine's own speed before and after the trial
                                 (`harness.measure.machine_speed`)
-      <stack>/trial-<k>/host.csv    the host's steal and the cores' speed every 100 ms
-                                through it (`harness.measure.host_timeline`)
+      <stack>/trial-<k>/host.csv    the host's steal, the cores' speed and the CPU taken
+                                outside the run, through it (`harness.measure.host_timeline`)
       ...                       what the experiment's trials wrote (schedules, records)
       summary.json              the experiment's typed summary, rewritten after every trial
 

@@ -19,10 +19,11 @@ midway keeps what it sampled):
   the time the guest wanted to run that the host took;
 - `loop_speed`: a fixed Python loop of `PROBE_STEPS` steps, in million steps per second of
   this thread's own CPU time, so that waiting for a core busy with the stack does not count,
-  only how fast the core ran once it was ours;
+  only how fast the core ran once it was ours: one reading a sample, on whichever core the
+  sampler ran, standing for the whole 100 ms;
 - `outside_share`, once a second (empty between): the CPU time of the processes outside the
-  run ÷ all CPU time since the scan before (`outside_cpu`): our own machine's noise, apart
-  from the host's.
+  run ÷ all CPU time since the scan before (`outside_cpu`; a lower bound, as a process that
+  lives between two scans is not seen): our own machine's noise, apart from the host's.
 
 The cost: a read of /proc/stat takes 0.04 ms of CPU and the loop about 0.25 ms, ten times a
 second, and a scan of /proc about 2 ms once a second: 0.5 % of a core from the run. The
@@ -32,6 +33,7 @@ the host's part under a constant demand)."""
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import threading
@@ -45,9 +47,9 @@ import numpy as np
 import pandas as pd
 
 from harness.measure.outside_cpu import PROC, outside_ticks, process_times, ticks_since
-from harness.measure.records import read_records
 
 HOST_FILE = "host.csv"  # in each trial's folder
+STEAL_ONLY_FILE = "steal.csv"  # the first timelines' name: they held steal alone
 SAMPLE_S = 0.1
 PROBE_STEPS = 5_000  # about 0.25 ms on this machine's cores
 OUTSIDE_EVERY = 10  # samples between scans of /proc: one costs about 2 ms (70 processes)
@@ -91,23 +93,31 @@ def loop_speed(steps: int = PROBE_STEPS) -> float:
 
 class Outside:
     """The CPU share of the processes outside the run (`outside_cpu`), scanned every
-    `OUTSIDE_EVERY` samples."""
+    `OUTSIDE_EVERY` samples; NaN where /proc cannot be scanned."""
 
     def __init__(self, proc: Path, root: int, total: int) -> None:
         self.proc, self.root = proc, root
-        self.ticks = outside_ticks(process_times(proc), root)
+        self.times = self._scan()
         self.total = total
         self.samples = 0
+
+    def _scan(self) -> dict[int, tuple[int, int]] | None:
+        try:
+            return process_times(self.proc)
+        except OSError:  # no /proc here: steal and the loop are sampled all the same
+            return None
 
     def share(self, total: int) -> float:
         """Their share of all CPU time since the last scan, on every `OUTSIDE_EVERY`th call;
         NaN on the others."""
         self.samples += 1
-        if self.samples % OUTSIDE_EVERY or total <= self.total:
+        if self.samples % OUTSIDE_EVERY or total <= self.total or self.times is None:
             return math.nan
-        ticks = outside_ticks(process_times(self.proc), self.root)
-        share = ticks_since(ticks, self.ticks) / (total - self.total)
-        self.ticks, self.total = ticks, total
+        times = self._scan()
+        if times is None:
+            return math.nan
+        share = ticks_since(outside_ticks(times, self.root), self.times) / (total - self.total)
+        self.times, self.total = times, total
         return share
 
 
@@ -154,8 +164,11 @@ def read_host(trial_dir: Path) -> pd.DataFrame | None:
     """A trial's samples (the columns above; all but `unix_s` and `steal_share` may be
     missing, as in runs that took steal alone); None where it has none (a run from before they were
     taken, or a kernel without steal) or the file is unreadable."""
+    path = trial_dir / HOST_FILE
+    if not path.is_file():
+        path = trial_dir / STEAL_ONLY_FILE
     try:
-        samples = pd.read_csv(trial_dir / HOST_FILE)
+        samples = pd.read_csv(path)
     except (OSError, ValueError):
         return None
     if not {"unix_s", "steal_share"} <= set(samples.columns) or samples.empty:
@@ -192,7 +205,8 @@ def request_host(frame: pd.DataFrame, trial_dir: Path, raw_records: Path) -> pd.
     samples = read_host(trial_dir)
     if samples is None or not raw_records.is_file():
         return host
-    anchor = float(read_records(raw_records)[0]["anchor_unix_s"])
+    with raw_records.open(encoding="utf-8") as lines:  # the header: the records' anchor
+        anchor = float(json.loads(lines.readline())["anchor_unix_s"])
     starts = anchor + frame["scheduled_s"].to_numpy(dtype=np.float64)
     ends = anchor + frame["done_s"].to_numpy(dtype=np.float64)
     host["steal"] = mean_over(samples, "steal_share", starts, ends)
@@ -208,12 +222,12 @@ def request_host(frame: pd.DataFrame, trial_dir: Path, raw_records: Path) -> pd.
 
 def tail_means(latency: pd.Series, values: pd.Series,
                quantile: float = 0.99) -> tuple[float | None, float | None]:
-    """The mean of `values` over all requests that have one, and over those at or above the
-    `quantile` of their latency (the requests that set it; one at least); Nones where no
-    request has one."""
-    known = values.notna()
-    if not known.any():
-        return None, None
-    latency, values = latency[known], values[known]
+    """The mean of `values` over all requests that have one, and over those of the requests
+    at or above the `quantile` of every request's latency (those that set it) that have one;
+    a None where none has."""
     slowest = values[latency >= latency.quantile(quantile)]
-    return float(values.mean()), float(slowest.mean())
+    return mean_or_none(values), mean_or_none(slowest)
+
+
+def mean_or_none(values: pd.Series) -> float | None:
+    return None if values.isna().all() else float(values.mean())

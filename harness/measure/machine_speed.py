@@ -12,9 +12,9 @@ two processes on two cores wakes a sleeping process twice, as every request does
 from the load generator through the balancer to a replica and back.
 
 Each trial folder keeps `machine.json` (`MachineSpeed`); the scorecard lists the speeds per
-trial next to its rows (`harness.report.scorecard_results.MachineCheck`). Trials follow one
-another with nothing run between them, so one trial's speeds after are the next one's
-before."""
+trial next to its rows (`harness.report.scorecard_results.MachineCheck`). Between one trial
+and the next the driver only rewrites the summary (and a scorecard drops an unpacked image),
+so one trial's speeds after are the next one's before."""
 
 from __future__ import annotations
 
@@ -158,7 +158,7 @@ def machine_speed_around(trial_dir: Path, before: dict[str, dict[str, float]] | 
                          ) -> Iterator[MachineSpeed | None]:
     """Measure the machine before the trial's stack starts and after it stops (also when the
     trial fails: the speed then is as telling). `before`: the speeds the trial before took
-    after its stack stopped, with nothing run since: the same moment, so it is taken once
+    after its stack stopped, with no load run since: the same moment, so it is taken once
     (2.5 s on 2 cores). Yields what it took, `after` filled in once the block ends; None where
     the machine refuses the yardsticks."""
     trial_dir.mkdir(parents=True, exist_ok=True)

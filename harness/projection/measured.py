@@ -153,7 +153,7 @@ def probe_records(run: Path, stack: str, probe: ProbeRow) -> pd.DataFrame:
 
 
 def with_host(frame: pd.DataFrame, trial_dir: Path, raw_records: Path) -> pd.DataFrame:
-    """The frame with `steal` and `core_speed` over each request's life
+    """The frame with `steal`, `core_speed` and `outside` over each request's life
     (`host_timeline.request_host`)."""
     return frame.join(request_host(frame, trial_dir, raw_records))
 

@@ -27,9 +27,10 @@ from harness.projection.measured import read_measured
 from stacks.autoscaler.config import AutoscalingSpec
 
 POLICIES = ("round_robin", "p2c")
-# A replica that meets the SLO only while it holds a request less than this share of the time
-# meets it by the tail of a request alone, not by how requests queue, and so does a fleet: a
-# few slow draws decide both rates, and their ratio (a policy's efficiency) is noise.
+# A replica that meets the SLO only while it holds fewer requests than this on average (its
+# rate × the time of a request alone, Little's law) meets it by the tail of a request alone,
+# not by how requests queue, and so does a fleet: a few slow draws decide both rates, and
+# their ratio (a policy's efficiency) is noise.
 MIN_BUSY_AT_SLO = 0.1
 DEFAULT_SCALING = AutoscalingSpec(policy="asymmetric", reference="hpa")
 
@@ -168,7 +169,7 @@ def project_stack(run: Path, stack: str, target_qps: float, slo_p99_s: float,
     alone_s = model.mean_work_s + model.front_s
     if (busy := one * alone_s) < MIN_BUSY_AT_SLO:  # Little's law, each request alone
         result.note = (f"not projected: a simulated replica meets P99 ≤ {slo_p99_s:g} s only "
-                       f"up to {one:.3g} QPS, holding a request {busy:.1%} of the time. The "
+                       f"up to {one:.3g} QPS, holding {busy:.2g} requests on average. The "
                        "SLO lies in the tail of a request alone (its P99 alone "
                        f"{float(np.quantile(model.work_s, 0.99)) + model.front_s:.2f} s), where "
                        "a few slow requests, not how a balancer spreads the load, decide a "

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import statistics
 import sys
 import threading
 import time
@@ -36,23 +37,33 @@ def write_stat(path: Path, steal: int, total: int, busy: int) -> None:
     os.replace(part, path)
 
 
+def write_process(proc: Path, pid: int, ticks: int) -> None:
+    """A process outside the run (its parent init) that has taken `ticks`."""
+    (proc / str(pid)).mkdir(parents=True, exist_ok=True)
+    part = proc / str(pid) / "stat.part"
+    part.write_text(f"{pid} (other) R 1 1 1 0 -1 0 0 0 0 0 {ticks} 0 0 0 20 0 1 0\n")
+    os.replace(part, proc / str(pid) / "stat")
+
+
 def test_the_sampler_keeps_the_shares_between_samples_and_the_loops_speed(
         tmp_path: Path) -> None:
-    stat = tmp_path / "stat"
+    stat, proc = tmp_path / "stat", tmp_path / "proc"
     write_stat(stat, 0, 100, 20)
+    write_process(proc, 4242, 0)
     done = threading.Event()
 
-    def host() -> None:  # the guest busy half the time, the host taking another quarter
-        steal, total, busy = 0, 100, 20
+    def host() -> None:  # the guest busy half the time, the host taking another quarter,
+        steal, total, busy = 0, 100, 20  # and another process a fifth
         while not done.wait(0.01):
             steal, total, busy = steal + 25, total + 100, busy + 25
             write_stat(stat, steal, total, busy)
+            write_process(proc, 4242, total // 5 - 20)
 
     moving = threading.Thread(target=host)
     moving.start()
     try:
-        with host_sampled(tmp_path / "trial-1", stat=stat, every_s=0.05):
-            done.wait(0.5)
+        with host_sampled(tmp_path / "trial-1", stat=stat, proc=proc, every_s=0.05):
+            done.wait(1.2)
     finally:
         done.set()
         moving.join()
@@ -63,28 +74,32 @@ def test_the_sampler_keeps_the_shares_between_samples_and_the_loops_speed(
     assert samples["busy_share"].to_numpy() == pytest.approx(0.5, abs=0.01)
     assert samples["unix_s"].is_monotonic_increasing
     assert (samples["loop_speed"] > 0).all()
-    assert "outside_share" in samples  # once a second: test_outside_cpu
+    # once every OUTSIDE_EVERY samples; the process's ticks and /proc/stat's are read a
+    # moment apart, so each share is good to about a tick in the hundreds a scan covers
+    outside = samples["outside_share"].dropna()
+    assert len(outside) >= 1
+    assert outside.to_numpy() == pytest.approx(0.2, abs=0.03)
 
 
 def test_the_loop_counts_only_its_own_cpu_time() -> None:
-    """A thread that sleeps through half of its loop's wall time is as fast as one that did
-    not: time waiting for a core is not the core's speed."""
+    """A loop that waits for half of its wall time (another thread holds the interpreter) is
+    timed by its own CPU time: read by the wall clock it would look twice as slow. (Against
+    a loop that does not wait it cannot be compared here: the cores' own speed moves by tens
+    of percent on a busy shared machine, which is what the loop is there to see.)"""
     steps = 200_000
-    alone = loop_speed(steps)
-    assert alone > 0.1  # million steps a second: any core this decade
+    assert loop_speed(steps) > 0.1  # million steps a second: any core this decade
     stop = threading.Event()
     holder = threading.Thread(target=lambda: [sum(range(1000)) for _ in iter(stop.is_set,
                                                                                 True)])
     holder.start()  # holds the GIL half the time: the loop waits, its CPU time does not grow
     try:
         began = time.perf_counter()
-        shared = loop_speed(steps)
-        by_the_wall = steps / (time.perf_counter() - began) / 1e6
+        shared = statistics.median(loop_speed(steps) for _ in range(5))
+        by_the_wall = 5 * steps / (time.perf_counter() - began) / 1e6
     finally:
         stop.set()
         holder.join()
-    assert by_the_wall < 0.75 * shared  # it did wait
-    assert shared == pytest.approx(alone, rel=0.3)
+    assert by_the_wall < 0.75 * shared
 
 
 def test_a_kernel_without_steal_leaves_no_file_and_a_trial_without_one_reads_none(
@@ -149,8 +164,10 @@ def test_each_request_gets_the_host_of_its_life_on_the_records_clock(tmp_path: P
     assert overall == pytest.approx(host["steal"][:3].mean())
     assert request_host(frame, tmp_path / "trial-2", raw).isna().all().all()  # no samples
     assert tail_means(latency, pd.Series(np.nan, index=frame.index)) == (None, None)
-    # A run that sampled steal alone: its requests' steal, and no speed
-    samples_of([0.2] * 100).drop(columns="loop_speed").to_csv(trial / HOST_FILE, index=False)
+    # A run that sampled steal alone, under the timeline's first name: its requests' steal,
+    # and no speed
+    (trial / HOST_FILE).unlink()
+    samples_of([0.2] * 100).drop(columns="loop_speed").to_csv(trial / "steal.csv", index=False)
     host = request_host(frame, trial, raw)
     assert host["steal"][:3].to_numpy() == pytest.approx([0.2] * 3)
     assert host["core_speed"].isna().all()

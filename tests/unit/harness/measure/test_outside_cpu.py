@@ -9,8 +9,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
 from harness.measure.host_timeline import OUTSIDE_EVERY, host_sampled, read_host
 from harness.measure.outside_cpu import (
     descendants,
@@ -45,9 +43,11 @@ def test_ticks_are_read_per_process_and_the_runs_tree_is_told_from_the_rest(
     assert times[200] == (1, 100)
     assert descendants(times, 100) == {100, 101, 102, 103}
     assert outside_ticks(times, 100) == {1: 10, 200: 100}
-    # a second later: mypy took 40 more ticks, a new process 5, init's pid was reused
-    later = {1: 3, 200: 140, 300: 5}
-    assert ticks_since(later, outside_ticks(times, 100)) == 45
+    # a second later: mypy took 40 more ticks, a new process 5, init's pid was used again (3
+    # ticks, all its own), and the worker left the run's tree (its API server gone): only
+    # the 30 it took since counts
+    later = {1: 3, 200: 140, 300: 5, 101: 550}
+    assert ticks_since(later, times) == 40 + 5 + 3 + 30
 
 
 def test_a_busy_process_outside_the_run_shows_on_the_timeline_and_one_inside_does_not(
@@ -70,6 +70,6 @@ def test_a_busy_process_outside_the_run_shows_on_the_timeline_and_one_inside_doe
     assert samples is not None
     shares = samples["outside_share"].dropna()
     assert len(shares) >= 3  # once every OUTSIDE_EVERY samples
-    # One core of this machine's busy for the whole of a scan: its share of all of them.
-    assert shares.max() == pytest.approx(1 / (os.cpu_count() or 1), abs=0.25)
-    assert shares.iloc[0] < 0.25  # before it started
+    # One core of this machine's busy through a whole scan: about its share of all of them
+    # (whatever else runs on the machine only adds to it).
+    assert shares.max() >= 0.7 / (os.cpu_count() or 1)

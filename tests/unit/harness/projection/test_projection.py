@@ -417,7 +417,7 @@ def test_an_slo_in_the_tail_of_a_request_alone_gives_no_fleet(
     fleet's, are a few slow draws, and their ratio would be read as an efficiency."""
     run = capacity_folder(tmp_path, planted_levels([4.0, 30.0, 50.0]))
     def nearly_idle(model: ReplicaModel, slo_p99_s: float, seed: int = 0) -> float:
-        return 0.05 / (model.mean_work_s + model.front_s)  # busy 5 % of the time
+        return 0.05 / (model.mean_work_s + model.front_s)  # 0.05 requests held on average
 
     monkeypatch.setattr(projection_module, "one_replica_qps", nearly_idle)
     out = tmp_path / "projection"
@@ -426,5 +426,5 @@ def test_an_slo_in_the_tail_of_a_request_alone_gives_no_fleet(
     stack = json.loads((out / "projection.json").read_text())["stacks"][0]
     assert stack["trusted"]
     assert (stack["fleets"], stack["day"]) == ([], [])
-    assert "holding a request 5.0% of the time" in stack["note"]
+    assert "holding 0.05 requests on average" in stack["note"]
     assert "the tail of a request alone" in stack["note"]
