@@ -60,6 +60,12 @@ class RecordFile:
         self._file.close()
 
 
+def read_record_header(path: Path) -> dict[str, Any]:
+    """The header of a records file alone (its anchor, its schedule's hash)."""
+    with path.open(encoding="utf-8") as lines:
+        return dict(json.loads(next(lines)))
+
+
 def read_record_lines(path: Path) -> tuple[dict[str, Any], list[list[Any]]]:
     """Header and rows of a records file; a torn last line (a crash mid-write) is skipped."""
     with path.open(encoding="utf-8") as lines:

@@ -33,7 +33,6 @@ the host's part under a constant demand)."""
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import threading
@@ -47,6 +46,7 @@ import numpy as np
 import pandas as pd
 
 from harness.measure.outside_cpu import PROC, outside_ticks, process_times, ticks_since
+from workloads.records import read_record_header
 
 HOST_FILE = "host.csv"  # in each trial's folder
 STEAL_ONLY_FILE = "steal.csv"  # the first timelines' name: they held steal alone
@@ -205,8 +205,7 @@ def request_host(frame: pd.DataFrame, trial_dir: Path, raw_records: Path) -> pd.
     samples = read_host(trial_dir)
     if samples is None or not raw_records.is_file():
         return host
-    with raw_records.open(encoding="utf-8") as lines:  # the header: the records' anchor
-        anchor = float(json.loads(lines.readline())["anchor_unix_s"])
+    anchor = float(read_record_header(raw_records)["anchor_unix_s"])
     starts = anchor + frame["scheduled_s"].to_numpy(dtype=np.float64)
     ends = anchor + frame["done_s"].to_numpy(dtype=np.float64)
     host["steal"] = mean_over(samples, "steal_share", starts, ends)

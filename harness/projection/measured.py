@@ -188,7 +188,8 @@ def tail_of(part: pd.DataFrame) -> Tail:
     return Tail(steal=steal, steal_slowest=steal_slowest, core_speed=speed,
                 core_speed_slowest=speed_slowest, outside=outside,
                 outside_slowest=outside_slowest,
-                p99_trials=tuple(float(np.quantile(one, 0.99)) for _, one in trials if len(one)))
+                p99_trials=tuple(percentiles(one, "latency")["latency_p99_s"]
+                                 for _, one in trials if len(one)))
 
 
 def steady_windows(workload: WorkloadSpec) -> list[tuple[float, Window]]:
