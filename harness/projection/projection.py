@@ -24,6 +24,7 @@ from harness.projection.fleet_size import (
     replicas_needed,
 )
 from harness.projection.measured import read_measured
+from harness.projection.replica_model import ReplicaModel
 from stacks.autoscaler.config import AutoscalingSpec
 
 POLICIES = ("round_robin", "p2c")
@@ -141,6 +142,26 @@ def level_rows(calibration: Calibration) -> list[LevelRow]:
             for f, out in zip(calibration.fits, calibration.held_out, strict=True)]
 
 
+def slo_in_the_tail_of_one_request(model: ReplicaModel, one_qps: float,
+                                   slo_p99_s: float) -> str | None:
+    """Why no fleet is projected where a replica meets the SLO only while nearly idle.
+
+    There a few slow draws, not how a balancer spreads the load, set a replica's rate at the
+    SLO and a fleet's, so their ratio (a policy's efficiency) is noise.
+    """
+    busy = one_qps * (model.mean_work_s + model.front_s)  # Little's law, each request alone
+    if busy >= MIN_BUSY_AT_SLO:
+        return None
+    return (f"not projected: a simulated replica meets P99 ≤ {slo_p99_s:g} s only "
+            f"up to {one_qps:.3g} QPS, holding {busy:.2g} requests on average. The "
+            "SLO lies in the tail of a request alone (its P99 alone "
+            f"{float(np.quantile(model.work_s, 0.99)) + model.front_s:.2f} s), where "
+            "a few slow requests, not how a balancer spreads the load, decide a "
+            "fleet's rate at the SLO: no policy's efficiency can be told. Give a "
+            "looser --slo-p99, or calibrate where a request alone is further "
+            "inside the SLO.")
+
+
 def project_stack(run: Path, stack: str, target_qps: float, slo_p99_s: float,
                   replica_qps: float | None, scaling: AutoscalingSpec | None,
                   cold_start_s: float, cold_start_source: str, seed: int,
@@ -166,16 +187,8 @@ def project_stack(run: Path, stack: str, target_qps: float, slo_p99_s: float,
     if one <= 0:
         result.note = unmet
         return result
-    alone_s = model.mean_work_s + model.front_s
-    if (busy := one * alone_s) < MIN_BUSY_AT_SLO:  # Little's law, each request alone
-        result.note = (f"not projected: a simulated replica meets P99 ≤ {slo_p99_s:g} s only "
-                       f"up to {one:.3g} QPS, holding {busy:.2g} requests on average. The "
-                       "SLO lies in the tail of a request alone (its P99 alone "
-                       f"{float(np.quantile(model.work_s, 0.99)) + model.front_s:.2f} s), where "
-                       "a few slow requests, not how a balancer spreads the load, decide a "
-                       "fleet's rate at the SLO: no policy's efficiency can be told. Give a "
-                       "looser --slo-p99, or calibrate where a request alone is further "
-                       "inside the SLO.")
+    if (refusal := slo_in_the_tail_of_one_request(model, one, slo_p99_s)) is not None:
+        result.note = refusal
         return result
     near = simulate_steady(model, 1, POLICIES[0], 0.9 * one, seed=seed)
     latency = float(near.latencies_s[near.latencies_s < float("inf")].mean())
