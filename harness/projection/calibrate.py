@@ -6,9 +6,14 @@ replica comes from the lowest level. Three parameters are then fitted on a grid:
 servers' time per request (`ReplicaModel.front_s`, 0 included), the engine's cost of
 sharing at all (`ReplicaModel.jump`, 0 included) and its batching cost per request
 (`ReplicaModel.slowdown`). The set chosen is the one whose simulation of the measured
-setup (its replicas, its API servers, its balancer policy, each level's rate) strays least
-from the measured P50 and P99, the worst level counted. The fit is only trusted, and a
-projection only made, when that worst error is within the bound (15 %) at 3 levels or more.
+setup (its replicas, its API servers, its balancer policy, each level's measured arrivals)
+strays least from the measured P50 and P99, the worst level counted. The fit is only
+trusted, and a projection only made, when that worst error is within the bound (15 %) at 3
+levels or more.
+
+The arrivals are the schedule's own, not fresh Poisson draws at the level's rate: a level's
+window holds a few hundred requests, so its P99 is set by a handful of them, and a burst in
+the schedule (every trial replays the same one) raises it in every trial alike.
 
 The same search also says how well the model predicts a level it was not fitted on: for
 each level, the set fitted on the others, and its error there (leave one level out). That
@@ -78,13 +83,17 @@ class Calibration:
 
 def simulate_levels(model: ReplicaModel, measured: Measured, seed: int,
                     repeats: int | None = None) -> list[LevelFit]:
-    """Each level as it was measured: probes of its window after its warm-up, at its rate,
-    `repeats` of them pooled (an overloaded probe's P99 depends on how long it ran)."""
+    """Each level as it was measured: its stretches' arrivals replayed (Poisson at its rate
+    where it has none), each window after its warm-up, `repeats` times, pooled (an
+    overloaded probe's P99 depends on how long it ran)."""
     fits = []
     for level in measured.levels:
+        stretches = level.arrivals or (None,)
         runs = [simulate_steady(model, measured.replicas, measured.policy, level.rate_qps,
-                                level.duration_s, seed + k, level.warmup_s)
-                for k in range(repeats or REPEATS)]
+                                stretch.duration_s if stretch else level.duration_s, seed + k,
+                                stretch.warmup_s if stretch else level.warmup_s,
+                                arrivals_s=stretch.times_s if stretch else None)
+                for k in range(repeats or REPEATS) for stretch in stretches]
         pooled = SteadyRun(np.concatenate([run.latencies_s for run in runs]), level.rate_qps,
                            measured.replicas, measured.policy)
         fits.append(LevelFit(level, pooled.percentile(50), pooled.percentile(99)))

@@ -1,4 +1,5 @@
-"""A fleet in the simulation: Poisson arrivals at a steady rate, one or more balancers choosing
+"""A fleet in the simulation: Poisson arrivals at a steady rate (or given arrival times: a
+measured schedule replayed), one or more balancers choosing
 with the balancer's own policy code (`stacks.balancer.policies`), and the replicas of
 `replica_model`. What comes out is each request's end-to-end latency, as the records give it
 here.
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -47,9 +49,13 @@ class SteadyRun:
 
 def simulate_steady(model: ReplicaModel, replicas: int, policy: str, rate_qps: float,
                     duration_s: float = 60.0, seed: int = 0,
-                    warmup_s: float = WARMUP_S, balancers: int = 1) -> SteadyRun:
+                    warmup_s: float = WARMUP_S, balancers: int = 1,
+                    arrivals_s: Sequence[float] | None = None) -> SteadyRun:
     """`replicas` replicas behind `balancers` balancers of `policy` at `rate_qps` for
-    `warmup_s` + `duration_s`; the latencies of the requests that arrived after the warm-up."""
+    `warmup_s` + `duration_s`; the latencies of the requests that arrived after the warm-up.
+    With `arrivals_s` (ascending, from the start) requests arrive then instead of at Poisson
+    times: a measured schedule's bursts are its own, and they set much of a short window's
+    P99."""
     env = simpy.Environment()
     rng = np.random.default_rng(seed)
     finished: list[tuple[float, float]] = []
@@ -62,9 +68,18 @@ def simulate_steady(model: ReplicaModel, replicas: int, policy: str, rate_qps: f
     end = warmup_s + duration_s
     arrived = [0]  # in the measured window
 
+    def gaps() -> Iterator[float]:
+        if arrivals_s is None:
+            while True:  # drawn one at a time, just before each arrival
+                yield rng.exponential(1.0 / rate_qps)
+        previous = 0.0
+        for at in arrivals_s:
+            yield max(at - previous, 0.0)
+            previous = at
+
     def arrivals():  # type: ignore[no-untyped-def]  # a SimPy process
-        while True:
-            yield env.timeout(rng.exponential(1.0 / rate_qps))
+        for gap in gaps():
+            yield env.timeout(gap)
             if env.now >= end:
                 return
             arrived[0] += env.now >= warmup_s

@@ -42,6 +42,26 @@ GROWTH = 1.5  # a stage whose P50 grows by more than this from its first half to
 
 
 @dataclass(frozen=True)
+class Arrivals:
+    """When the measured schedule sent requests over one stretch at a level: its warm-up,
+    then its measured window. Every trial of a run replays one schedule, so its bursts are
+    the same in each and the simulation of the level replays them too."""
+
+    times_s: tuple[float, ...]  # from the stretch's start, ascending
+    warmup_s: float
+    duration_s: float
+
+
+def arrivals_in(records: pd.DataFrame, window: Window, warmup_s: float) -> Arrivals:
+    """The schedule's arrivals from `warmup_s` before `window` to its end: each scheduled
+    request once (its `index`), however many trials carry it."""
+    start = window.start_s - warmup_s
+    stretch = in_window(records, Window(start, warmup_s + window.length_s))
+    times = stretch.drop_duplicates("index")["scheduled_s"] - start
+    return Arrivals(tuple(np.sort(times.to_numpy(dtype=float))), warmup_s, window.length_s)
+
+
+@dataclass(frozen=True)
 class Level:
     rate_qps: float
     p50_s: float
@@ -63,6 +83,8 @@ class Level:
     outside_slowest: float | None = None
     # Each trial's own P99 here: pooled, a level's P99 is near its slowest trial's.
     p99_trials: tuple[float, ...] = ()
+    # The measured arrivals, one stretch per window pooled here; none: Poisson at the rate.
+    arrivals: tuple[Arrivals, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -137,10 +159,13 @@ def from_capacity(run: Path, stack: str) -> Measured:
     replicas = int(measured.replicas or setup.replicas)
     work = solo_service(mark_alone(pd.read_parquet(run / probes[0].records)))
     window = Window(summary.search.warmup_s, summary.search.duration_s)
-    levels = [Level(p.offered_qps, float(p.latency_p50_s or 0), float(p.latency_p99_s or 0),
-                    p.requests, summary.search.duration_s, summary.search.warmup_s,
-                    **tail_of(in_window(probe_records(run, stack, p), window)))
-              for p in probes]
+    levels = []
+    for p in probes:
+        records = probe_records(run, stack, p)
+        levels.append(Level(p.offered_qps, float(p.latency_p50_s or 0),
+                            float(p.latency_p99_s or 0), p.requests, summary.search.duration_s,
+                            summary.search.warmup_s, **tail_of(in_window(records, window)),
+                            arrivals=(arrivals_in(records, window, summary.search.warmup_s),)))
     return Measured(stack, replicas, setup.policy, levels, work.service_s, setup.front_servers,
                     work.source)
 
@@ -246,7 +271,9 @@ def from_steady_stages(run: Path, stack: str) -> Measured:
     figures = percentiles(lowest_records["done_s"] - lowest_records["scheduled_s"], "latency")
     levels = [Level(lowest, figures["latency_p50_s"], figures["latency_p99_s"],
                     len(lowest_records), stages[min(references)][1].length_s, SETTLE_S,
-                    **tail_of(lowest_records))]
+                    **tail_of(lowest_records),
+                    arrivals=tuple(arrivals_in(records, stages[k][1], SETTLE_S)
+                                   for k in references))]
     for k, (rate, window) in enumerate(stages):
         if k in references or grew(records, window, workload.slo_s):
             continue
@@ -271,4 +298,5 @@ def level_of(records: pd.DataFrame, window: Window, rate: float, speed: float,
     if not figures["requests"] or figures["ok_requests"] < figures["requests"]:
         return None
     return Level(rate, figures["latency_p50_s"], figures["latency_p99_s"], figures["requests"],
-                 window.length_s, SETTLE_S, speed, **tail_of(in_window(records, window)))
+                 window.length_s, SETTLE_S, speed, **tail_of(in_window(records, window)),
+                 arrivals=(arrivals_in(records, window, SETTLE_S),))

@@ -4,6 +4,7 @@ on a capacity folder built here."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -19,12 +20,12 @@ from harness.measure.host_timeline import HOST_FILE
 from harness.projection import calibrate as calibration_module
 from harness.projection import fleet_size
 from harness.projection import projection as projection_module
-from harness.projection.calibrate import calibrate
+from harness.projection.calibrate import MAX_ERROR, calibrate
 from harness.projection.cold_starts import measured_cold_starts
 from harness.projection.diurnal import DAY_S, diurnal_rate, simulate_day
-from harness.projection.fleet_sim import rate_at_slo, simulate_steady
+from harness.projection.fleet_sim import SteadyRun, rate_at_slo, simulate_steady
 from harness.projection.fleet_size import replicas_needed
-from harness.projection.measured import Level, Measured, read_measured
+from harness.projection.measured import Arrivals, Level, Measured, read_measured
 from harness.projection.replica_model import ReplicaModel
 from harness.report.coldstart_results import (
     ColdStartResult,
@@ -95,14 +96,57 @@ def test_a_front_stage_saturates_at_its_servers_rate() -> None:
     assert simulate_steady(two, 1, "round_robin", 1.3 / 0.045, duration_s=60).percentile(99) < 2
 
 
+def test_a_replayed_schedule_keeps_its_arrivals_and_its_burst_sets_the_tail() -> None:
+    """As many requests in the measured window, evenly spaced or a fifth of them in a burst
+    of two seconds."""
+    even = np.linspace(0, 60, 600, endpoint=False)
+    rng = np.random.default_rng(5)
+    bursty = np.sort(np.concatenate([rng.uniform(0, 60, 480), 30 + rng.uniform(0, 2, 120)]))
+    runs = [simulate_steady(PLANTED, 2, "round_robin", 10.0, duration_s=50, warmup_s=10,
+                            arrivals_s=arrivals) for arrivals in (even, bursty)]
+    assert [len(run.latencies_s) for run in runs] == [500, int((bursty >= 10).sum())]
+    assert runs[1].percentile(99) > 2 * runs[0].percentile(99)
+
+
+def test_calibration_replays_each_level_s_own_bursts() -> None:
+    """Each level's schedule holds a burst, a fifth of its requests within two seconds: at
+    Poisson times at its rate, no replica reproduces both its P50 and its P99; on its own
+    arrivals, the planted one does. Four trials of the schedule pooled, as a run's are."""
+    levels, rng = [], np.random.default_rng(3)
+    for rate in (10.0, 20.0, 30.0):
+        count = int(rate * 70)
+        times = np.sort(np.concatenate([rng.uniform(0, 70, count - count // 5),
+                                        40 + rng.uniform(0, 2, count // 5)]))
+        trials = [simulate_steady(PLANTED, 2, "p2c", rate, duration_s=60, seed=11 + trial,
+                                  warmup_s=10, arrivals_s=times) for trial in range(4)]
+        run = SteadyRun(np.concatenate([t.latencies_s for t in trials]), rate, 2, "p2c")
+        levels.append(Level(rate, run.percentile(50), run.percentile(99), len(run.latencies_s),
+                            60.0, 10.0, arrivals=(Arrivals(tuple(times), 10.0, 60.0),)))
+    replayed = Measured("optimized", 2, "p2c", levels, PLANTED.work_s)
+    fitted = calibrate(replayed)
+    assert fitted.trusted, [(f.p50_error, f.p99_error) for f in fitted.fits]
+    poisson = dataclasses.replace(replayed, levels=[dataclasses.replace(level, arrivals=())
+                                                    for level in levels])
+    assert calibrate(poisson).max_error > MAX_ERROR
+
+
+def poisson_times(rate: float, length_s: float, seed: int) -> np.ndarray:
+    times = np.cumsum(np.random.default_rng(seed).exponential(1 / rate, int(2 * rate * length_s)))
+    return times[times < length_s]
+
+
 def planted_levels(rates: list[float], p99_factor: float = 1.0,
                    model: ReplicaModel = PLANTED) -> Measured:
-    """Levels "measured" on a planted replica: 2 of them behind P2C, 60 s probes."""
+    """Levels "measured" on a planted replica: 2 of them behind P2C, 60 s probes after 10 s
+    of warm-up, each on Poisson arrivals at its rate that it keeps."""
     levels = []
     for rate in rates:
-        run = simulate_steady(model, 2, "p2c", rate, duration_s=60, seed=11, warmup_s=10)
+        times = poisson_times(rate, 70.0, seed=11)
+        run = simulate_steady(model, 2, "p2c", rate, duration_s=60, seed=11, warmup_s=10,
+                              arrivals_s=times)
         levels.append(Level(rate, run.percentile(50), p99_factor * run.percentile(99),
-                            len(run.latencies_s), 60.0, 10.0))
+                            len(run.latencies_s), 60.0, 10.0,
+                            arrivals=(Arrivals(tuple(times), 10.0, 60.0),)))
     return Measured("optimized", 2, "p2c", levels, model.front_s + model.work_s,
                     model.front_servers)
 
@@ -117,7 +161,6 @@ def test_calibration_finds_a_planted_front_stage_and_predicts_each_level_left_ou
         monkeypatch: pytest.MonkeyPatch) -> None:
     measured = planted_levels([4.0, 20.0, 32.0, 40.0], model=FRONTED)
     engine_only = calibrate(measured)  # the fixture's grid: no front stage
-    assert not engine_only.trusted  # the API server's queue is not a batching cost's shape
     monkeypatch.setattr(calibration_module, "FRONTS_S", np.array([0.0, 0.0225, 0.045, 0.09]))
     monkeypatch.setattr(calibration_module, "SLOWDOWNS", np.geomspace(0.005, 0.08, 5))
     fitted = calibrate(measured)
@@ -125,6 +168,8 @@ def test_calibration_finds_a_planted_front_stage_and_predicts_each_level_left_ou
     assert (fitted.model.front_s, fitted.model.front_servers) == (0.045, 1)
     assert [f.level.rate_qps for f in fitted.held_out] == [4.0, 20.0, 32.0, 40.0]
     assert fitted.held_out_error <= 0.15, [f.error for f in fitted.held_out]
+    # the API server's queue is not a batching cost's shape: no batching cost alone comes near
+    assert engine_only.max_error > 2 * fitted.max_error
 
 
 def test_calibration_finds_a_planted_cost_of_sharing(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -176,10 +221,15 @@ def capacity_folder(tmp_path: Path, measured: Measured) -> Path:
     (run / "specs" / "optimized.yaml").write_text(yaml.safe_dump(
         {"name": "optimized", "replicas": 2, "balancer": {"policy": "p2c"},
          "engine": {"api_server_count": 2}}))
-    records = pd.DataFrame({"scheduled_s": np.zeros(len(measured.work_s)),
-                            "sent_s": np.zeros(len(measured.work_s)),
-                            "done_s": measured.work_s, "ok": True})
-    records.to_parquet(run / "probe-1.parquet")
+    # Each probe's records on its level's arrivals, each request taking a planted work; the
+    # lowest's go on after its window until every planted work is taken once.
+    for k, level in enumerate(measured.levels):
+        sent = np.array(level.arrivals[0].times_s)
+        if k == 0:
+            sent = np.concatenate([sent, 70 + np.arange(len(measured.work_s) - len(sent))])
+        pd.DataFrame({"index": range(len(sent)), "scheduled_s": sent, "sent_s": sent,
+                      "done_s": sent + np.resize(measured.work_s, len(sent)), "ok": True}
+                     ).to_parquet(run / f"probe-{k + 1}.parquet")
     probes = [{"trial": 1, "probe": k + 1, "rate_qps": level.rate_qps, "passed": True,
                "requests": level.requests, "ok_requests": level.requests,
                "failed_requests": 0, "offered_qps": level.rate_qps,
@@ -188,7 +238,7 @@ def capacity_folder(tmp_path: Path, measured: Measured) -> Path:
                "latency_p99_s": level.p99_s, "service_p99_s": None, "send_lag_p99_s": None,
                "concurrency": 2.0 if k == 0 else None, "errors": {},
                "drained_s": 0.0, "stopped_early": None, "schedule_sha256": "0",
-               "schedule": "s", "records": "probe-1.parquet"}
+               "schedule": "s", "records": f"probe-{k + 1}.parquet"}
               for k, level in enumerate(measured.levels)]
     stacks = {"optimized": {"replicas": 2, "trials": [], "status": "measured", "note": "",
                             "probes": probes, "capacity_qps": 50.0,
@@ -211,6 +261,8 @@ def test_read_measured_takes_levels_work_and_setup_from_a_capacity_folder(
     assert [level.rate_qps for level in read.levels] == [4.0, 30.0, 50.0]
     assert (read.levels[0].duration_s, read.levels[0].warmup_s) == (60.0, 10.0)
     assert (read.replicas, read.policy, read.front_servers) == (2, "p2c", 2)
+    for level, planted in zip(read.levels, measured.levels, strict=True):
+        assert level.arrivals == planted.arrivals  # its probe's, warm-up and window
     # Records without replicas' names: every service time is taken, and the source says so
     np.testing.assert_allclose(read.work_s, measured.work_s)
     assert read.work_source.startswith(f"every one of {len(measured.work_s):,} requests")
@@ -223,16 +275,17 @@ STAGE_S, WARMUP_S = 70.0, 10.0
 def stage_records(stages: list[tuple[float, float]], trial: int,
                   fail_in: float | None = None) -> pd.DataFrame:
     """One trial of steady stages, each (rate, how many times slower the machine is), served
-    by the planted replica: a machine k times slower at rate r is the planted one at k·r, k
-    times slower. The two replicas' names alternate, as round-robin's would. Every request
-    fails in the stage at rate `fail_in`."""
-    rng = np.random.default_rng(trial)
+    by the planted replica. The schedule, Poisson at each stage's rate, is the same in every
+    trial, as a run's is; a machine k times slower is the planted one on the schedule played
+    k times faster, its latencies k times longer. The two replicas' names alternate, as
+    round-robin's would. Every request fails in the stage at rate `fail_in`."""
     frames, start = [], WARMUP_S
     for k, (rate, slower) in enumerate(stages):
+        times = poisson_times(rate, STAGE_S, seed=k)
         run = simulate_steady(PLANTED, 2, "p2c", rate * slower, duration_s=STAGE_S / slower,
-                              seed=trial * 10 + k)
-        latencies = run.latencies_s * slower
-        sent = start + np.sort(rng.uniform(0, STAGE_S, len(latencies)))
+                              seed=trial * 10 + k, warmup_s=0.0, arrivals_s=times / slower)
+        latencies = run.latencies_s * slower  # in the order they finished: near enough
+        sent = start + times
         ok = rate != fail_in
         frames.append(pd.DataFrame({
             "scheduled_s": sent, "sent_s": sent, "first_byte_s": sent + latencies,
@@ -281,6 +334,19 @@ def test_steady_stages_of_a_run_are_levels_pooled_over_its_trials(tmp_path: Path
     assert np.median(read.work_s) == pytest.approx(np.median(light.latencies_s), rel=0.1)
     fitted = calibrate(read)
     assert fitted.trusted, [(f.p50_error, f.p99_error) for f in fitted.fits]
+
+
+def test_each_level_carries_the_schedule_s_arrivals_over_its_stretches(tmp_path: Path) -> None:
+    run = levels_folder(tmp_path, [4.0, 30.0, 4.0, 50.0])
+    lowest, at_30 = read_measured(run, "optimized").levels[:2]
+    trial = pd.read_parquet(run / "optimized" / "records" / "trial-2.parquet")
+    # the stretch is the whole stage: its first 10 s settle, the rest is measured
+    start = WARMUP_S + STAGE_S
+    stage = trial[(trial["scheduled_s"] >= start) & (trial["scheduled_s"] < start + STAGE_S)]
+    assert at_30.arrivals == (Arrivals(tuple(stage["scheduled_s"] - start), 10.0, 60.0),)
+    assert [len(stretch.times_s) for stretch in lowest.arrivals] == [  # both 4 QPS stages
+        ((trial["scheduled_s"] >= at) & (trial["scheduled_s"] < at + STAGE_S)).sum()
+        for at in (WARMUP_S, WARMUP_S + 2 * STAGE_S)]
 
 
 def test_the_lowest_stages_measure_the_machines_drift_around_each_level(
