@@ -88,12 +88,13 @@ def simulate_levels(model: ReplicaModel, measured: Measured, seed: int,
     overloaded probe's P99 depends on how long it ran)."""
     fits = []
     for level in measured.levels:
-        stretches = level.arrivals or (None,)
+        stretches: list[tuple[float, float, tuple[float, ...] | None]] = (
+            [(s.duration_s, s.warmup_s, s.times_s) for s in level.arrivals]
+            or [(level.duration_s, level.warmup_s, None)])
         runs = [simulate_steady(model, measured.replicas, measured.policy, level.rate_qps,
-                                stretch.duration_s if stretch else level.duration_s, seed + k,
-                                stretch.warmup_s if stretch else level.warmup_s,
-                                arrivals_s=stretch.times_s if stretch else None)
-                for k in range(repeats or REPEATS) for stretch in stretches]
+                                duration_s, seed + k, warmup_s, arrivals_s=times_s)
+                for k in range(repeats or REPEATS)
+                for duration_s, warmup_s, times_s in stretches]
         pooled = SteadyRun(np.concatenate([run.latencies_s for run in runs]), level.rate_qps,
                            measured.replicas, measured.policy)
         fits.append(LevelFit(level, pooled.percentile(50), pooled.percentile(99)))

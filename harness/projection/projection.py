@@ -144,11 +144,8 @@ def level_rows(calibration: Calibration) -> list[LevelRow]:
 
 def slo_in_the_tail_of_one_request(model: ReplicaModel, one_qps: float,
                                    slo_p99_s: float) -> str | None:
-    """Why no fleet is projected where a replica meets the SLO only while nearly idle.
-
-    There a few slow draws, not how a balancer spreads the load, set a replica's rate at the
-    SLO and a fleet's, so their ratio (a policy's efficiency) is noise.
-    """
+    """Why no fleet is projected where a replica meets the SLO only while nearly idle
+    (`MIN_BUSY_AT_SLO`); None where it is busier."""
     busy = one_qps * (model.mean_work_s + model.front_s)  # Little's law, each request alone
     if busy >= MIN_BUSY_AT_SLO:
         return None
