@@ -89,16 +89,24 @@ test-tools:
 dashboard: setup
 	$(VENV)/bin/harness dashboard
 
+# The unit tests on every core (pytest-xdist): each is its own process's work, with nothing
+# timed. The rest one at a time: they time real processes, which must not share the cores.
+UNIT_TESTS := $(PY) -m pytest -ra -n auto tests/unit
+SERIAL_TESTS := $(PY) -m pytest -ra tests/integration tests/e2e
+
 test: setup browser test-tools images
-	$(PY) -m pytest -ra --durations=20  # the slowest tests, to keep CI's time in view
+	$(UNIT_TESTS)
+	$(SERIAL_TESTS) --durations=20  # the slowest tests, to keep CI's time in view
 
 test-fast: setup test-tools image-tools
-	$(PY) -m pytest -ra -m "not e2e"
+	$(UNIT_TESTS)
+	$(SERIAL_TESTS) -m "not e2e"
 
 check: setup browser test-tools images
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy harness stacks workloads bench dashboard
-	$(PY) -m pytest -ra
+	$(UNIT_TESTS)
+	$(SERIAL_TESTS)
 
 clean:
 	rm -rf $(VENV) models images logs .pytest_cache .mypy_cache .ruff_cache
