@@ -89,8 +89,8 @@ test-tools:
 dashboard: setup
 	$(VENV)/bin/harness dashboard
 
-# The unit tests on every core (pytest-xdist): each is its own process's work, with nothing
-# timed. The rest one at a time: they time real processes, which must not share the cores.
+# The unit tests on every core (pytest-xdist): none of their verdicts rests on having the
+# cores to itself. The rest one at a time: they time real processes against bounds.
 UNIT_TESTS := $(PY) -m pytest -ra -n auto tests/unit
 SERIAL_TESTS := $(PY) -m pytest -ra tests/integration tests/e2e
 
